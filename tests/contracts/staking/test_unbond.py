@@ -1,0 +1,27 @@
+import boa
+
+from conftest import COLLATERAL, STAKE, UNBOND_DELAY, events, now, open_deal
+
+
+def test_unbond_moves_free_stake(market, provider):
+    with boa.env.prank(provider.address):
+        market.unbond(100)
+        (log,) = events(market, "Unbonded")
+        assert (log.amount, log.unbonding, log.ready_at) == (100, 100, now() + UNBOND_DELAY)
+        boa.env.time_travel(seconds=10)
+        market.unbond(50)
+    info = market.provider_info(provider.address)
+    assert (info[4], info[6], info[7]) == (STAKE - 150, 150, now() + UNBOND_DELAY)
+
+
+def test_zero_reverts(market, provider):
+    with boa.env.prank(provider.address), boa.reverts("staking: zero amount"):
+        market.unbond(0)
+
+
+def test_locked_stake_cannot_unbond(market, provider, make_terms):
+    open_deal(market, make_terms(), provider)
+    with boa.env.prank(provider.address), boa.reverts("staking: insufficient free stake"):
+        market.unbond(STAKE - COLLATERAL + 1)
+    with boa.env.prank(provider.address):
+        market.unbond(STAKE - COLLATERAL)
