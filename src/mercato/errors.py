@@ -12,8 +12,30 @@ their data as attributes so callers can act on them without parsing text.
     │   ├── DeploymentNotFound      no deployment file for this chain: run `mercato devnet start`
     │   └── ContractRevert          a revert string from our contracts (see chain.reverts)
     │       ├── AccountsError       "accounts: ..."
+    │       │   ├── InsufficientBalance     the escrow balance does not cover it
+    │       │   ├── WithdrawalNotReady      none requested / its delay has not passed
+    │       │   └── InvalidAmount           zero or otherwise unusable amount
     │       ├── StakingError        "staking: ..."
+    │       │   ├── InsufficientFreeStake   stake not locked in deals is too small (also "deals: …")
+    │       │   ├── UnbondNotReady          nothing unbonding / unbond delay not passed
+    │       │   └── NothingToClaim          no earnings to claim
     │       └── DealsError          "deals: ..."
+    │           ├── BadSignature            the bid/acceptance was not signed by its party
+    │           ├── BidExpired              now > expiry (bid or acceptance)
+    │           ├── BidReplayed             nonce not above the lane's last nonce
+    │           ├── InvalidTerms            terms that can never open a deal
+    │           ├── InvalidSeal             an empty result seal
+    │           ├── LaneBusy                the provider's lane still holds an open deal
+    │           ├── RequesterUnfunded       the requester's balance does not cover the price
+    │           ├── ProviderNotRegistered   the provider never called register
+    │           ├── UnknownDeal             the deal record does not match the lane
+    │           ├── AlreadySettled          the deal was finalized or reclaimed already
+    │           ├── AlreadyCommitted        a seal was committed already
+    │           ├── NotCommitted            finalizing a deal without a seal
+    │           ├── DeadlinePassed          committing after the deadline
+    │           ├── DeadlineNotPassed       reclaiming before the deadline
+    │           ├── ChallengeWindowOpen     finalizing before the challenge window ends
+    │           └── NotAuthorized           the caller is not the party allowed to do it
     ├── DevnetError                 the local anvil node could not be started/stopped
     └── SandboxError                the sandbox could not run a workload
         ├── WorkloadError           the workload itself is unacceptable (malformed, too big, bad imports)
@@ -39,6 +61,28 @@ __all__ = [
     "AccountsError",
     "StakingError",
     "DealsError",
+    "InsufficientBalance",
+    "WithdrawalNotReady",
+    "InvalidAmount",
+    "ProviderNotRegistered",
+    "InsufficientFreeStake",
+    "UnbondNotReady",
+    "NothingToClaim",
+    "BadSignature",
+    "BidExpired",
+    "BidReplayed",
+    "InvalidTerms",
+    "InvalidSeal",
+    "LaneBusy",
+    "RequesterUnfunded",
+    "UnknownDeal",
+    "AlreadySettled",
+    "AlreadyCommitted",
+    "NotCommitted",
+    "DeadlinePassed",
+    "DeadlineNotPassed",
+    "ChallengeWindowOpen",
+    "NotAuthorized",
     "DevnetError",
     "SandboxError",
     "WorkloadError",
@@ -102,6 +146,94 @@ class StakingError(ContractRevert):
 
 class DealsError(ContractRevert):
     """Deal lifecycle refused the operation."""
+
+
+class InsufficientBalance(AccountsError):
+    """The escrow balance (or token allowance) does not cover the amount."""
+
+
+class WithdrawalNotReady(AccountsError):
+    """No withdrawal is pending, or its delay has not passed yet."""
+
+
+class InvalidAmount(AccountsError):
+    """A zero or otherwise unusable amount."""
+
+
+class InsufficientFreeStake(StakingError):
+    """The provider's stake not locked in deals is too small (to unbond, or to lock as collateral)."""
+
+
+class UnbondNotReady(StakingError):
+    """Nothing is unbonding, or the unbond delay has not passed."""
+
+
+class NothingToClaim(StakingError):
+    """There are no earnings to claim."""
+
+
+class BadSignature(DealsError):
+    """The bid or acceptance was not signed by the party it names."""
+
+
+class BidExpired(DealsError):
+    """The offer's expiry has passed."""
+
+
+class BidReplayed(DealsError):
+    """The nonce is not above the lane's last nonce: the offer was used or superseded."""
+
+
+class InvalidTerms(DealsError):
+    """Terms that can never open a deal (zero jobs, expiry after deadline, ...)."""
+
+
+class InvalidSeal(DealsError):
+    """The result seal is empty."""
+
+
+class ProviderNotRegistered(DealsError):
+    """The provider never registered."""
+
+
+class LaneBusy(DealsError):
+    """The provider's lane still holds an open deal."""
+
+
+class RequesterUnfunded(DealsError):
+    """The requester's free escrow balance does not cover the price."""
+
+
+class UnknownDeal(DealsError):
+    """The deal record passed does not match what the lane stores."""
+
+
+class AlreadySettled(DealsError):
+    """The deal was finalized or reclaimed already."""
+
+
+class AlreadyCommitted(DealsError):
+    """A result seal was committed already."""
+
+
+class NotCommitted(DealsError):
+    """The deal has no result seal to finalize."""
+
+
+class DeadlinePassed(DealsError):
+    """The deal's deadline has passed."""
+
+
+class DeadlineNotPassed(DealsError):
+    """The deal's deadline has not passed yet."""
+
+
+class ChallengeWindowOpen(DealsError):
+    """The challenge window after the commit is still open."""
+
+
+class NotAuthorized(DealsError):
+    """The caller is not the party allowed to do this."""
 
 
 class DevnetError(MercatoError):

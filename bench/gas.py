@@ -1,0 +1,169 @@
+"""Gas of every Market operation, measured from receipts (gasUsed: intrinsic + calldata + execution).
+
+Starts its own anvil on a free port with a throw-away state dir, deploys, and prints one JSON
+object per measurement; the last line is a summary object. Run: ``python bench/gas.py``.
+
+Targets (docs/ARCHITECTURE.md): steady-state open_and_commit + finalize of one deal <= 90,000;
+a batch of 100 jobs <= 30,000 per job.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from mercato.chain import MAX_BATCH, Devnet, MarketClient, connect, increase_time
+from mercato.chain.market import chunks
+from mercato.config import RetryPolicy, Settings
+from mercato.domain.deals import Deal, Terms, job_leaf, jobs_root
+
+PRICE = 2 * 10**6
+COLLATERAL = 38 * 10**6
+SEAL = b"\x5e" * 32
+TARGET_SINGLE = 90_000
+TARGET_BATCH_100 = 30_000
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+class Bench:
+    """A requester and a provider on a fresh devnet, with lane/nonce bookkeeping."""
+
+    def __init__(self, requester: MarketClient, provider: MarketClient, advance: Callable[[int], None]) -> None:
+        self.r, self.p, self.advance = requester, provider, advance
+        self.nonces: dict[int, int] = {}
+
+    def terms(self, lane: int, jobs: int = 1, deadline: int = 3600) -> Terms:
+        nonce = self.nonces[lane] = self.nonces.get(lane, 0) + 1
+        leaves = [job_leaf((lane * 1000 + i).to_bytes(32, "big"), PRICE, COLLATERAL) for i in range(jobs)]
+        now = self.r.now()
+        return Terms(self.r.address, self.p.address, lane, nonce, jobs_root(leaves), jobs,
+                     PRICE * jobs, COLLATERAL * jobs, now + deadline, now + min(deadline, 600))
+
+    def accept(self, lane: int, jobs: int = 1) -> tuple[Deal, int]:
+        """open_and_commit by the provider with the requester's acceptance: (deal, gas)."""
+        t = self.terms(lane, jobs)
+        dt = self.p.open_and_commit(t, self.r.sign_acceptance(t), SEAL)
+        return dt.deal, dt.tx.gas_used
+
+    def finalize(self, deals: list[Deal]) -> int:
+        """Finalize in contract-sized calls (MAX_BATCH deals each); total gas."""
+        self.advance(6)
+        return sum(self.p.finalize(batch).gas_used for batch in chunks(deals))
+
+    def warm(self, lanes: range) -> None:
+        """Use each lane once so later deals there pay the steady-state price."""
+        deals = [self.accept(lane)[0] for lane in lanes]
+        self.finalize(deals)
+
+
+def lifecycle(b: Bench) -> dict[str, int]:
+    r, p = b.r, b.p
+    gas: dict[str, int] = {}
+    gas["deposit_first"] = r.deposit(50_000 * 10**6).gas_used
+    gas["deposit"] = r.deposit(50_000 * 10**6).gas_used
+    gas["register"] = p.register("http://127.0.0.1:7001", b"\x01" * 32, b"\x02" * 32).gas_used
+    gas["stake_first"] = p.stake(500_000 * 10**6).gas_used
+    gas["stake"] = p.stake(100_000 * 10**6).gas_used
+    for label in ("fresh_lane", "steady"):  # requester-opened path, lane 0 twice
+        t = b.terms(0)
+        opened = r.open_deal(t, p.sign_bid(t))
+        committed = p.commit_result(opened.deal, SEAL)
+        fin = b.finalize([committed.deal])
+        gas[f"open_deal_{label}"] = opened.tx.gas_used
+        gas[f"commit_result_{label}"] = committed.tx.gas_used
+        gas[f"finalize_{label}"] = fin
+    for label, lane in (("fresh_lane", 1), ("steady", 1)):  # provider-opened happy path
+        deal, oc = b.accept(lane)
+        gas[f"open_and_commit_{label}"] = oc
+        gas[f"finalize_after_accept_{label}"] = b.finalize([deal])
+    t = b.terms(0, deadline=10)
+    deal = r.open_deal(t, p.sign_bid(t)).deal
+    b.advance(20)
+    gas["reclaim"] = r.reclaim([deal]).gas_used
+    gas["request_withdrawal"] = r.request_withdrawal(10**6).gas_used
+    b.advance(31)
+    gas["withdraw"] = r.withdraw().gas_used
+    gas["claim_earnings"] = p.claim_earnings().gas_used
+    gas["unbond"] = p.unbond(10**6).gas_used
+    b.advance(61)
+    gas["withdraw_stake"] = p.withdraw_stake().gas_used
+    return gas
+
+
+def batches(b: Bench, sizes: tuple[int, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    base = 100
+    for n in sizes:
+        # one Terms covering n jobs (one acceptance, one lane word), on a lane used before
+        lane = base
+        b.warm(range(lane, lane + 1))
+        deal, oc = b.accept(lane, jobs=n)
+        fin = b.finalize([deal])
+        out[f"batch_{n}_jobs_one_terms"] = (oc + fin) / n
+        emit(kind="batch_one_terms", n=n, open_and_commit=oc, finalize=fin, per_deal=round((oc + fin) / n))
+        # n separate single-job deals on n used lanes, finalized by one call
+        lanes = range(base + 1, base + 1 + n)
+        b.warm(lanes)
+        opened = [b.accept(lane) for lane in lanes]
+        fin = b.finalize([d for d, _ in opened])
+        total = sum(g for _, g in opened) + fin
+        out[f"batch_{n}_separate_deals"] = total / n
+        emit(kind="batch_separate_deals", n=n, open_and_commit_each=round(sum(g for _, g in opened) / n),
+             finalize=fin, finalize_calls=len(chunks(opened)), finalize_per_deal=round(fin / n), per_deal=round(total / n))
+        base += n + 10
+    return out
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="mercato-gas-") as tmp:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        net = Devnet(Settings(home=Path(tmp), devnet_port=port))
+        try:
+            dep = net.start().deployment
+            assert dep is not None
+            w3 = connect(dep.rpc_url, RetryPolicy(attempts=3))
+            r = MarketClient.from_deployment(w3, dep, dep.keys["requester1"])
+            p = r.as_account(dep.keys["provider1"])
+            b = Bench(r, p, lambda seconds: increase_time(w3, seconds))
+            gas = lifecycle(b)
+            for step, used in gas.items():
+                emit(kind="step", step=step, gas=used)
+            per_deal = batches(b, (1, 10, 100))
+        finally:
+            net.stop()
+    single = gas["open_and_commit_steady"] + gas["finalize_after_accept_steady"]
+    summary = {
+        "lifecycle_gas_single": single,
+        "lifecycle_gas_single_fresh_lane": gas["open_and_commit_fresh_lane"] + gas["finalize_after_accept_fresh_lane"],
+        "lifecycle_gas_requester_opened": gas["open_deal_steady"] + gas["commit_result_steady"] + gas["finalize_steady"],
+        "lifecycle_gas_requester_opened_fresh_lane": (gas["open_deal_fresh_lane"] + gas["commit_result_fresh_lane"]
+                                                      + gas["finalize_fresh_lane"]),
+        "lifecycle_gas_per_deal_batch_1": round(per_deal["batch_1_jobs_one_terms"]),
+        "lifecycle_gas_per_deal_batch_10": round(per_deal["batch_10_jobs_one_terms"]),
+        "lifecycle_gas_per_deal_batch_100": round(per_deal["batch_100_jobs_one_terms"]),
+        "separate_deals_gas_per_deal_batch_1": round(per_deal["batch_1_separate_deals"]),
+        "separate_deals_gas_per_deal_batch_10": round(per_deal["batch_10_separate_deals"]),
+        "separate_deals_gas_per_deal_batch_100": round(per_deal["batch_100_separate_deals"]),
+        "withdraw_gas": gas["request_withdrawal"] + gas["withdraw"],
+        "reclaim_gas": gas["reclaim"],
+        "target_single": TARGET_SINGLE,
+        "target_batch_100_per_deal": TARGET_BATCH_100,
+        "max_deals_per_finalize_call": MAX_BATCH,
+        "meets_targets": single <= TARGET_SINGLE and per_deal["batch_100_jobs_one_terms"] <= TARGET_BATCH_100,
+        "steps": gas,
+    }
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The seam upper layers depend on: ``MarketApi`` and the typed values it returns.
+
+``MarketClient`` (web3, a real node) and ``FakeMarket`` (in memory) both implement it,
+with the same semantics and the same typed errors.
+
+    >>> def pay(m: MarketApi, amount: int) -> int:
+    ...     m.deposit(amount)
+    ...     return m.balance_of()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from mercato.domain.deals import Deal, Terms
+
+__all__ = [
+    "Event",
+    "Tx",
+    "DealTx",
+    "PendingWithdrawal",
+    "ProviderInfo",
+    "Reputation",
+    "LaneState",
+    "MarketApi",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded contract event: ``name`` as in the contract, ``args`` by field name."""
+
+    name: str
+    args: dict[str, Any]
+    log_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """A mined transaction: hash, gas used (incl. intrinsic and calldata), block, events."""
+
+    tx_hash: bytes
+    gas_used: int
+    block_number: int
+    timestamp: int
+    events: tuple[Event, ...] = ()
+
+    def events_named(self, name: str) -> list[Event]:
+        """The events called ``name``, in log order."""
+        return [ev for ev in self.events if ev.name == name]
+
+
+@dataclass(frozen=True, slots=True)
+class DealTx:
+    """A deal after a transaction that changed it, with that transaction."""
+
+    deal: Deal
+    tx: Tx
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWithdrawal:
+    """An escrow withdrawal on its way out."""
+
+    amount: int
+    ready_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """A provider's registry entry and stake accounting (token base units)."""
+
+    registered: bool
+    endpoint: str
+    resources: bytes
+    enc_key: bytes
+    stake: int
+    locked: int
+    unbonding: int
+    unbond_ready_at: int
+    earnings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reputation:
+    """On-chain outcome counters of a provider."""
+
+    completed: int
+    missed: int
+    slashed: int
+    volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class LaneState:
+    """One lane word: the truncated hash of its open deal (0 = free) and its last nonce."""
+
+    deal_hash_prefix: int
+    last_nonce: int
+
+    @property
+    def busy(self) -> bool:
+        """Whether the lane holds an open deal."""
+        return self.deal_hash_prefix != 0
+
+    @classmethod
+    def from_word(cls, word: int) -> LaneState:
+        """Split the 256-bit lane slot."""
+        return cls(word >> 64, word & (2**64 - 1))
+
+
+@runtime_checkable
+class MarketApi(Protocol):
+    """The Market as seen from one account (``address``); writes are sent from it."""
+
+    address: str
+    market: str
+    chain_id: int
+
+    # escrow accounts
+    def deposit(self, amount: int) -> Tx: ...
+    def request_withdrawal(self, amount: int) -> Tx: ...
+    def withdraw(self) -> Tx: ...
+    def cancel_withdrawal(self) -> Tx: ...
+    def balance_of(self, account: str | None = None) -> int: ...
+    def pending_withdrawal(self, account: str | None = None) -> PendingWithdrawal: ...
+
+    # provider registry and stake
+    def register(self, endpoint: str, resources: bytes, enc_key: bytes) -> Tx: ...
+    def stake(self, amount: int) -> Tx: ...
+    def unbond(self, amount: int) -> Tx: ...
+    def withdraw_stake(self) -> Tx: ...
+    def claim_earnings(self) -> Tx: ...
+    def provider_info(self, provider: str | None = None) -> ProviderInfo: ...
+    def free_stake(self, provider: str | None = None) -> int: ...
+    def reputation(self, provider: str | None = None) -> Reputation: ...
+
+    # deals
+    def open_deal(self, terms: Terms, bid_signature: bytes) -> DealTx: ...
+    def commit_result(self, deal: Deal, seal: bytes) -> DealTx: ...
+    def open_and_commit(self, terms: Terms, acceptance_signature: bytes, seal: bytes) -> DealTx: ...
+    def finalize(self, deals: Sequence[Deal]) -> Tx: ...
+    def reclaim(self, deals: Sequence[Deal]) -> Tx: ...
+    def lane(self, provider: str, lane: int) -> LaneState: ...
+
+    # signing with this account's key, and chain facts
+    def sign_bid(self, terms: Terms) -> bytes: ...
+    def sign_acceptance(self, terms: Terms) -> bytes: ...
+    def now(self) -> int: ...
+    def token_balance(self, account: str | None = None) -> int: ...
+
+

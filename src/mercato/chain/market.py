@@ -1,0 +1,234 @@
+"""``MarketClient``: the deployed Market over web3, one method per external function.
+
+    >>> m = MarketClient.from_deployment(w3, deployment, key)          # doctest: +SKIP
+    >>> m.deposit(100 * 10**6).gas_used                                 # doctest: +SKIP
+    51234
+    >>> opened = m.open_deal(terms, bid_signature)                      # doctest: +SKIP
+    >>> opened.deal.deal_id == opened.tx.events_named("DealOpened")[0].args["deal_id"]  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3 import Web3
+from web3.contract.contract import Contract, ContractFunction
+from web3.types import TxReceipt
+
+from mercato.chain import eip712
+from mercato.chain.api import (
+    DealTx,
+    Event,
+    LaneState,
+    PendingWithdrawal,
+    ProviderInfo,
+    Reputation,
+    Tx,
+)
+from mercato.chain.deployment import Deployment
+from mercato.chain.rpc import TxSender
+from mercato.domain.deals import Deal, Terms
+from mercato.errors import TransactionFailed
+
+__all__ = ["MarketClient", "MAX_BATCH", "check_batch", "chunks"]
+
+MAX_BATCH = 32  # DynArray bound of finalize/reclaim (_MAX_BATCH in deals.vy; a unit test keeps them equal)
+
+
+class MarketClient:
+    """``MarketApi`` over a real node; writes are signed by ``sender``'s key."""
+
+    def __init__(self, w3: Web3, market: Contract, token: Contract, sender: TxSender) -> None:
+        self.w3 = w3
+        self.contract = market
+        self.token = token
+        self.sender = sender
+        self.address: str = sender.address
+        self.market: str = str(market.address)
+        self.chain_id: int = sender._chain_id()
+        self._events = {event_abi_to_log_topic(abi): abi["name"]  # type: ignore[arg-type]
+                        for abi in market.abi if abi["type"] == "event"}
+
+    @classmethod
+    def from_deployment(cls, w3: Web3, deployment: Deployment, private_key: str | bytes, *,
+                        gas_margin: float = 1.2, timeout: float = 60.0) -> MarketClient:
+        """A client for ``deployment`` acting as ``private_key``."""
+        market = w3.eth.contract(address=to_checksum_address(deployment.market), abi=deployment.abi["market"])
+        token = w3.eth.contract(address=to_checksum_address(deployment.token), abi=deployment.abi["token"])
+        return cls(w3, market, token, TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout))
+
+    def as_account(self, private_key: str | bytes) -> MarketClient:
+        """The same market seen from another key (shares the connection)."""
+        sender = TxSender(self.w3, private_key, gas_margin=self.sender.gas_margin, timeout=self.sender.timeout)
+        return MarketClient(self.w3, self.contract, self.token, sender)
+
+    # plumbing -----------------------------------------------------------------------------
+    @property
+    def _f(self) -> Any:
+        return self.contract.functions
+
+    def _send(self, fn: ContractFunction) -> Tx:
+        receipt = self.sender.send(fn)
+        assert not isinstance(receipt, bytes)
+        return self._tx(receipt)
+
+    def _tx(self, receipt: TxReceipt) -> Tx:
+        events = tuple(self._decode(log) for log in receipt["logs"]
+                       if log["address"] == self.market and log["topics"]
+                       and bytes(log["topics"][0]) in self._events)
+        block = self.w3.eth.get_block(receipt["blockNumber"])
+        return Tx(bytes(receipt["transactionHash"]), int(receipt["gasUsed"]), int(receipt["blockNumber"]),
+                  int(block["timestamp"]), events)
+
+    def _decode(self, log: Any) -> Event:
+        name = self._events[bytes(log["topics"][0])]
+        data = getattr(self.contract.events, name)().process_log(log)
+        return Event(name, {k: _plain(v) for k, v in data["args"].items()}, int(log["logIndex"]))
+
+    def _view(self, fn: ContractFunction) -> Any:
+        return self.sender.call(fn)
+
+    def _approve(self, amount: int) -> None:
+        allowance = self._view(self.token.functions.allowance(self.address, self.market))
+        if allowance < amount:
+            self.sender.send(self.token.functions.approve(self.market, amount))
+
+    # escrow accounts ----------------------------------------------------------------------
+    def deposit(self, amount: int) -> Tx:
+        """Approve (when needed) and deposit ``amount`` into this account's escrow."""
+        self._approve(amount)
+        return self._send(self._f.deposit(amount))
+
+    def request_withdrawal(self, amount: int) -> Tx:
+        return self._send(self._f.request_withdrawal(amount))
+
+    def withdraw(self) -> Tx:
+        return self._send(self._f.withdraw())
+
+    def cancel_withdrawal(self) -> Tx:
+        return self._send(self._f.cancel_withdrawal())
+
+    def balance_of(self, account: str | None = None) -> int:
+        return int(self._view(self._f.balance_of(account or self.address)))
+
+    def pending_withdrawal(self, account: str | None = None) -> PendingWithdrawal:
+        amount, ready_at = self._view(self._f.pending_withdrawal(account or self.address))
+        return PendingWithdrawal(int(amount), int(ready_at))
+
+    # provider registry and stake ------------------------------------------------------------
+    def register(self, endpoint: str, resources: bytes, enc_key: bytes) -> Tx:
+        return self._send(self._f.register(endpoint, bytes(resources), bytes(enc_key)))
+
+    def stake(self, amount: int) -> Tx:
+        """Approve (when needed) and stake ``amount``."""
+        self._approve(amount)
+        return self._send(self._f.stake(amount))
+
+    def unbond(self, amount: int) -> Tx:
+        return self._send(self._f.unbond(amount))
+
+    def withdraw_stake(self) -> Tx:
+        return self._send(self._f.withdraw_stake())
+
+    def claim_earnings(self) -> Tx:
+        return self._send(self._f.claim_earnings())
+
+    def provider_info(self, provider: str | None = None) -> ProviderInfo:
+        v = self._view(self._f.provider_info(provider or self.address))
+        return ProviderInfo(bool(v[0]), str(v[1]), bytes(v[2]), bytes(v[3]), *(int(x) for x in v[4:9]))
+
+    def free_stake(self, provider: str | None = None) -> int:
+        return int(self._view(self._f.free_stake(provider or self.address)))
+
+    def reputation(self, provider: str | None = None) -> Reputation:
+        return Reputation(*(int(x) for x in self._view(self._f.reputation(provider or self.address))))
+
+    # deals ----------------------------------------------------------------------------------
+    def open_deal(self, terms: Terms, bid_signature: bytes) -> DealTx:
+        """Open a deal from the provider's signed Bid (sent by the requester)."""
+        tx = self._send(self._f.open_deal(terms.to_tuple(), bytes(bid_signature)))
+        return DealTx(Deal(terms), tx)
+
+    def commit_result(self, deal: Deal, seal: bytes) -> DealTx:
+        """Commit the result seal (sent by the provider); returns the deal as now stored."""
+        tx = self._send(self._f.commit_result(deal.to_tuple(), bytes(seal)))
+        return DealTx(deal.with_commit(seal, _committed_at(tx)), tx)
+
+    def open_and_commit(self, terms: Terms, acceptance_signature: bytes, seal: bytes) -> DealTx:
+        """Open with the requester's signed Acceptance and commit at once (sent by the provider)."""
+        tx = self._send(self._f.open_and_commit(terms.to_tuple(), bytes(acceptance_signature), bytes(seal)))
+        # DealOpened carries the seal; committed_at is that block's timestamp
+        return DealTx(Deal(terms).with_commit(seal, tx.timestamp), tx)
+
+    def finalize(self, deals: Sequence[Deal]) -> Tx:
+        """Settle committed deals after their challenge window (one transaction)."""
+        return self._send(self._f.finalize([d.to_tuple() for d in check_batch(deals)]))
+
+    def reclaim(self, deals: Sequence[Deal]) -> Tx:
+        """Unwind uncommitted deals past their deadline (one transaction)."""
+        return self._send(self._f.reclaim([d.to_tuple() for d in check_batch(deals)]))
+
+    def lane(self, provider: str, lane: int) -> LaneState:
+        return LaneState.from_word(int(self._view(self._f.lane(provider, lane))))
+
+    def deal_id(self, provider: str, lane: int, nonce: int) -> bytes:
+        """The contract's own deal id (equals ``domain.deals.deal_id``)."""
+        return bytes(self._view(self._f.deal_id(provider, lane, nonce)))
+
+    def bid_digest(self, terms: Terms) -> bytes:
+        return bytes(self._view(self._f.bid_digest(terms.to_tuple())))
+
+    def acceptance_digest(self, terms: Terms) -> bytes:
+        return bytes(self._view(self._f.acceptance_digest(terms.to_tuple())))
+
+    def deal_hash(self, deal: Deal) -> bytes:
+        return bytes(self._view(self._f.deal_hash(deal.to_tuple())))
+
+    def parameters(self) -> dict[str, int]:
+        """The deployment parameters the contract was built with."""
+        names = ("challenge_window", "unbond_delay", "withdrawal_delay", "miss_penalty_bps")
+        return {n: int(self._view(getattr(self._f, n)())) for n in names}
+
+    # signing and chain facts --------------------------------------------------------------
+    def sign_bid(self, terms: Terms) -> bytes:
+        return eip712.sign_bid(terms, self.sender.account.key, chain_id=self.chain_id, market=self.market)
+
+    def sign_acceptance(self, terms: Terms) -> bytes:
+        return eip712.sign_acceptance(terms, self.sender.account.key, chain_id=self.chain_id, market=self.market)
+
+    def now(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def token_balance(self, account: str | None = None) -> int:
+        return int(self._view(self.token.functions.balanceOf(account or self.address)))
+
+
+def check_batch(deals: Sequence[Deal]) -> Sequence[Deal]:
+    """``deals`` if the contract takes that many in one call, else ValueError with advice."""
+    if len(deals) > MAX_BATCH:
+        raise ValueError(f"{len(deals)} deals in one call; the contract takes at most {MAX_BATCH}: split the batch")
+    return deals
+
+
+def chunks(deals: Sequence[Deal], size: int = MAX_BATCH) -> list[Sequence[Deal]]:
+    """Split ``deals`` into contract-sized batches (one finalize/reclaim call each)."""
+    return [deals[i:i + size] for i in range(0, len(deals), size)]
+
+
+def _committed_at(tx: Tx) -> int:
+    events = tx.events_named("ResultCommitted")
+    if not events:
+        raise TransactionFailed(f"transaction {tx.tx_hash.hex()} logged no ResultCommitted")
+    return int(events[-1].args["committed_at"])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value

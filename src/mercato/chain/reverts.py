@@ -1,0 +1,123 @@
+"""Every revert string of the contracts, mapped to a typed exception with advice.
+
+    >>> err = error_for("deals: bid expired")
+    >>> type(err).__name__, err.reason
+    ('BidExpired', 'deals: bid expired')
+
+A unit test fails when a string in ``contracts/`` has no entry here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NoReturn
+
+from eth_abi import decode
+
+from mercato import errors as e
+
+__all__ = ["REVERTS", "REVERT_PATTERN", "error_for", "revert_reason", "raise_for_error"]
+
+REVERT_PATTERN = re.compile(r'"((?:accounts|staking|deals|audits|market|eip712): [^"]+)"')
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+# reason -> (exception class, what to do next)
+REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
+    # accounts
+    "accounts: zero token": (e.AccountsError, "deploy with a real ERC-20 token address"),
+    "accounts: delay too long": (e.AccountsError, "deploy with a withdrawal delay of at most a year"),
+    "accounts: zero amount": (e.InvalidAmount, "pass an amount above zero"),
+    "accounts: amount too large": (e.InvalidAmount, "use a smaller amount"),
+    "accounts: insufficient balance": (
+        e.InsufficientBalance, "deposit more first, or withdraw less (see `balance_of`)"),
+    "accounts: nothing pending": (e.WithdrawalNotReady, "call request_withdrawal first"),
+    "accounts: withdrawal not ready": (
+        e.WithdrawalNotReady, "wait until the withdrawal delay has passed (see `pending_withdrawal`)"),
+    "accounts: token transfer failed": (
+        e.InsufficientBalance, "check the token balance and approve the market for the amount"),
+    # staking
+    "staking: delay too long": (e.StakingError, "deploy with an unbond delay of at most a year"),
+    "staking: empty endpoint": (e.StakingError, "register with the URL of your provider agent"),
+    "staking: zero amount": (e.InvalidAmount, "pass an amount above zero"),
+    "staking: amount too large": (e.InvalidAmount, "use a smaller amount"),
+    "staking: insufficient free stake": (
+        e.InsufficientFreeStake, "unbond at most `free_stake`; collateral of open deals stays locked"),
+    "staking: nothing unbonding": (e.UnbondNotReady, "call unbond first"),
+    "staking: unbond not ready": (
+        e.UnbondNotReady, "wait until the unbond delay has passed (see `provider_info`)"),
+    "staking: no earnings": (e.NothingToClaim, "finalize committed deals first; earnings come from them"),
+    # deals
+    "deals: window too long": (e.DealsError, "deploy with a challenge window of at most a year"),
+    "deals: penalty above 100%": (e.DealsError, "deploy with miss_penalty_bps <= 10000"),
+    "deals: not requester": (e.NotAuthorized, "open_deal must be sent by the terms' requester"),
+    "deals: not provider": (e.NotAuthorized, "only the terms' provider may commit or open_and_commit"),
+    "deals: bid expired": (e.BidExpired, "ask the provider for a fresh bid"),
+    "deals: acceptance expired": (e.BidExpired, "ask the requester for a fresh acceptance"),
+    "deals: empty seal": (e.InvalidSeal, "commit keccak256(result_root, salt), never zero"),
+    "deals: bad signature": (
+        e.BadSignature, "sign the terms exactly as sent, with the right key, chain id and market address"),
+    "deals: no jobs": (e.InvalidTerms, "terms must cover at least one job"),
+    "deals: expiry after deadline": (e.InvalidTerms, "set expiry <= deadline"),
+    "deals: nonce out of range": (e.InvalidTerms, "use a nonce below 2**64"),
+    "deals: amount out of range": (e.InvalidTerms, "use a price below 2**96"),
+    "deals: lane busy": (e.LaneBusy, "use another lane, or finalize/reclaim the lane's open deal first"),
+    "deals: bid replayed": (
+        e.BidReplayed, "this nonce was used on the lane: sign new terms with a higher nonce (see `lane`)"),
+    "deals: requester unfunded": (e.RequesterUnfunded, "the requester must deposit at least the price"),
+    "deals: provider not registered": (e.ProviderNotRegistered, "the provider must call register first"),
+    "deals: insufficient free stake": (
+        e.InsufficientFreeStake, "the provider must stake at least the collateral (see `free_stake`)"),
+    "deals: already committed": (e.AlreadyCommitted, "the deal is committed: finalize it after the window"),
+    "deals: deadline passed": (e.DeadlinePassed, "too late to commit; the requester may now reclaim"),
+    "deals: not committed": (e.NotCommitted, "commit a result before finalizing"),
+    "deals: challenge window open": (
+        e.ChallengeWindowOpen, "wait until committed_at + challenge_window, then finalize"),
+    "deals: deadline not passed": (e.DeadlineNotPassed, "wait until the deadline has passed to reclaim"),
+    "deals: already settled": (e.AlreadySettled, "nothing to do: the deal was finalized or reclaimed"),
+    "deals: unknown deal": (
+        e.UnknownDeal, "pass the deal exactly as stored (terms, seal, committed_at; see `deal_hash`)"),
+}
+
+
+def error_for(reason: str) -> e.ContractRevert | e.TransactionFailed:
+    """The typed exception for ``reason``; unknown strings give ``TransactionFailed``."""
+    entry = REVERTS.get(reason)
+    if entry is None:
+        return e.TransactionFailed(f"the contract reverted: {reason or 'no reason given'}")
+    cls, advice = entry
+    return cls(f"{reason}: {advice}", reason=reason)
+
+
+def _decode_data(data: Any) -> str | None:
+    if isinstance(data, dict):
+        data = data.get("data")
+    if not isinstance(data, str | bytes) or not data:
+        return None
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    if raw[:4] != _ERROR_SELECTOR:
+        return None
+    try:
+        return str(decode(["string"], raw[4:])[0])
+    except Exception:  # malformed revert data: fall back to the message text
+        return None
+
+
+def revert_reason(exc: BaseException) -> str | None:
+    """The revert string inside a web3 error (``ContractLogicError``, ``Web3RPCError``)."""
+    reason = _decode_data(getattr(exc, "data", None))
+    if reason:
+        return reason
+    text = str(getattr(exc, "message", None) or exc)
+    match = re.search(r"((?:accounts|staking|deals|audits|market|eip712): [^'\"\n}]+)", text)
+    if match:
+        return match.group(1).strip()
+    match = re.search(r"execution reverted:?\s*([^'\"\n}]*)", text)
+    return match.group(1).strip() if match and match.group(1).strip() else None
+
+
+def raise_for_error(exc: BaseException) -> NoReturn:
+    """Re-raise a web3 error as the typed Mercato error it stands for."""
+    reason = revert_reason(exc)
+    if reason is not None:
+        raise error_for(reason) from exc
+    raise e.TransactionFailed(f"the node refused the transaction: {exc}") from exc

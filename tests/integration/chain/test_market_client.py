@@ -1,0 +1,82 @@
+"""MarketClient against a real anvil: the fake's scenarios, plus what only a node can show."""
+
+from __future__ import annotations
+
+import chain_scenarios as S
+import pytest
+from chain_scenarios import Parties
+from web3 import Web3
+
+from mercato.chain import MAX_BATCH, Deployment, MarketApi, MarketClient, eip712
+from mercato.domain.deals import Deal
+
+
+def test_client_implements_the_protocol(clients: dict[str, MarketClient]) -> None:
+    assert isinstance(clients["requester1"], MarketApi)
+
+
+def test_parameters_are_the_devnet_defaults(clients: dict[str, MarketClient]) -> None:
+    assert clients["deployer"].parameters() == {
+        "challenge_window": 5, "unbond_delay": 60, "withdrawal_delay": 30, "miss_penalty_bps": 5000}
+
+
+def test_dev_accounts_are_funded(clients: dict[str, MarketClient], deployment: Deployment) -> None:
+    for name, address in deployment.accounts.items():
+        assert clients["deployer"].token_balance(address) >= 900_000 * 10**6, name
+
+
+def test_views_match_python(parties: Parties) -> None:
+    r = parties.requester
+    t = S.terms(parties, lane=99)
+    assert r.deal_id(t.provider, t.lane, t.nonce) == t.deal_id
+    assert r.bid_digest(t) == eip712.digest("Bid", t, r.chain_id, r.market)
+    assert r.acceptance_digest(t) == eip712.digest("Acceptance", t, r.chain_id, r.market)
+    d = Deal(t, b"\x07" * 32, 12345)
+    assert r.deal_hash(d) == d.hash
+
+
+def test_bid_lifecycle(parties: Parties) -> None:
+    S.bid_lifecycle(parties, lane=0)
+
+
+def test_acceptance_batch(parties: Parties) -> None:
+    S.acceptance_batch(parties, lane=10)
+
+
+def test_reclaim_missed(parties: Parties) -> None:
+    S.reclaim_missed(parties, lane=20)
+
+
+def test_typed_reverts(parties: Parties) -> None:
+    S.typed_reverts(parties, lane=30)
+
+
+def test_escrow_and_stake(parties: Parties) -> None:
+    S.escrow_and_stake(parties)
+
+
+def test_gas_is_reported_and_events_decoded(parties: Parties, w3: Web3) -> None:
+    r, v = parties.requester, parties.provider
+    t = S.terms(parties, lane=50)
+    dt = v.open_and_commit(t, r.sign_acceptance(t), S.SEAL)
+    receipt = w3.eth.get_transaction_receipt(dt.tx.tx_hash)
+    assert dt.tx.gas_used == receipt["gasUsed"] > 21_000
+    opened = dt.tx.events_named("DealOpened")[0].args
+    assert opened["provider"] == v.address and opened["jobs_root"] == t.jobs_root
+    assert dt.deal.committed_at == dt.tx.timestamp
+
+
+def test_nonce_manager_survives_external_use(clients: dict[str, MarketClient], deployment: Deployment,
+                                             w3: Web3) -> None:
+    """Another client using the same key makes our counter stale: we resync on 'nonce too low'."""
+    a = MarketClient.from_deployment(w3, deployment, deployment.keys["requester2"])
+    b = MarketClient.from_deployment(w3, deployment, deployment.keys["requester2"])
+    a.deposit(1_000)
+    b.deposit(1_000)
+    a.deposit(1_000)  # a's counter is one behind: must resync, not fail
+    assert a.balance_of() >= 3_000
+
+
+def test_batch_limit(clients: dict[str, MarketClient]) -> None:
+    with pytest.raises(ValueError, match=f"at most {MAX_BATCH}"):
+        clients["requester1"].finalize([object()] * (MAX_BATCH + 1))  # type: ignore[list-item]

@@ -1,0 +1,105 @@
+"""domain.deals: tuples, ids, hashes and the OpenZeppelin-compatible jobs tree."""
+
+from __future__ import annotations
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mercato.domain.deals import (
+    ZERO32,
+    Deal,
+    Terms,
+    deal_hash,
+    deal_id,
+    job_leaf,
+    jobs_root,
+    lane_word,
+    merkle_proof,
+    verify_proof,
+)
+
+A = "0x" + "aa" * 20
+B = "0x" + "bb" * 20
+
+
+def _terms(**kw: object) -> Terms:
+    base = dict(requester=A, provider=B, lane=3, nonce=7, jobs_root=b"\x01" * 32, jobs=1, price=10,
+                collateral=190, deadline=2000, expiry=1000)
+    return Terms(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_terms_tuple_round_trip_and_field_order() -> None:
+    t = _terms()
+    assert t.to_tuple()[:4] == (t.requester, t.provider, 3, 7)
+    assert Terms.from_tuple(t.to_tuple()) == t
+    assert list(t.as_message()) == ["requester", "provider", "lane", "nonce", "jobs_root", "jobs",
+                                    "price", "collateral", "deadline", "expiry"]
+
+
+def test_addresses_are_checksummed_and_root_checked() -> None:
+    assert _terms(requester=A.lower()).requester == "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
+    with pytest.raises(ValueError):
+        _terms(jobs_root=b"\x01" * 31)
+
+
+def test_deal_id_is_abi_encoded_keccak() -> None:
+    assert deal_id(B, 3, 7) == keccak(encode(["address", "uint256", "uint256"], [B, 3, 7]))
+    assert _terms().deal_id == deal_id(B, 3, 7)
+
+
+def test_deal_hash_encodes_nested_struct_flat() -> None:
+    d = Deal(_terms(), b"\x09" * 32, 55)
+    flat = encode(["address", "address"] + ["uint256"] * 2 + ["bytes32"] + ["uint256"] * 5 + ["bytes32", "uint256"],
+                  [*d.terms.to_tuple(), d.seal, d.committed_at])
+    assert deal_hash(d) == keccak(flat) == d.hash
+    assert Deal.from_tuple(d.to_tuple()) == d
+
+
+def test_with_commit_and_lane_word() -> None:
+    d = Deal(_terms())
+    assert not d.committed and d.seal == ZERO32
+    c = d.with_commit(b"\x05" * 32, 99)
+    assert c.committed and c.committed_at == 99
+    word = lane_word(c, 7)
+    assert word & (2**64 - 1) == 7 and word >> 64 == int.from_bytes(c.hash, "big") >> 64
+    assert lane_word(None, 7) == 7
+
+
+def test_job_leaf_is_double_keccak() -> None:
+    inner = keccak(encode(["bytes32", "uint256", "uint256"], [b"\x11" * 32, 5, 95]))
+    assert job_leaf(b"\x11" * 32, 5, 95) == keccak(inner)
+
+
+def test_single_leaf_root_is_the_leaf_and_proof_empty() -> None:
+    leaf = job_leaf(b"\x11" * 32, 5, 95)
+    assert jobs_root([leaf]) == leaf
+    assert merkle_proof([leaf], 0) == []
+    assert verify_proof([], leaf, leaf)
+
+
+def test_known_three_leaf_tree() -> None:
+    a, b, c = (bytes([i]) * 32 for i in (1, 2, 3))
+    ab = keccak(a + b)
+    expected = keccak(ab + c) if ab < c else keccak(c + ab)
+    assert jobs_root([a, b, c]) == expected
+    assert merkle_proof([a, b, c], 2) == [ab]
+
+
+def test_empty_tree_and_bad_index_raise() -> None:
+    with pytest.raises(ValueError):
+        jobs_root([])
+    with pytest.raises(IndexError):
+        merkle_proof([b"\x01" * 32], 1)
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40), st.data())
+def test_every_proof_verifies_and_tampering_fails(leaves: list[bytes], data: st.DataObject) -> None:
+    root = jobs_root(leaves)
+    i = data.draw(st.integers(0, len(leaves) - 1))
+    proof = merkle_proof(leaves, i)
+    assert verify_proof(proof, root, leaves[i])
+    if leaves[i] not in leaves[:i] + leaves[i + 1:]:
+        assert not verify_proof(proof, root, keccak(leaves[i]))
