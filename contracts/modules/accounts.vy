@@ -166,25 +166,20 @@ def pending_withdrawal(account: address) -> (uint256, uint256):
 
 
 @internal
-@view
-def _available(account: address) -> uint256:
+def _debit(account: address, amount: uint256) -> bool:
     """
-    @dev The available balance of `account` (for deals).
-    @param account Any address.
-    @return uint256 Token base units.
-    """
-    return self._accounts[account] & _U128
-
-
-@internal
-def _debit(account: address, amount: uint256):
-    """
-    @dev Takes `amount` from `account`'s available balance; the caller
-         has checked it is there (available is the low field, so no borrow).
+    @dev Takes `amount` from `account`'s available balance if it is there
+         (one read and one write of the account word).
     @param account The requester.
-    @param amount Token base units, <= available.
+    @param amount Token base units.
+    @return bool False, changing nothing, when available < amount.
     """
-    self._accounts[account] -= amount
+    word: uint256 = self._accounts[account]
+    if word & _U128 < amount:
+        return False
+    # available is the low field and amount <= available: no borrow
+    self._accounts[account] = unsafe_sub(word, amount)
+    return True
 
 
 @internal

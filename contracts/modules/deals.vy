@@ -13,6 +13,11 @@
             bits  0..63   the nonce of the last deal opened on the lane
         The full `Deal` comes back as calldata and must hash to the word,
         so a deal costs no new storage once its lane has been used.
+
+        No function here calls out (ecrecover is a precompile), so none
+        takes the reentrancy lock: the functions that call the token
+        (accounts, staking) hold it and write their state before the call,
+        so a deal function re-entered from a token callback sees settled state.
 """
 
 from . import accounts
@@ -42,6 +47,9 @@ struct Deal:
     committed_at: uint256
 
 
+# Every Terms field plus the seal: an indexer rebuilds the Deal from this one event
+# (committed_at = the block's timestamp when seal != 0, else 0). open_and_commit
+# logs only this; ResultCommitted comes from commit_result alone.
 event DealOpened:
     deal_id: indexed(bytes32)
     requester: indexed(address)
@@ -54,6 +62,7 @@ event DealOpened:
     collateral: uint256
     deadline: uint256
     expiry: uint256
+    seal: bytes32
 
 
 event ResultCommitted:
@@ -87,8 +96,10 @@ _U96: constant(uint256) = 2**96 - 1
 _MAX_S: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 _BPS: constant(uint256) = 10_000
 _MAX_WINDOW: constant(uint256) = 365 * 86400
-# vyper copies a calldata array of structs with addresses into memory at its full
-# bound; 256 deals would cost ~28k gas of memory expansion on every call, so 32
+# vyper copies a calldata array of structs with addresses into memory and places the
+# function's own locals after it at its full bound; the batch loops keep no Deal local
+# and hash each deal in _hash_bits' frame (low in memory), so a short batch pays only
+# for what it holds. 32 keeps a full batch's calldata and memory modest.
 _MAX_BATCH: constant(uint256) = 32
 
 
@@ -112,7 +123,6 @@ def __init__(challenge_window_: uint256, miss_penalty_bps_: uint256):
 
 
 @external
-@nonreentrant
 def open_deal(terms: Terms, bid_signature: Bytes[65]) -> bytes32:
     """
     @dev The requester opens a deal from the provider's signed `Bid`.
@@ -121,14 +131,13 @@ def open_deal(terms: Terms, bid_signature: Bytes[65]) -> bytes32:
     @return bytes32 The deal id, keccak256(abi_encode(provider, lane, nonce)).
     """
     assert msg.sender == terms.requester, "deals: not requester"
-    self._check_terms(terms)
+    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
     assert block.timestamp <= terms.expiry, "deals: bid expired"
     self._check_signature(self._digest(_BID_TYPEHASH, terms), bid_signature, terms.provider)
     return self._open(terms, empty(bytes32), 0)
 
 
 @external
-@nonreentrant
 def open_and_commit(terms: Terms, acceptance_signature: Bytes[65], seal: bytes32) -> bytes32:
     """
     @dev The provider opens a deal from the requester's signed `Acceptance`
@@ -139,13 +148,11 @@ def open_and_commit(terms: Terms, acceptance_signature: Bytes[65], seal: bytes32
     @return bytes32 The deal id.
     """
     assert msg.sender == terms.provider, "deals: not provider"
-    self._check_terms(terms)
+    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
     assert block.timestamp <= terms.expiry, "deals: acceptance expired"
     assert seal != empty(bytes32), "deals: empty seal"
     self._check_signature(self._digest(_ACCEPTANCE_TYPEHASH, terms), acceptance_signature, terms.requester)
-    deal_id: bytes32 = self._open(terms, seal, block.timestamp)
-    log ResultCommitted(deal_id=deal_id, seal=seal, committed_at=block.timestamp)
-    return deal_id
+    return self._open(terms, seal, block.timestamp)
 
 
 @external
@@ -156,7 +163,8 @@ def commit_result(deal: Deal, seal: bytes32):
     @param seal keccak256(result_root, salt); must not be zero.
     """
     assert msg.sender == deal.terms.provider, "deals: not provider"
-    word: uint256 = self._require_open(deal)
+    word: uint256 = self._lanes[deal.terms.provider][deal.terms.lane]
+    self._require_open(word, deal.terms.nonce, self._hash_bits(deal))
     assert deal.seal == empty(bytes32), "deals: already committed"
     assert block.timestamp <= deal.terms.deadline, "deals: deadline passed"
     assert seal != empty(bytes32), "deals: empty seal"
@@ -166,7 +174,6 @@ def commit_result(deal: Deal, seal: bytes32):
 
 
 @external
-@nonreentrant
 def finalize(deals: DynArray[Deal, _MAX_BATCH]):
     """
     @dev Settles committed deals whose challenge window is over: pays each
@@ -175,18 +182,23 @@ def finalize(deals: DynArray[Deal, _MAX_BATCH]):
     @param deals The deals as stored (committed).
     """
     for i: uint256 in range(len(deals), bound=_MAX_BATCH):
-        # index, not `for deal in deals`: avoids copying the whole array to memory
-        deal: Deal = deals[i]
-        word: uint256 = self._require_open(deal)
-        assert deal.seal != empty(bytes32), "deals: not committed"
-        assert self._may_finalize(deal), "deals: challenge window open"
-        self._lanes[deal.terms.provider][deal.terms.lane] = word & _NONCE_MASK
-        staking._settle(deal.terms.provider, deal.terms.collateral, deal.terms.price, deal.terms.jobs)
-        log DealFinalized(deal_id=self._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce))
+        # index, not `for deal in deals`, and no local copy of the Deal: the
+        # hash is taken in _hash_bits' frame, low in memory (see _MAX_BATCH)
+        provider: address = deals[i].terms.provider
+        lane: uint256 = deals[i].terms.lane
+        nonce: uint256 = deals[i].terms.nonce
+        bits: uint256 = self._hash_bits(deals[i])
+        word: uint256 = self._lanes[provider][lane]
+        # written right after the read (one slot computation); a failing check reverts it
+        self._lanes[provider][lane] = word & _NONCE_MASK
+        self._require_open(word, nonce, bits)
+        assert deals[i].seal != empty(bytes32), "deals: not committed"
+        assert self._may_finalize(deals[i].committed_at), "deals: challenge window open"
+        staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, deals[i].terms.jobs)
+        log DealFinalized(deal_id=self._deal_id(provider, lane, nonce))
 
 
 @external
-@nonreentrant
 def reclaim(deals: DynArray[Deal, _MAX_BATCH]):
     """
     @dev Unwinds deals whose deadline passed without a commit: refunds the
@@ -196,22 +208,13 @@ def reclaim(deals: DynArray[Deal, _MAX_BATCH]):
     @param deals The deals as opened (uncommitted).
     """
     for i: uint256 in range(len(deals), bound=_MAX_BATCH):
-        deal: Deal = deals[i]
-        word: uint256 = self._require_open(deal)
-        assert deal.seal == empty(bytes32), "deals: already committed"
-        assert block.timestamp > deal.terms.deadline, "deals: deadline not passed"
-        self._lanes[deal.terms.provider][deal.terms.lane] = word & _NONCE_MASK
-        penalty: uint256 = deal.terms.collateral * miss_penalty_bps // _BPS
-        staking._miss(deal.terms.provider, deal.terms.collateral, deal.terms.jobs)
-        staking._slash(deal.terms.provider, penalty, deal.terms.requester)
-        accounts._credit(deal.terms.requester, deal.terms.price)
-        log DealReclaimed(
-            deal_id=self._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce),
-            requester=deal.terms.requester,
-            provider=deal.terms.provider,
-            refund=deal.terms.price,
-            penalty=penalty,
-        )
+        # as in finalize: no local copy of the Deal
+        bits: uint256 = self._hash_bits(deals[i])
+        word: uint256 = self._lanes[deals[i].terms.provider][deals[i].terms.lane]
+        self._require_open(word, deals[i].terms.nonce, bits)
+        assert deals[i].seal == empty(bytes32), "deals: already committed"
+        assert block.timestamp > deals[i].terms.deadline, "deals: deadline not passed"
+        self._reclaim(deals[i], word)
 
 
 @external
@@ -284,27 +287,32 @@ def DOMAIN_SEPARATOR() -> bytes32:
 
 @internal
 @view
-def _may_finalize(deal: Deal) -> bool:
+def _may_finalize(committed_at: uint256) -> bool:
     """
     @dev The one rule deciding whether a committed deal may finalize now
          (audits and disputes will add their conditions here).
-    @param deal A committed, open deal.
+    @param committed_at The deal's commit time.
     @return bool True once the challenge window is over.
     """
-    return block.timestamp >= deal.committed_at + challenge_window
+    return block.timestamp >= committed_at + challenge_window
 
 
 @internal
 @view
-def _check_terms(terms: Terms):
+def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint256, price: uint256):
     """
-    @dev Checks on terms alone, shared by both ways of opening.
-    @param terms The terms.
+    @dev Checks on terms alone, shared by both ways of opening (fields, not
+         the struct, so nothing is copied).
+    @param jobs terms.jobs
+    @param expiry terms.expiry
+    @param deadline terms.deadline
+    @param nonce terms.nonce
+    @param price terms.price
     """
-    assert terms.jobs != 0, "deals: no jobs"
-    assert terms.expiry <= terms.deadline, "deals: expiry after deadline"
-    assert terms.nonce <= _NONCE_MASK, "deals: nonce out of range"
-    assert terms.price <= _U96, "deals: amount out of range"
+    assert jobs != 0, "deals: no jobs"
+    assert expiry <= deadline, "deals: expiry after deadline"
+    assert nonce <= _NONCE_MASK, "deals: nonce out of range"
+    assert price <= _U96, "deals: amount out of range"
 
 
 @internal
@@ -317,18 +325,20 @@ def _open(terms: Terms, seal: bytes32, committed_at: uint256) -> bytes32:
     @param committed_at block.timestamp when committing, else zero.
     @return bytes32 The deal id.
     """
+    # abi_encode(terms, seal, committed_at) is abi_encode(Deal(...)) byte for byte (all static)
+    stored: uint256 = (convert(keccak256(abi_encode(terms, seal, committed_at)), uint256) & _HASH_MASK) | terms.nonce
+    # the lane is read and written back to back (one slot computation); a
+    # failing check further down reverts the write with everything else
     word: uint256 = self._lanes[terms.provider][terms.lane]
     assert word & _HASH_MASK == 0, "deals: lane busy"
     assert terms.nonce > word & _NONCE_MASK, "deals: bid replayed"
-    assert accounts._available(terms.requester) >= terms.price, "deals: requester unfunded"
+    self._lanes[terms.provider][terms.lane] = stored
+    assert accounts._debit(terms.requester, terms.price), "deals: requester unfunded"
     registered: bool = False
-    free: uint256 = 0
-    registered, free = staking._lockable(terms.provider)
+    enough: bool = False
+    registered, enough = staking._lock(terms.provider, terms.collateral)
     assert registered, "deals: provider not registered"
-    assert free >= terms.collateral, "deals: insufficient free stake"
-    accounts._debit(terms.requester, terms.price)
-    staking._lock(terms.provider, terms.collateral)
-    self._lanes[terms.provider][terms.lane] = self._hash_bits(Deal(terms=terms, seal=seal, committed_at=committed_at)) | terms.nonce
+    assert enough, "deals: insufficient free stake"
     deal_id: bytes32 = self._deal_id(terms.provider, terms.lane, terms.nonce)
     log DealOpened(
         deal_id=deal_id,
@@ -342,25 +352,51 @@ def _open(terms: Terms, seal: bytes32, committed_at: uint256) -> bytes32:
         collateral=terms.collateral,
         deadline=terms.deadline,
         expiry=terms.expiry,
+        seal=seal,
     )
     return deal_id
 
 
 @internal
-@view
-def _require_open(deal: Deal) -> uint256:
+def _reclaim(deal: Deal, word: uint256):
     """
-    @dev Returns the lane word if `deal` is the open deal on its lane, else
-         reverts "already settled" (lane free at or past its nonce) or "unknown deal".
-    @param deal The deal as the caller claims it is stored.
-    @return uint256 The lane word.
+    @dev Effects of reclaiming one open, uncommitted deal past its deadline:
+         frees the lane, counts the miss, slashes the penalty to the requester
+         and refunds the price.
+    @param deal The deal.
+    @param word Its lane word.
     """
-    word: uint256 = self._lanes[deal.terms.provider][deal.terms.lane]
+    self._lanes[deal.terms.provider][deal.terms.lane] = word & _NONCE_MASK
+    penalty: uint256 = deal.terms.collateral * miss_penalty_bps // _BPS
+    staking._miss(deal.terms.provider, deal.terms.collateral, deal.terms.jobs)
+    staking._slash(deal.terms.provider, penalty, deal.terms.requester)
+    accounts._credit(deal.terms.requester, deal.terms.price)
+    log DealReclaimed(
+        deal_id=self._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce),
+        requester=deal.terms.requester,
+        provider=deal.terms.provider,
+        refund=deal.terms.price,
+        penalty=penalty,
+    )
+
+
+@internal
+@pure
+def _require_open(word: uint256, nonce: uint256, bits: uint256):
+    """
+    @dev Reverts unless the deal whose hash bits are `bits` is the open deal
+         in the lane word `word`: "already settled" when the lane is free at
+         or past its nonce, else "unknown deal". Callers read the lane
+         themselves so the read and the write share one slot computation.
+    @param word The lane word.
+    @param nonce The deal's nonce.
+    @param bits _hash_bits(deal).
+    """
     stored: uint256 = word & _HASH_MASK
-    if stored != 0 and stored == self._hash_bits(deal):
-        return word
+    if stored != 0 and stored == bits:
+        return
     last: uint256 = word & _NONCE_MASK
-    settled: bool = deal.terms.nonce < last or (deal.terms.nonce == last and stored == 0)
+    settled: bool = nonce < last or (nonce == last and stored == 0)
     assert not settled, "deals: already settled"
     raise "deals: unknown deal"
 
@@ -378,7 +414,8 @@ def _check_signature(digest: bytes32, signature: Bytes[65], signer: address):
     assert len(signature) == 65, "deals: bad signature"
     r: uint256 = extract32(signature, 0, output_type=uint256)
     s: uint256 = extract32(signature, 32, output_type=uint256)
-    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    # the word at offset 33 ends with the signature's last byte, v
+    v: uint256 = extract32(signature, 33, output_type=uint256) & 255
     assert s <= _MAX_S and (v == 27 or v == 28), "deals: bad signature"
     recovered: address = ecrecover(digest, v, r, s)
     assert recovered != empty(address) and recovered == signer, "deals: bad signature"

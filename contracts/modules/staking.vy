@@ -9,13 +9,16 @@
         unbonded, and unbonded stake leaves after `unbond_delay`.
 
         Storage is packed so the deal hot path is cheap: opening a deal
-        reads slot B and writes slot A; finalizing writes only slot A.
-            slot A `_work`:  locked u96 | volume u96 << 96 | completed u32 << 192 | missed u32 << 224
-            slot B `_bond`:  stake u96 | withdrawn u96 << 96 | slashed u32 << 192 | registered bit << 224
+        and finalizing it each read and write slot A only.
+            slot A `_work`:  free u96 | volume u96 << 96 | completed u32 << 192 | missed u31 << 224 | registered bit << 255
+            slot B `_bond`:  stake u96 | withdrawn u96 << 96 | slashed u32 << 192
             slot C `_unbond`: unbonding u96 | unbond_ready_at u32 << 96
-        volume is lifetime earnings and earnings = volume - withdrawn.
-        Amounts are bounded by uint96 (~7.9e28 base units); counters
-        saturate at 2**32 - 1 so reputation can never block settlement.
+        free is stake not locked by open deals, so locked = stake - free;
+        every change to stake (stake, unbond, slash) changes free by the
+        same amount, and free <= stake always. volume is lifetime earnings
+        and earnings = volume - withdrawn. Amounts are bounded by uint96
+        (~7.9e28 base units); counters saturate (completed and slashed at
+        2**32 - 1, missed at 2**31 - 1) so reputation can never block settlement.
 """
 
 from . import accounts
@@ -83,9 +86,10 @@ event ProviderSlashed:
     amount: uint256
 
 
+_U31: constant(uint256) = 2**31 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U96: constant(uint256) = 2**96 - 1
-_REGISTERED: constant(uint256) = 1 << 224
+_REGISTERED: constant(uint256) = 1 << 255
 _MAX_DELAY: constant(uint256) = 365 * 86400
 
 
@@ -117,9 +121,9 @@ def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     """
     assert len(endpoint) != 0, "staking: empty endpoint"
     self._profiles[msg.sender] = Profile(endpoint=endpoint, resources=resources, enc_key=enc_key)
-    bond: uint256 = self._bond[msg.sender]
-    if bond & _REGISTERED == 0:
-        self._bond[msg.sender] = bond | _REGISTERED
+    work: uint256 = self._work[msg.sender]
+    if work & _REGISTERED == 0:
+        self._work[msg.sender] = work | _REGISTERED
         log ProviderRegistered(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
     else:
         log ProviderUpdated(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
@@ -136,8 +140,9 @@ def stake(amount: uint256):
     bond: uint256 = self._bond[msg.sender]
     stake: uint256 = (bond & _U96) + amount
     assert stake <= _U96, "staking: amount too large"
-    # stake is the low field and stays inside it
+    # stake and free are the low fields, free <= stake <= 2**96 - 1: no carry
     self._bond[msg.sender] = bond + amount
+    self._work[msg.sender] += amount
     accounts._pull(msg.sender, amount)
     log Staked(provider=msg.sender, amount=amount, stake=stake)
 
@@ -151,12 +156,14 @@ def unbond(amount: uint256):
     @param amount Token base units, at most stake - locked.
     """
     assert amount != 0, "staking: zero amount"
-    bond: uint256 = self._bond[msg.sender]
-    assert (bond & _U96) - (self._work[msg.sender] & _U96) >= amount, "staking: insufficient free stake"
+    work: uint256 = self._work[msg.sender]
+    assert work & _U96 >= amount, "staking: insufficient free stake"
     unbonding: uint256 = (self._unbond[msg.sender] & _U96) + amount
     assert unbonding <= _U96, "staking: amount too large"
     ready_at: uint256 = block.timestamp + unbond_delay
-    self._bond[msg.sender] = bond - amount
+    # stake >= free >= amount, both low fields: no borrow
+    self._bond[msg.sender] -= amount
+    self._work[msg.sender] = work - amount
     self._unbond[msg.sender] = unbonding | (ready_at << 96)
     log Unbonded(provider=msg.sender, amount=amount, unbonding=unbonding, ready_at=ready_at)
 
@@ -204,12 +211,13 @@ def provider_info(provider: address) -> ProviderInfo:
     unbond: uint256 = self._unbond[provider]
     profile: Profile = self._profiles[provider]
     return ProviderInfo(
-        registered=bond & _REGISTERED != 0,
+        registered=work & _REGISTERED != 0,
         endpoint=profile.endpoint,
         resources=profile.resources,
         enc_key=profile.enc_key,
         stake=bond & _U96,
-        locked=work & _U96,
+        # checked: reverts if free ever exceeded stake
+        locked=(bond & _U96) - (work & _U96),
         unbonding=unbond & _U96,
         unbond_ready_at=unbond >> 96,
         earnings=((work >> 96) & _U96) - ((bond >> 96) & _U96),
@@ -224,7 +232,7 @@ def free_stake(provider: address) -> uint256:
     @param provider Any address.
     @return uint256 Token base units.
     """
-    return (self._bond[provider] & _U96) - (self._work[provider] & _U96)
+    return self._work[provider] & _U96
 
 
 @external
@@ -234,93 +242,92 @@ def reputation(provider: address) -> (uint256, uint256, uint256, uint256):
     @dev On-chain outcome counters of `provider`.
     @param provider Any address.
     @return uint256 completed: jobs finalized (saturates at 2**32 - 1).
-    @return uint256 missed: jobs reclaimed after a missed deadline (saturating).
+    @return uint256 missed: jobs reclaimed after a missed deadline (saturates at 2**31 - 1).
     @return uint256 slashed: times stake was slashed (saturating).
     @return uint256 volume: lifetime earnings in token base units.
     """
     work: uint256 = self._work[provider]
-    return (work >> 192) & _U32, work >> 224, (self._bond[provider] >> 192) & _U32, (work >> 96) & _U96
+    return (work >> 192) & _U32, (work >> 224) & _U31, (self._bond[provider] >> 192) & _U32, (work >> 96) & _U96
 
 
 @internal
-@view
-def _lockable(provider: address) -> (bool, uint256):
+def _lock(provider: address, amount: uint256) -> (bool, bool):
     """
-    @dev Whether `provider` is registered, and its free stake.
-    @param provider Any address.
-    @return bool registered
-    @return uint256 free stake
-    """
-    bond: uint256 = self._bond[provider]
-    return bond & _REGISTERED != 0, (bond & _U96) - (self._work[provider] & _U96)
-
-
-@internal
-def _lock(provider: address, amount: uint256):
-    """
-    @dev Locks `amount` of free stake as deal collateral; the caller checked it is free.
+    @dev Locks `amount` of free stake as deal collateral if `provider` is
+         registered and has that much free; reads and writes slot A only.
     @param provider The provider.
-    @param amount Token base units, <= free stake (so locked stays <= stake < 2**96).
+    @param amount Token base units.
+    @return bool registered
+    @return bool enough free stake (nothing is locked unless both hold)
     """
-    # locked is the low field and stays below stake, so no carry
-    self._work[provider] += amount
+    work: uint256 = self._work[provider]
+    registered: bool = work & _REGISTERED != 0
+    enough: bool = work & _U96 >= amount
+    if registered and enough:
+        # free is the low field and amount <= free: no borrow
+        self._work[provider] = unsafe_sub(work, amount)
+    return registered, enough
 
 
 @internal
 def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint256):
     """
-    @dev Pays a finalized deal: unlocks `collateral`, adds `price` to lifetime
+    @dev Pays a finalized deal: frees `collateral`, adds `price` to lifetime
          volume (so to earnings) and `jobs` to completed. Writes slot A only.
     @param provider The provider.
-    @param collateral The deal's locked collateral.
+    @param collateral The deal's locked collateral (free + collateral <= stake < 2**96).
     @param price The deal's escrowed price.
     @param jobs The deal's job count.
     """
     work: uint256 = self._work[provider]
-    volume: uint256 = ((work >> 96) & _U96) + price
-    assert volume <= _U96, "staking: amount too large"
-    completed: uint256 = self._saturate((work >> 192) & _U32, jobs)
-    self._work[provider] = ((work & _U96) - collateral) | (volume << 96) | (completed << 192) | ((work >> 224) << 224)
+    assert ((work >> 96) & _U96) + price <= _U96, "staking: amount too large"
+    completed: uint256 = self._saturate((work >> 192) & _U32, jobs, _U32)
+    # neither field carries (free stays <= stake, volume checked above)
+    work = unsafe_add(work, collateral | (price << 96))
+    self._work[provider] = (work & ~(_U32 << 192)) | (completed << 192)
 
 
 @internal
 def _miss(provider: address, collateral: uint256, jobs: uint256):
     """
-    @dev Records a missed deal: unlocks `collateral` and adds `jobs` to missed.
+    @dev Records a missed deal: frees `collateral` and adds `jobs` to missed.
     @param provider The provider.
     @param collateral The deal's locked collateral.
     @param jobs The deal's job count.
     """
     work: uint256 = self._work[provider]
-    missed: uint256 = self._saturate(work >> 224, jobs)
-    self._work[provider] = ((work & ~(_U32 << 224)) - collateral) | (missed << 224)
+    missed: uint256 = self._saturate((work >> 224) & _U31, jobs, _U31)
+    self._work[provider] = ((work & ~(_U31 << 224)) + collateral) | (missed << 224)
 
 
 @internal
 def _slash(provider: address, amount: uint256, to: address):
     """
-    @dev Moves `amount` of `provider`'s stake to `to`'s escrow balance and counts a slash.
-         Callers unlock collateral first; `amount` must not exceed stake - locked afterwards.
+    @dev Moves `amount` of `provider`'s free stake to `to`'s escrow balance and counts a slash.
+         Callers free the collateral first.
     @param provider The provider.
     @param amount Token base units.
     @param to The account credited (requester, auditor, ...).
     """
+    work: uint256 = self._work[provider]
+    assert work & _U96 >= amount, "staking: insufficient free stake"
     bond: uint256 = self._bond[provider]
-    stake: uint256 = bond & _U96
-    assert stake - (self._work[provider] & _U96) >= amount, "staking: insufficient free stake"
-    slashed: uint256 = self._saturate((bond >> 192) & _U32, 1)
+    slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
+    # stake >= free >= amount, both low fields: no borrow
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
+    self._work[provider] = work - amount
     accounts._credit(to, amount)
     log ProviderSlashed(provider=provider, to=to, amount=amount)
 
 
 @internal
 @pure
-def _saturate(counter: uint256, add: uint256) -> uint256:
+def _saturate(counter: uint256, add: uint256, cap: uint256) -> uint256:
     """
-    @dev counter + add, capped at 2**32 - 1 (counters must never block settlement).
-    @param counter A uint32 counter.
+    @dev counter + add, capped at `cap` (counters must never block settlement).
+    @param counter A counter <= cap.
     @param add The increment (any size).
+    @param cap The counter's largest value (2**32 - 1 or 2**31 - 1).
     @return uint256 The new counter.
     """
-    return min(counter + min(add, _U32), _U32)
+    return min(counter + min(add, cap), cap)

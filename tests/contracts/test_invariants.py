@@ -211,6 +211,8 @@ class MarketMachine(RuleBasedStateMachine):
             info = self.market.provider_info(a)
             assert info[5] <= info[4]
             assert (info[4], info[5]) == (self.stake[a], self.locked[a])
+            # free stake is what the contract stores; locked is derived from it
+            assert self.market.free_stake(a) == self.stake[a] - self.locked[a]
 
     @invariant()
     def nobody_withdraws_what_is_not_theirs(self):

@@ -135,6 +135,39 @@ class JobSpec:
             "seed": self.seed.hex(),
         }
 
+    @classmethod
+    def from_json(cls, data: object) -> JobSpec:
+        """The inverse of :meth:`to_json`; malformed data raises ``SpecError`` naming the field."""
+        if not isinstance(data, dict):
+            raise SpecError("a job spec must be a JSON object", field="spec")
+        try:
+            limits = data.get("limits", {})
+            if not isinstance(limits, dict):
+                raise SpecError("limits must be an object", field="limits")
+            defaults = Limits()
+            seed = data.get("seed", "00" * SEED_BYTES)
+            try:
+                seed_bytes = bytes.fromhex(seed) if isinstance(seed, str) else b""
+            except ValueError:
+                seed_bytes = b""
+            return cls(
+                runtime=data.get("runtime"),  # type: ignore[arg-type]
+                workload=data.get("workload"),  # type: ignore[arg-type]
+                args=tuple(data.get("args", ())),
+                env=tuple(tuple(kv) for kv in data.get("env", ())),  # type: ignore[misc]
+                inputs=tuple(tuple(kv) for kv in data.get("inputs", ())),  # type: ignore[misc]
+                limits=Limits(
+                    fuel=limits.get("fuel", defaults.fuel),
+                    memory_bytes=limits.get("memory_bytes", defaults.memory_bytes),
+                    wall_clock_s=limits.get("wall_clock_ms", int(defaults.wall_clock_s * 1000)) / 1000,
+                    output_bytes=limits.get("output_bytes", defaults.output_bytes),
+                    stdout_bytes=limits.get("stdout_bytes", defaults.stdout_bytes),
+                ),
+                seed=seed_bytes,
+            )
+        except TypeError as exc:
+            raise SpecError(f"malformed job spec: {exc}", field="spec") from None
+
     def spec_hash(self) -> str:
         """``"sha256:<hex>"`` over the canonical JSON (sorted keys, no spaces, UTF-8)."""
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -8,10 +8,13 @@ def test_opens_and_commits(market, requester, provider, make_terms):
     sig = sign(market, "Acceptance", terms, requester.key)
     with boa.env.prank(provider.address):
         deal_id = market.open_and_commit(as_tuple(terms), sig, SEAL)
+    # one transition, one event: DealOpened carries the seal; committed_at is the block time
     (opened,) = events(market, "DealOpened")
-    (committed,) = events(market, "ResultCommitted")
-    assert opened.deal_id == committed.deal_id == deal_id
-    assert (committed.seal, committed.committed_at) == (SEAL, now())
+    assert events(market, "ResultCommitted") == []
+    assert opened.deal_id == deal_id == market.deal_id(provider.address, 0, 1)
+    assert (opened.requester, opened.provider, opened.lane, opened.nonce, opened.jobs_root, opened.jobs,
+            opened.price, opened.collateral, opened.deadline, opened.expiry, opened.seal) == (
+        *as_tuple(terms)[:4], terms["jobs_root"], *as_tuple(terms)[5:], SEAL)
     assert market.balance_of(requester.address) == DEPOSIT - PRICE
     full = market.deal_hash((as_tuple(terms), SEAL, now()))
     assert market.lane(provider.address, 0) >> 64 == int.from_bytes(full, "big") >> 64

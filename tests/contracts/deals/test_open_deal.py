@@ -13,6 +13,7 @@ def test_open_escrows_price_and_locks_collateral(market, requester, provider, ma
     assert log.deal_id == deal_id == market.deal_id(provider.address, 0, 1)
     assert (log.requester, log.provider, log.lane, log.nonce, log.jobs, log.price, log.collateral) == (
         requester.address, provider.address, 0, 1, 1, PRICE, COLLATERAL)
+    assert log.seal == b"\0" * 32  # opened without a commit
     assert market.balance_of(requester.address) == DEPOSIT - PRICE
     assert market.free_stake(provider.address) == STAKE - COLLATERAL
     stored = market.deal_hash((as_tuple(terms), b"\0" * 32, 0))

@@ -38,3 +38,16 @@ def test_committed_reverts(market, requester, make_terms):
 def test_unknown_reverts(market, make_terms):
     with boa.reverts("deals: unknown deal"):
         market.reclaim([deal_tuple(make_terms())])
+
+
+def test_missed_counter_saturates_without_touching_registration(market, provider, make_terms):
+    # missed is 31 bits, just below the registered bit in the provider's work word
+    terms = make_terms(jobs=2**40)
+    open_deal(market, terms, provider)
+    boa.env.time_travel(seconds=terms["deadline"] - now() + 1)
+    market.reclaim([deal_tuple(terms)])
+    assert market.reputation(provider.address)[1] == 2**31 - 1
+    assert market.provider_info(provider.address)[0] is True
+    penalty = COLLATERAL * MISS_PENALTY_BPS // 10_000
+    assert market.free_stake(provider.address) == STAKE - penalty
+    open_deal(market, make_terms(nonce=2), provider)  # still registered, still lockable

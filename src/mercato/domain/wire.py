@@ -1,0 +1,195 @@
+"""The requester ↔ provider HTTP protocol: one pydantic model per message (pure, no I/O).
+
+Both the provider's FastAPI app (which publishes them in its OpenAPI) and the requester SDK
+use these models, so the two sides cannot drift apart.
+
+    rfq = Rfq(rfq_id=new_id(), requester=addr, chain_id=31337, market=market_addr,
+              spec=spec.to_json(), spec_hash=spec.spec_hash(), max_price=500_000,
+              min_collateral=9_500_000, deadline_s=600, accept_window_s=30)
+
+Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §11):
+
+    GET  /v1/info                         ProviderInfoMsg
+    POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)
+    POST /v1/deals/{deal_id}/accept       AcceptMsg -> DealStatusMsg
+    PUT  /v1/blobs/{content_hash}         raw bytes (hash-checked, size-capped) -> BlobMsg
+    HEAD /v1/blobs/{content_hash}         200 if present, 404 if not
+    GET  /v1/deals/{deal_id}              DealStatusMsg
+    GET  /v1/deals/{deal_id}/outputs/{path}   the output file's bytes
+    GET  /metrics                         Prometheus text format
+
+Amounts are integers in token base units; byte strings are 0x-prefixed hex; deal ids are the
+on-chain ``keccak256(abi.encode(provider, lane, nonce))``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mercato.domain.deals import Terms
+
+__all__ = [
+    "DEAL_STATES",
+    "AcceptMsg",
+    "BidMsg",
+    "BlobMsg",
+    "DealState",
+    "DealStatusMsg",
+    "DeclineMsg",
+    "ProviderInfoMsg",
+    "Rfq",
+    "RfqAnswer",
+    "TermsMsg",
+    "new_id",
+]
+
+PROTOCOL_VERSION = 1
+
+
+def new_id() -> str:
+    """A fresh random RFQ id (128 bits, hex)."""
+    return secrets.token_hex(16)
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TermsMsg(_Msg):
+    """``domain.deals.Terms`` on the wire (``jobs_root`` as 0x-hex)."""
+
+    requester: str
+    provider: str
+    lane: int = Field(ge=0)
+    nonce: int = Field(ge=1, lt=2**64)
+    jobs_root: str
+    jobs: int = Field(ge=1)
+    price: int = Field(ge=0, lt=2**96)
+    collateral: int = Field(ge=0, lt=2**96)
+    deadline: int = Field(ge=0)
+    expiry: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, terms: Terms) -> TermsMsg:
+        """The wire form of ``terms``."""
+        return cls(requester=terms.requester, provider=terms.provider, lane=terms.lane, nonce=terms.nonce,
+                   jobs_root="0x" + terms.jobs_root.hex(), jobs=terms.jobs, price=terms.price,
+                   collateral=terms.collateral, deadline=terms.deadline, expiry=terms.expiry)
+
+    def to_terms(self) -> Terms:
+        """Back to the domain dataclass (validates addresses and sizes)."""
+        return Terms(requester=self.requester, provider=self.provider, lane=self.lane, nonce=self.nonce,
+                     jobs_root=bytes.fromhex(self.jobs_root.removeprefix("0x")), jobs=self.jobs,
+                     price=self.price, collateral=self.collateral, deadline=self.deadline, expiry=self.expiry)
+
+
+class ProviderInfoMsg(_Msg):
+    """What a provider says about itself (its on-chain entry is the authority)."""
+
+    protocol: int = PROTOCOL_VERSION
+    provider: str
+    chain_id: int
+    market: str
+    runtimes: list[str]
+    lanes: int
+    free_lanes: int
+    price_per_cu: int
+    max_fuel: int
+    max_memory_bytes: int
+    max_input_bytes: int
+
+
+class Rfq(_Msg):
+    """A request for quote: the full job spec plus the requester's limits.
+
+    ``spec`` is ``JobSpec.to_json()``; ``spec_hash`` must equal ``JobSpec.spec_hash()``.
+    The bid's ``deadline`` is ``now + deadline_s`` and its ``expiry`` ``now + accept_window_s``.
+    """
+
+    protocol: int = PROTOCOL_VERSION
+    rfq_id: str = Field(min_length=8, max_length=64)
+    requester: str
+    chain_id: int
+    market: str
+    spec: dict[str, Any]
+    spec_hash: str
+    max_price: int = Field(ge=0, lt=2**96)
+    min_collateral: int = Field(ge=0, lt=2**96)
+    deadline_s: int = Field(ge=1, le=30 * 86400)
+    accept_window_s: int = Field(ge=1, le=3600)
+    input_bytes: int = Field(default=0, ge=0)  # total size of the inputs and workload to upload
+
+
+class BidMsg(_Msg):
+    """A sealed bid: ``terms`` signed by the provider as an EIP-712 ``Bid``."""
+
+    rfq_id: str
+    terms: TermsMsg
+    signature: str  # 0x-hex, 65 bytes
+    price_per_cu: int
+    deal_id: str
+
+
+class DeclineMsg(_Msg):
+    """A reasoned refusal to bid; ``code`` is machine-readable, ``reason`` reads like advice."""
+
+    rfq_id: str
+    code: Literal["capacity", "runtime", "limits", "price", "collateral", "spec", "chain", "inputs"]
+    reason: str
+
+
+class RfqAnswer(_Msg):
+    """Exactly one of ``bid`` and ``decline``."""
+
+    bid: BidMsg | None = None
+    decline: DeclineMsg | None = None
+
+
+class AcceptMsg(_Msg):
+    """The requester's signed ``Acceptance`` of a bid: the provider may start at once
+    (optimistic start) and may open the deal itself with it."""
+
+    deal_id: str
+    terms: TermsMsg
+    acceptance_signature: str  # 0x-hex, 65 bytes, EIP-712 Acceptance signed by terms.requester
+
+
+class BlobMsg(_Msg):
+    """A stored blob."""
+
+    content_hash: str
+    size: int
+
+
+DealState = Literal[
+    "bid",  # bid sent, lane reserved, waiting for acceptance or the on-chain open
+    "accepted",  # acceptance or DealOpened seen; waiting for inputs
+    "running",  # in the sandbox
+    "executed",  # receipt ready, seal not yet on-chain
+    "committed",  # seal on-chain; challenge window running
+    "finalized",  # paid
+    "failed",  # could not run or commit; ``error`` says why
+    "expired",  # bid never accepted; lane released
+    "reclaimed",  # requester reclaimed after a missed deadline
+]
+DEAL_STATES: tuple[str, ...] = DealState.__args__  # type: ignore[attr-defined]
+
+
+class DealStatusMsg(_Msg):
+    """Where a deal stands at the provider. ``salt`` is revealed once the seal is on-chain,
+    so the requester can check ``keccak256(result_root ‖ salt) == seal``."""
+
+    deal_id: str
+    state: DealState
+    terms: TermsMsg
+    on_chain: bool = False  # DealOpened seen (or opened by the provider itself)
+    missing_inputs: list[str] = []
+    started_at: float | None = None  # unix time the sandbox started the workload
+    receipt: dict[str, Any] | None = None  # Receipt.to_json()
+    seal: str | None = None
+    salt: str | None = None
+    commit_tx: str | None = None
+    error: str | None = None
