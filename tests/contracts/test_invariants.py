@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import conftest as c
+import contracts_kit as c
 
 REQUESTERS = [c.make_party(0x100 + i) for i in range(2)]
 PROVIDERS = [c.make_party(0x200 + i) for i in range(2)]

@@ -9,10 +9,12 @@ What would differ between hosts is replaced by host functions shadowing wasmtime
   (1 fuel ~ 1 ns), with ``REALTIME_BASE_NS`` (2024-01-01T00:00:00Z) as the wall-clock base;
 - ``clock_res_get``: 1 ns for every clock;
 - ``poll_oneoff``: never blocks; a clock wait advances the virtual clock instead, and fd
-  subscriptions are reported ready at once.
+  subscriptions are reported ready at once;
+- ``fd_filestat_get``, ``path_filestat_get``, ``fd_readdir`` and the ``*_set_times`` calls:
+  inode numbers, host timestamps, folder sizes and listing order are rewritten into values
+  that depend on the job alone (see ``_fsview``).
 
-Not covered (host-derived, documented in docs): ``fd_readdir`` order, inode numbers and the
-times of files the guest writes itself. Inputs are staged in sorted order with fixed times.
+Inputs are staged in sorted order with fixed times.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from wasmtime import _bindings as wt_bindings
 from wasmtime import _ffi as wt_ffi
 
 from mercato.errors import WorkloadError
-from mercato.runtimes import _engine
+from mercato.runtimes import _engine, _fsview
 
 __all__ = ["Preopen", "RawResult", "WASI_PREVIEW1", "check_imports", "execute"]
 
@@ -247,6 +249,8 @@ def execute(
     linker = wt.Linker(eng)
     linker.define_wasi()
     _define_shims(linker, run)
+    view = _fsview.FileView(lambda caller: run.now(0, caller._context()) or 0)
+    _fsview.define(linker, view)
     for mod_name, name, ty, fn in extra_funcs:
         linker.define_func(mod_name, name, ty, fn)
     outcome: dict[str, object] = {}
@@ -256,6 +260,7 @@ def execute(
     def guest() -> None:
         try:
             store.set_fuel(UNMETERED)
+            view.attach(store)
             instance = linker.instantiate(store, module)
             store.set_fuel(fuel)
             run.metered = True

@@ -75,9 +75,9 @@ class Workspace:
         os.utime(path, (FIXED_MTIME, FIXED_MTIME))
 
     def seal_inputs(self) -> None:
-        """Fix the input folder's own time once every input is staged."""
-        os.utime(self.input_dir, (FIXED_MTIME, FIXED_MTIME))
-        os.utime(self.output_dir, (FIXED_MTIME, FIXED_MTIME))
+        """Fix the folders' own times once every input is staged."""
+        for folder in (self.input_dir, self.output_dir, self.tmp_dir):
+            os.utime(folder, (FIXED_MTIME, FIXED_MTIME))
 
     def remove(self) -> None:
         """Delete the workspace and everything in it."""

@@ -1,4 +1,4 @@
-from conftest import DEPOSIT, make_party
+from contracts_kit import DEPOSIT, make_party
 
 
 def test_balance_of(market, requester):

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import DEPOSIT, events
+from contracts_kit import DEPOSIT, events
 
 
 def test_cancel_returns_pending(market, requester):

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import events, fund, make_party
+from contracts_kit import events, fund, make_party
 
 
 def test_deposit_credits_available_and_pulls_tokens(token, market):

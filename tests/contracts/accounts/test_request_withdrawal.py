@@ -1,6 +1,6 @@
 import boa
 
-from conftest import DEPOSIT, WITHDRAWAL_DELAY, events, now
+from contracts_kit import DEPOSIT, WITHDRAWAL_DELAY, events, now
 
 
 def test_request_moves_available_to_pending(market, requester):
@@ -31,7 +31,7 @@ def test_more_than_available_reverts(market, requester):
 
 
 def test_pending_above_uint96_reverts(token, market):
-    from conftest import fund, make_party
+    from contracts_kit import fund, make_party
 
     whale = make_party(99)
     fund(token, market, whale.address, 2**97)

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import DEPOSIT, WITHDRAWAL_DELAY, events
+from contracts_kit import DEPOSIT, WITHDRAWAL_DELAY, events
 
 
 def test_withdraw_pays_after_delay(token, market, requester):

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import SEAL, commit, deal_tuple, events, make_terms, now, open_and_commit, open_deal
+from contracts_kit import SEAL, commit, deal_tuple, events, make_terms, now, open_and_commit, open_deal
 
 
 def test_commit_stores_seal(market, provider, make_terms):

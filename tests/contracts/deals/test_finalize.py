@@ -1,6 +1,6 @@
 import boa
 
-from conftest import (
+from contracts_kit import (
     CHALLENGE_WINDOW, COLLATERAL, PRICE, STAKE, as_tuple, deal_tuple, events, open_and_commit, open_deal,
 )
 

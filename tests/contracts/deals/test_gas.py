@@ -10,7 +10,7 @@ import boa
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
-import conftest as c
+import contracts_kit as c
 
 TERMS = "(address,address,uint256,uint256,bytes32,uint256,uint256,uint256,uint256,uint256)"
 TARGET = 90_000  # measured ~88.3k (see docs/SPEC.md §10)

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import DEPOSIT, PRICE, SEAL, as_tuple, events, make_party, now, open_and_commit, sign
+from contracts_kit import DEPOSIT, PRICE, SEAL, as_tuple, events, make_party, now, open_and_commit, sign
 
 
 def test_opens_and_commits(market, requester, provider, make_terms):

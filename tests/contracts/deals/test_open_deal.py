@@ -1,7 +1,7 @@
 import boa
 import pytest
 
-from conftest import (
+from contracts_kit import (
     COLLATERAL, DEPOSIT, PRICE, CHALLENGE_WINDOW, SEAL, STAKE, as_tuple, commit, events, make_party, now, open_deal, sign,
 )
 

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import COLLATERAL, DEPOSIT, MISS_PENALTY_BPS, PRICE, STAKE, deal_tuple, events, now, open_and_commit, open_deal
+from contracts_kit import COLLATERAL, DEPOSIT, MISS_PENALTY_BPS, PRICE, STAKE, deal_tuple, events, now, open_and_commit, open_deal
 
 
 def test_reclaim_refunds_and_penalizes(market, requester, provider, make_terms):

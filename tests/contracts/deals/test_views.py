@@ -2,7 +2,7 @@ import boa
 from eth_abi import encode
 from eth_utils import keccak
 
-from conftest import as_tuple, sign
+from contracts_kit import as_tuple, sign
 
 
 def test_deal_id(market, provider):

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import CHALLENGE_WINDOW, PRICE, events, open_and_commit
+from contracts_kit import CHALLENGE_WINDOW, PRICE, events, open_and_commit
 
 
 def test_claim_pays_earnings_once(token, market, requester, provider, make_terms):

@@ -1,4 +1,4 @@
-from conftest import COLLATERAL, STAKE, make_party, open_deal
+from contracts_kit import COLLATERAL, STAKE, make_party, open_deal
 
 
 def test_provider_info_and_free_stake(market, provider, make_terms):

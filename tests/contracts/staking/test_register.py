@@ -1,6 +1,6 @@
 import boa
 
-from conftest import events, make_party
+from contracts_kit import events, make_party
 
 
 def test_register_then_update(market):

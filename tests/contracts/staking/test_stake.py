@@ -1,6 +1,6 @@
 import boa
 
-from conftest import STAKE, events, fund, make_party
+from contracts_kit import STAKE, events, fund, make_party
 
 
 def test_stake_adds_and_pulls(token, market, provider):

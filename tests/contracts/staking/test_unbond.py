@@ -1,6 +1,6 @@
 import boa
 
-from conftest import COLLATERAL, STAKE, UNBOND_DELAY, events, now, open_deal
+from contracts_kit import COLLATERAL, STAKE, UNBOND_DELAY, events, now, open_deal
 
 
 def test_unbond_moves_free_stake(market, provider):

@@ -1,6 +1,6 @@
 import boa
 
-from conftest import STAKE, UNBOND_DELAY, events
+from contracts_kit import STAKE, UNBOND_DELAY, events
 
 
 def test_withdraw_after_delay(token, market, provider):

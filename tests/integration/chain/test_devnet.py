@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import devnet_settings, free_port
+from chain_kit import devnet_settings, free_port
 
 from mercato.chain import Devnet, MarketClient, connect
 from mercato.chain.artifacts import load_artifacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import free_port
+from chain_kit import free_port
 from typer.testing import CliRunner
 
 from mercato.cli import app
