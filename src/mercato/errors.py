@@ -36,7 +36,19 @@ their data as attributes so callers can act on them without parsing text.
     │           ├── DeadlineNotPassed       reclaiming before the deadline
     │           ├── ChallengeWindowOpen     finalizing before the challenge window ends
     │           └── NotAuthorized           the caller is not the party allowed to do it
+    ├── RequesterError              the requester SDK could not get a verified result
+    │   ├── NoBids                  no compliant bid arrived in the bid window (names the causes)
+    │   ├── BalanceTooLow           the escrow balance does not cover the winning price
+    │   ├── ProviderFailed          the provider gave up or vanished before the deal was opened
+    │   ├── ProviderMissedDeadline  no result seal by the deadline; the deal was reclaimed
+    │   └── ResultMismatch          downloaded outputs do not match the receipt or the on-chain seal
     ├── DevnetError                 the local anvil node could not be started/stopped
+    ├── ProviderError               the provider agent refused or could not do it (``http_status``)
+    │   ├── PricingError            the price strategy (e.g. a price script) failed
+    │   ├── DealNotFound            no deal with that id at this provider
+    │   ├── AcceptanceRejected      an acceptance that does not match the bid or its signer
+    │   ├── BlobRejected            an upload with a bad hash, over the size cap, or not needed
+    │   └── NotReady                asked for results before the seal is on-chain
     └── SandboxError                the sandbox could not run a workload
         ├── WorkloadError           the workload itself is unacceptable (malformed, too big, bad imports)
         ├── InputError              an input is missing, oversized, or fails its hash check
@@ -84,6 +96,12 @@ __all__ = [
     "ChallengeWindowOpen",
     "NotAuthorized",
     "DevnetError",
+    "ProviderError",
+    "PricingError",
+    "DealNotFound",
+    "AcceptanceRejected",
+    "BlobRejected",
+    "NotReady",
     "SandboxError",
     "WorkloadError",
     "InputError",
@@ -236,8 +254,107 @@ class NotAuthorized(DealsError):
     """The caller is not the party allowed to do this."""
 
 
+class RequesterError(MercatoError):
+    """The requester SDK could not get a verified result for a job."""
+
+
+class NoBids(RequesterError):
+    """No compliant bid arrived within the bid window.
+
+    ``asked`` providers were sent the RFQ; ``causes`` maps each provider address to why it
+    gave no usable bid (its decline reason, "no answer in 250 ms", "bid over max_price", ...).
+    """
+
+    def __init__(self, message: str, *, asked: int = 0, causes: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.asked = asked
+        self.causes = dict(causes or {})
+
+
+class BalanceTooLow(RequesterError):
+    """The escrow balance does not cover the winning price; ``balance`` and ``price`` in base units."""
+
+    def __init__(self, message: str, *, balance: int = 0, price: int = 0) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.price = price
+
+
+class ProviderFailed(RequesterError):
+    """The provider reported a failure (or stopped answering) and no deal was opened on-chain."""
+
+    def __init__(self, message: str, *, provider: str = "", deal_id: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.deal_id = deal_id
+
+
+class ProviderMissedDeadline(RequesterError):
+    """No result seal by the deadline: the deal was reclaimed; ``refund`` and ``penalty`` came back."""
+
+    def __init__(self, message: str, *, provider: str = "", deal_id: str = "", refund: int = 0,
+                 penalty: int = 0, reclaim_tx: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.deal_id = deal_id
+        self.refund = refund
+        self.penalty = penalty
+        self.reclaim_tx = reclaim_tx
+
+
+class ResultMismatch(RequesterError):
+    """Downloaded outputs do not match the provider's receipt or its on-chain seal.
+
+    ``what`` says which check failed ("output pi.txt", "result root", "seal").
+    """
+
+    def __init__(self, message: str, *, provider: str = "", deal_id: str = "", what: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.deal_id = deal_id
+        self.what = what
+
+
 class DevnetError(MercatoError):
     """The local devnet could not be managed."""
+
+
+class ProviderError(MercatoError):
+    """The provider agent refused a request or could not do its work; ``http_status`` is the
+    status its HTTP API answers with."""
+
+    http_status: int = 400
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        if http_status is not None:
+            self.http_status = http_status
+
+
+class PricingError(ProviderError):
+    """The pricing strategy failed (a price script that crashed, timed out or printed no integer)."""
+
+    http_status = 500
+
+
+class DealNotFound(ProviderError):
+    """This provider has no deal with that id."""
+
+    http_status = 404
+
+
+class AcceptanceRejected(ProviderError):
+    """An acceptance whose terms differ from the bid, or that the requester did not sign."""
+
+
+class BlobRejected(ProviderError):
+    """An upload whose bytes do not hash to its name, is over the size cap, or no deal needs."""
+
+
+class NotReady(ProviderError):
+    """Results are served only once their seal is on-chain."""
+
+    http_status = 409
 
 
 class SandboxError(MercatoError):

@@ -253,6 +253,10 @@ class FakeMarket:
         p = self.ledger._provider(provider or self.address)
         return Reputation(p.completed, p.missed, p.slashed, p.volume)
 
+    def providers(self) -> list[str]:
+        """Every registered provider, once, in the order the ledger first saw it."""
+        return [addr for addr, p in self.ledger.providers.items() if p.registered]
+
     # deals ----------------------------------------------------------------------------------
     def _check_terms(self, terms: Terms) -> None:
         _require(terms.jobs != 0, _R["no_jobs"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 from web3.contract.contract import Contract, ContractFunction
 from web3.types import TxReceipt
 
@@ -49,6 +50,9 @@ class MarketClient:
         self.address: str = sender.address
         self.market: str = str(market.address)
         self.chain_id: int = sender._chain_id()
+        self.from_block = 0  # where registry scans start (the deployment block when known)
+        self._registry: list[str] = []
+        self._registry_scanned = -1  # last block the registry scan has covered
         self._events = {event_abi_to_log_topic(abi): abi["name"]  # type: ignore[arg-type]
                         for abi in market.abi if abi["type"] == "event"}
 
@@ -58,12 +62,16 @@ class MarketClient:
         """A client for ``deployment`` acting as ``private_key``."""
         market = w3.eth.contract(address=to_checksum_address(deployment.market), abi=deployment.abi["market"])
         token = w3.eth.contract(address=to_checksum_address(deployment.token), abi=deployment.abi["token"])
-        return cls(w3, market, token, TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout))
+        client = cls(w3, market, token, TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout))
+        client.from_block = deployment.block
+        return client
 
     def as_account(self, private_key: str | bytes) -> MarketClient:
         """The same market seen from another key (shares the connection)."""
         sender = TxSender(self.w3, private_key, gas_margin=self.sender.gas_margin, timeout=self.sender.timeout)
-        return MarketClient(self.w3, self.contract, self.token, sender)
+        other = MarketClient(self.w3, self.contract, self.token, sender)
+        other.from_block = self.from_block
+        return other
 
     # plumbing -----------------------------------------------------------------------------
     @property
@@ -146,6 +154,23 @@ class MarketClient:
     def reputation(self, provider: str | None = None) -> Reputation:
         return Reputation(*(int(x) for x in self._view(self._f.reputation(provider or self.address))))
 
+    def providers(self) -> list[str]:
+        """Every registered provider, in registration order, from ProviderRegistered/ProviderUpdated
+        logs since ``from_block``; later calls scan only the blocks added since the last one."""
+        head = int(self.w3.eth.block_number)
+        if head > self._registry_scanned:
+            topics = ["0x" + bytes(t).hex() for t, name in self._events.items()
+                      if name in ("ProviderRegistered", "ProviderUpdated")]
+            logs = self.w3.eth.get_logs({"address": self.contract.address, "topics": [list(topics)],  # type: ignore[typeddict-item]
+                                         "fromBlock": max(self.from_block, self._registry_scanned + 1),
+                                         "toBlock": head})
+            for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
+                provider = to_checksum_address(bytes(log["topics"][1])[-20:])
+                if provider not in self._registry:
+                    self._registry.append(provider)
+            self._registry_scanned = head
+        return list(self._registry)
+
     # deals ----------------------------------------------------------------------------------
     def open_deal(self, terms: Terms, bid_signature: bytes) -> DealTx:
         """Open a deal from the provider's signed Bid (sent by the requester)."""
@@ -200,8 +225,13 @@ class MarketClient:
         return eip712.sign_acceptance(terms, self.sender.account.key, chain_id=self.chain_id, market=self.market)
 
     def now(self) -> int:
-        """The latest block's timestamp."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The timestamp the next block will carry (the pending block's): what time-gated calls
+        are judged by. On an idle devnet the latest block can be minutes old, and after
+        ``evm_increaseTime`` the chain runs ahead of the wall clock; the pending block tracks both."""
+        try:
+            return int(self.w3.eth.get_block("pending")["timestamp"])
+        except (ValueError, KeyError, TypeError, Web3RPCError):  # a node without a pending block
+            return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def token_balance(self, account: str | None = None) -> int:
         return int(self._view(self.token.functions.balanceOf(account or self.address)))

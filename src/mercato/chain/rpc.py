@@ -105,7 +105,10 @@ class TxSender:
         """The unsigned transaction (gas estimated with margin; reverts raise typed errors)."""
         tx: dict[str, Any] = {"from": self.account.address, "chainId": self._chain_id()}
         try:
-            estimate = gas or fn.estimate_gas(tx)
+            # against the pending block: its timestamp is the next block's, so time-gated calls
+            # (finalize after the window, reclaim after the deadline) estimate as they will run;
+            # an idle devnet's latest block can be minutes old
+            estimate = gas or fn.estimate_gas(tx, block_identifier="pending")
         except (ContractLogicError, Web3RPCError) as exc:
             raise_for_error(exc)
         tx["gas"] = gas or int(estimate * self.gas_margin) + 10_000

@@ -6,6 +6,8 @@ import typer
 
 from mercato.cli import devnet as _devnet
 from mercato.cli import exec as _exec
+from mercato.cli import provider as _provider
+from mercato.cli import requester as _requester
 
 app = typer.Typer(
     name="mercato",
@@ -15,7 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_devnet.app, name="devnet")
+app.add_typer(_provider.app, name="provider")
 _exec.register(app)
+_requester.register(app)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ use these models, so the two sides cannot drift apart.
               spec=spec.to_json(), spec_hash=spec.spec_hash(), max_price=500_000,
               min_collateral=9_500_000, deadline_s=600, accept_window_s=30)
 
-Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §11):
+Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §13):
 
     GET  /v1/info                         ProviderInfoMsg
     POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)

@@ -1,0 +1,9 @@
+"""Your first job: `mercato devnet start`, a provider running, `mercato deposit 10`, then this."""
+import asyncio, os
+from mercato.config import Settings
+from mercato.requester import JobRequest, Market
+async def main() -> None:
+    async with Market.connect(Settings.load(None, os.environ)) as m:
+        r = await m.run(JobRequest.from_files("examples/wasm/montecarlo.wasm", args=["1000000", "7"]))
+        print(r.stdout.decode(), f"paid {r.price} base units to {r.provider}, verified={r.verified}")
+asyncio.run(main())

@@ -1,0 +1,98 @@
+"""`mercato provider start|status`: run a provider agent against the deployed Market.
+
+    mercato provider start --config examples/provider.toml
+    mercato provider status --config examples/provider.toml
+
+The chain comes from the usual settings (MERCATO_HOME, MERCATO_DEPLOYMENT, MERCATO_RPC_URL, …);
+everything about the agent from its TOML file. Ctrl-C or SIGTERM stop it cleanly: uvicorn
+finishes the open requests and the agent's state is already on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mercato.config import Settings
+from mercato.errors import MercatoError
+
+app = typer.Typer(help="Run a provider agent: bid on jobs, run them, get paid.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The provider's TOML file (see examples/provider.toml).")]
+SettingsOption = Annotated[Path | None, typer.Option("--settings", help="A TOML file of chain settings.")]
+PortOption = Annotated[int | None, typer.Option("--port", help="Listen on this port instead of the config's.")]
+
+
+def _clean_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MercatoError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@_clean_errors
+def start(config: ConfigOption, settings_file: SettingsOption = None, port: PortOption = None,
+          log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
+    """Register, stake and serve the provider API until Ctrl-C / SIGTERM."""
+    import uvicorn
+
+    from mercato.chain import Deployment, MarketClient, connect
+    from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
+    from mercato.provider.chainio import wall_clock_floor
+    from mercato.provider.logs import configure_logging
+
+    settings = Settings.load(settings_file, os.environ)
+    cfg = ProviderConfig.load(config)
+    if port is not None:
+        cfg = cfg.with_(port=port)
+    dep = Deployment.load(settings.deployment_path)
+    rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
+    w3 = connect(rpc_url, settings.retry, settings.rpc_timeout, chain_id=dep.chain_id)
+    client = MarketClient.from_deployment(w3, dep, dep.key_of(cfg.account), gas_margin=settings.gas_margin,
+                                          timeout=settings.tx_timeout)
+    agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
+                          clock=wall_clock_floor(client))
+    configure_logging(log_level)
+    server = uvicorn.Server(uvicorn.Config(create_app(agent), host=cfg.host, port=cfg.port, log_config=None,
+                                           access_log=False, lifespan="on"))
+    server.run()
+
+
+@app.command()
+@_clean_errors
+def status(config: ConfigOption, port: PortOption = None) -> None:
+    """Ask a running agent for its info and deal counts."""
+    import httpx
+
+    from mercato.provider import ProviderConfig
+
+    cfg = ProviderConfig.load(config)
+    if port is not None:
+        cfg = cfg.with_(port=port)
+    url = cfg.endpoint or f"http://{cfg.host}:{cfg.port}"
+    try:
+        info = httpx.get(f"{url}/v1/info", timeout=5).json()
+    except httpx.HTTPError:
+        err_console.print(f"[red]no provider answers at {url}[/red]: start it with "
+                          f"`mercato provider start --config {config}`", soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table.grid(padding=(0, 2))
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    console.print(table)

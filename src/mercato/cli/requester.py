@@ -1,0 +1,266 @@
+"""`mercato deposit|withdraw|balance|run|jobs|providers`: the requester's commands.
+
+    mercato deposit 100            # mUSD from your wallet into escrow
+    mercato run examples/job.toml  # live bids -> winner -> running -> committed -> verified -> paid
+    mercato jobs                   # the local history
+    mercato providers              # the on-chain registry
+
+Amounts are mUSD as decimal text ("12.5"), converted exactly to base units (6 decimals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from mercato.config import Settings
+from mercato.errors import MercatoError
+from mercato.requester import (
+    Accepted,
+    BidsCollected,
+    Committed,
+    Event,
+    JobHistory,
+    JobResult,
+    Market,
+    Paid,
+    Running,
+    SyncMarket,
+    Verified,
+    WinnerChosen,
+    format_musd,
+    load_job_toml,
+    parse_musd,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.")]
+AccountOption = Annotated[str | None, typer.Option("--account", help="Dev account name or 0x private key.")]
+
+
+def _clean_errors(fn: F) -> F:
+    """MercatoError (and a bad amount) -> one red line and exit code 1, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (MercatoError, ValueError) as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: Path | None, account: str | None) -> Settings:
+    settings = Settings.load(config, os.environ)
+    if "MERCATO_RPC_URL" not in os.environ:  # then the deployment file knows where its node is
+        settings = settings.with_(rpc_url="")
+    return settings.with_(account=account) if account else settings
+
+
+def _musd(amount: int) -> str:
+    return f"{format_musd(amount)} mUSD"
+
+
+def _tx(tx_hash: bytes | str | None) -> str:
+    if tx_hash is None:
+        return "-"
+    return tx_hash if isinstance(tx_hash, str) else "0x" + tx_hash.hex()
+
+
+def deposit(amount: Annotated[str, typer.Argument(help="mUSD, e.g. 12.5")], config: ConfigOption = None,
+            account: AccountOption = None) -> None:
+    """Move mUSD from your wallet into your escrow balance (what jobs are paid from)."""
+    units = parse_musd(amount, what="AMOUNT")
+    market = SyncMarket.connect(_settings(config, account))
+    tx = market.deposit(units)
+    bal = market.balance()
+    console.print(f"[green]deposited[/green] {_musd(units)}; escrow balance {_musd(bal.available)} (tx {_tx(tx.tx_hash)})")
+
+
+def withdraw(amount: Annotated[str | None, typer.Argument(help="mUSD to withdraw; omit with --complete")] = None,
+             wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait out the delay and complete.")] = True,
+             complete: Annotated[bool, typer.Option("--complete", help="Complete a pending withdrawal now.")] = False,
+             config: ConfigOption = None, account: AccountOption = None) -> None:
+    """Request a withdrawal from escrow; it completes after the market's withdrawal delay."""
+    market = SyncMarket.connect(_settings(config, account))
+    if complete or amount is None:
+        tx = market.complete_withdrawal()
+        console.print(f"[green]withdrawn[/green]; wallet {_musd(market.balance().wallet)} (tx {_tx(tx.tx_hash)})")
+        return
+    units = parse_musd(amount, what="AMOUNT")
+    if not wait:
+        pending = market.request_withdrawal(units)
+        when = dt.datetime.fromtimestamp(pending.ready_at).isoformat(sep=" ", timespec="seconds")
+        console.print(f"withdrawal of {_musd(pending.amount)} requested; ready at {when} (chain time): "
+                      "then run `mercato withdraw --complete`")
+        return
+    with console.status(f"withdrawing {_musd(units)} (waiting out the withdrawal delay)…"):
+        tx = market.withdraw(units, wait=True)
+    console.print(f"[green]withdrawn[/green] {_musd(units)}; wallet {_musd(market.balance().wallet)} "
+                  f"(tx {_tx(getattr(tx, 'tx_hash', None))})")
+
+
+def balance(config: ConfigOption = None, account: AccountOption = None) -> None:
+    """Show your escrow balance, any pending withdrawal, and your wallet."""
+    bal = SyncMarket.connect(_settings(config, account)).balance()
+    table = Table.grid(padding=(0, 2))
+    table.add_row("escrow (available)", _musd(bal.available))
+    if bal.pending:
+        when = dt.datetime.fromtimestamp(bal.ready_at).isoformat(sep=" ", timespec="seconds")
+        table.add_row("pending withdrawal", f"{_musd(bal.pending)} (ready at {when})")
+    table.add_row("wallet", _musd(bal.wallet))
+    console.print(table)
+
+
+class _Progress:
+    """The live checklist of one run, fed by Market's progress events."""
+
+    STEPS = ("bids", "winner", "accepted", "running", "committed", "verified", "paid")
+
+    def __init__(self) -> None:
+        self.lines: dict[str, str] = {}
+        self.live: Live | None = None
+
+    def render(self) -> Table:
+        table = Table.grid(padding=(0, 1))
+        for step in self.STEPS:
+            done = step in self.lines
+            table.add_row("[green]✓[/green]" if done else "[dim]·[/dim]", f"[bold]{step}[/bold]" if done else
+                          f"[dim]{step}[/dim]", self.lines.get(step, ""))
+        return table
+
+    def __call__(self, ev: Event) -> None:
+        self.lines.update(self._describe(ev))
+        if self.live is not None:
+            self.live.update(self.render())
+
+    @staticmethod
+    def _describe(ev: Event) -> dict[str, str]:
+        if isinstance(ev, BidsCollected):
+            return {"bids": f"{ev.compliant} compliant of {ev.bids} answers from {ev.asked} providers "
+                            f"in {ev.window_ms:.0f} ms"}
+        if isinstance(ev, WinnerChosen):
+            runner = f" (next best {_musd(ev.runner_up_price)})" if ev.runner_up_price is not None else ""
+            return {"winner": f"{ev.provider} at {ev.endpoint} for {_musd(ev.price)}{runner}"}
+        if isinstance(ev, Accepted):
+            return {"accepted": f"deal {ev.deal_id[:18]}…, {ev.uploaded_bytes:,} bytes uploaded"}
+        if isinstance(ev, Running):
+            return {"running": "started " + dt.datetime.fromtimestamp(ev.started_at).strftime("%H:%M:%S.%f")[:-3]}
+        if isinstance(ev, Committed):
+            return {"committed": f"seal {ev.seal[:18]}… (tx {(ev.commit_tx or '-')[:18]}…)"}
+        if isinstance(ev, Verified):
+            return {"verified": f"result root {ev.result_root[:16]}…, {ev.outputs} output file(s)"}
+        if isinstance(ev, Paid):
+            return {"paid": f"{_musd(ev.price)} escrowed in the deal (opened by {ev.opened_by})"}
+        return {}
+
+
+def _summary(r: JobResult) -> Table:
+    table = Table(title="job verified", show_header=False, title_justify="left")
+    table.add_row("provider", f"{r.provider} ({r.endpoint})")
+    table.add_row("price", f"{_musd(r.price)} (collateral {_musd(r.collateral)})")
+    table.add_row("outcome", f"{r.outcome}, exit code {'-' if r.exit_code is None else r.exit_code}")
+    table.add_row("fuel used", f"{r.fuel_used:,}")
+    table.add_row("result root", r.result_root)
+    table.add_row("deal", r.deal_id)
+    table.add_row("open tx", r.open_tx or f"- (opened by the {r.opened_by})")
+    for path, data in r.outputs.items():
+        table.add_row(f"/output/{path}", f"{len(data):,} B" + (f" -> {r.out_dir / path}" if r.out_dir else ""))
+    t = r.timings
+    table.add_row("timings", f"ttfb {t.get('ttfb_ms', 0):.0f} ms · bids {t.get('bids_ms', 0):.0f} ms · "
+                             f"total {t.get('total_ms', 0):.0f} ms")
+    return table
+
+
+def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.toml)")],
+        out: Annotated[Path | None, typer.Option("--out", help="write the outputs here")] = None,
+        max_price: Annotated[str | None, typer.Option("--max-price", help="mUSD cap, overrides the file")] = None,
+        bid_window_ms: Annotated[int | None, typer.Option("--bid-window-ms", help="bid window")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+        config: ConfigOption = None, account: AccountOption = None) -> None:
+    """Run a job on the market: bids, winner, running, committed, verified, paid."""
+    req = load_job_toml(job)
+    overrides: dict[str, Any] = {}
+    if out is not None:
+        overrides["out_dir"] = out
+    if max_price is not None:
+        overrides["max_price"] = parse_musd(max_price, what="--max-price")
+    if bid_window_ms is not None:
+        overrides["bid_window"] = bid_window_ms / 1000
+    progress = _Progress()
+    settings = _settings(config, account)
+
+    async def go() -> JobResult:
+        async with Market.connect(settings, on_event=progress) as m:
+            return await m.run(req, **overrides)
+
+    if as_json:
+        result = asyncio.run(go())
+        payload = {k: getattr(result, k) for k in ("deal_id", "provider", "price", "outcome", "exit_code",
+                                                    "fuel_used", "result_root", "open_tx", "commit_tx", "timings")}
+        payload |= {"stdout": result.stdout.decode("utf-8", "replace"), "outputs": sorted(result.outputs)}
+        typer.echo(json.dumps(payload, sort_keys=True))
+        return
+    with Live(progress.render(), console=console, refresh_per_second=12) as live:
+        progress.live = live
+        result = asyncio.run(go())
+    if result.stdout:
+        console.print(result.stdout.decode("utf-8", "replace"), end="", markup=False, highlight=False)
+    console.print(Group(_summary(result)))
+
+
+def jobs(limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] = 20,
+         config: ConfigOption = None) -> None:
+    """List your recent jobs (kept locally in <home>/requester.sqlite)."""
+    settings = Settings.load(config, os.environ)
+    records = JobHistory(settings.home / "requester.sqlite").recent(limit)
+    if not records:
+        console.print("no jobs yet: try `mercato run examples/job.toml`")
+        return
+    table = Table(title="jobs")
+    for col in ("when", "name", "state", "provider", "mUSD", "ttfb ms", "deal"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("mUSD", "ttfb ms") else "left")
+    for r in records:
+        when = dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M")
+        state = "[green]verified[/green]" if r.state == "verified" else f"[red]{r.state}[/red]"
+        table.add_row(when, r.name, state, r.provider[:8] + "…" if r.provider else "-",
+                      format_musd(r.price) if r.price else "-", f"{r.ttfb_ms:.0f}" if r.ttfb_ms else "-",
+                      r.deal_id[:10] + "…" if r.deal_id else "-")
+    console.print(table)
+
+
+def providers(config: ConfigOption = None, account: AccountOption = None) -> None:
+    """List the providers registered on-chain: endpoint, stake, free stake, reputation."""
+    rows = SyncMarket.connect(_settings(config, account)).providers()
+    if not rows:
+        console.print("no provider is registered yet: start one with `mercato provider start`")
+        return
+    table = Table(title="providers")
+    for col in ("address", "endpoint", "stake", "free stake", "completed", "missed", "score"):
+        table.add_column(col, justify="right" if col not in ("address", "endpoint") else "left", no_wrap=True)
+    for p in rows:
+        table.add_row(p.address, p.endpoint, format_musd(p.stake), format_musd(p.free_stake), str(p.completed),
+                      str(p.missed), f"{p.score:.3f}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the requester commands to the main app."""
+    for fn in (deposit, withdraw, balance, run, jobs, providers):
+        app.command(fn.__name__)(_clean_errors(fn))

@@ -1,0 +1,281 @@
+"""``ProviderAgent``: the bid engine, executor, chain watcher and store of one provider.
+
+    agent = ProviderAgent(cfg, market, events=LogEventSource(market, start_block=dep.block))
+    app = create_app(agent)              # FastAPI; its lifespan calls agent.start() / stop()
+
+``start()`` is idempotent across restarts: it registers (or re-registers when the endpoint
+or capacity changed), tops the stake up to ``cfg.stake``, resyncs each lane's nonce from the
+chain, then resumes every deal where it stood — accepted or running deals are (re-)run
+(the sandbox is deterministic), executed ones committed, committed ones finalized later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from mercato.chain.api import MarketApi
+from mercato.chain.eip712 import recover_acceptance
+from mercato.domain.deals import ZERO32
+from mercato.domain.jobs import JobSpec, is_content_hash
+from mercato.domain.wire import AcceptMsg, BlobMsg, DealStatusMsg, ProviderInfoMsg, Rfq, RfqAnswer
+from mercato.errors import AcceptanceRejected, BlobRejected, DealNotFound, NotReady
+from mercato.provider.bidder import Bidder
+from mercato.provider.chainio import ChainIO
+from mercato.provider.config import ProviderConfig
+from mercato.provider.executor import Executor, needed_blobs
+from mercato.provider.metrics import Metrics
+from mercato.provider.pricing import PricingStrategy, strategy_for
+from mercato.provider.settle import Settler
+from mercato.provider.store import DealRecord, Store
+from mercato.provider.watcher import WATCHED, ChainEvent, EventSource
+from mercato.runtimes import BlobStore, Runtime
+from mercato.runtimes.blobs import content_hash
+
+__all__ = ["ProviderAgent", "resources_of"]
+
+log = logging.getLogger("mercato.provider")
+_REVEALED = ("committed", "finalized")
+
+
+def resources_of(cfg: ProviderConfig) -> bytes:
+    """The registry's 32-byte ``resources``: a hash of the advertised capacity (changes re-register)."""
+    blob = json.dumps({"lanes": cfg.lanes, "runtimes": list(cfg.runtimes), "max_fuel": cfg.max_fuel,
+                       "max_memory_bytes": cfg.max_memory_bytes}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).digest()
+
+
+class ProviderAgent:
+    """One provider: answers RFQs, runs deals, commits, finalizes and claims."""
+
+    def __init__(self, cfg: ProviderConfig, market: MarketApi, *, events: EventSource | None = None,
+                 runtimes: Mapping[str, Runtime] | None = None, clock: object = None,
+                 challenge_window: int | None = None, strategy: PricingStrategy | None = None) -> None:
+        self.cfg = cfg
+        self.chain = ChainIO(market, clock)  # type: ignore[arg-type]
+        self.store = Store(cfg.data_dir / "provider.sqlite3")
+        self.blobs = BlobStore(cfg.data_dir / "blobs", max_blob_bytes=cfg.max_blob_bytes)
+        self.metrics = Metrics()
+        self.strategy = strategy or strategy_for(cfg.pricing)
+        self.bidder = Bidder(cfg, self.store, self.chain, self.strategy, self.metrics)
+        self.executor = Executor(cfg, self.store, self.chain, self.blobs, self.metrics, runtimes)
+        self.events = events
+        self._challenge_window = challenge_window
+        self.settler: Settler | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self.started = False
+
+    @property
+    def address(self) -> str:
+        return self.chain.address
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Register and stake as configured, resync lanes, resume deals, start the loops."""
+        await self.ensure_registered()
+        window = self._challenge_window
+        if window is None:
+            params = getattr(self.chain.market, "parameters", None)
+            window = int((await self.chain.read(params))["challenge_window"]) if params else 0
+        self.settler = Settler(self.cfg, self.store, self.chain, self.executor, self.metrics, window)
+        await self._resync_lanes()
+        self._resume()
+        self._loops = [asyncio.create_task(self._loop(self.poll_events, self.cfg.poll_interval_s), name="watcher"),
+                       asyncio.create_task(self._loop(self.settler.run_once, self.cfg.housekeeping_interval_s),
+                                           name="housekeeping")]
+        self.started = True
+        log.info("provider started", extra={"provider": self.address, "endpoint": self.cfg.public_endpoint,
+                                            "lanes": self.cfg.lanes})
+
+    async def stop(self) -> None:
+        """Stop the loops and stop waiting for sandboxes; everything is already on disk."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.executor.shutdown()
+        self.store.close()
+        self.started = False
+        log.info("provider stopped", extra={"provider": self.address})
+
+    async def ensure_registered(self) -> None:
+        """Register if unregistered or the endpoint/capacity changed; stake up to ``cfg.stake``."""
+        m = self.chain.market
+        info = await self.chain.read(m.provider_info)
+        resources = resources_of(self.cfg)
+        if not info.registered or info.endpoint != self.cfg.public_endpoint or info.resources != resources:
+            await self.chain.write(m.register, self.cfg.public_endpoint, resources, ZERO32)
+            log.info("registered", extra={"endpoint": self.cfg.public_endpoint})
+        if info.stake < self.cfg.stake:
+            await self.chain.write(m.stake, self.cfg.stake - info.stake)
+            log.info("staked", extra={"amount": self.cfg.stake - info.stake})
+
+    async def _resync_lanes(self) -> None:
+        self.store.ensure_lanes(self.cfg.lanes)
+        self.store.reconcile_lanes()
+        for idx, _nonce, holder in self.store.lanes(self.cfg.lanes):
+            lane = await self.chain.read(self.chain.market.lane, self.address, idx)
+            ours = holder is not None and holder != "external"
+            self.store.sync_lane(idx, lane.last_nonce, lane.busy and not ours)
+
+    def _resume(self) -> None:
+        for rec in self.store.in_states("running"):  # killed mid-run: the sandbox is deterministic
+            self.store.update(rec.deal_id, expect=("running",), state="accepted", started_at=None)
+        for rec in self.store.in_states("accepted"):
+            self.executor.kick(rec.deal_id)
+        # executed deals are committed, committed ones finalized, by the housekeeping loop
+
+    async def _loop(self, step: object, interval: float) -> None:
+        while True:
+            try:
+                await step()  # type: ignore[operator]
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a loop must survive anything one round throws
+                log.exception("background step failed", extra={"step": getattr(step, "__name__", "?")})
+            await asyncio.sleep(interval)
+
+    # chain events ---------------------------------------------------------------------------
+    async def poll_events(self) -> None:
+        """Apply new deal events (the watcher loop calls this)."""
+        if self.events is None:
+            return
+        raw = self.store.get_meta("cursor")
+        events, cursor = await self.chain.read(self.events.poll, None if raw is None else int(raw))
+        for ev in events:
+            self.apply_event(ev)
+        self.store.set_meta("cursor", str(cursor))
+
+    def apply_event(self, ev: ChainEvent) -> None:
+        """Update a known deal from one chain event (idempotent)."""
+        if ev.name not in WATCHED or "deal_id" not in ev.args:
+            return
+        deal_id = "0x" + bytes(ev.args["deal_id"]).hex()
+        rec = self.store.get(deal_id)
+        if rec is None:
+            return
+        if ev.name == "DealOpened":
+            self._on_opened(rec, ev)
+        elif ev.name == "ResultCommitted":
+            self.store.update(deal_id, expect=("executed", "committed"), state="committed", on_chain=1,
+                              committed_at=int(ev.args["committed_at"]))
+        elif ev.name in ("DealFinalized", "DealReclaimed"):
+            state = "finalized" if ev.name == "DealFinalized" else "reclaimed"
+            if self.store.update(deal_id, state=state, on_chain=1) is not None:
+                self.store.release_lane(rec.lane, deal_id)
+        log.info("chain event", extra={"event": ev.name, "deal_id": deal_id, "block": ev.block})
+
+    def _on_opened(self, rec: DealRecord, ev: ChainEvent) -> None:
+        if bytes(ev.args.get("seal", ZERO32)) != ZERO32:  # our own open_and_commit
+            self.store.update(rec.deal_id, expect=("executed", "committed"), state="committed", on_chain=1,
+                              committed_at=ev.timestamp)
+            return
+        self.store.update(rec.deal_id, on_chain=1)
+        if self.store.update(rec.deal_id, expect=("bid",), state="accepted") is not None:
+            self.executor.kick(rec.deal_id)
+
+    # the HTTP API's operations --------------------------------------------------------------
+    async def info(self) -> ProviderInfoMsg:
+        """What ``GET /v1/info`` answers (the current quote per CU, at the current utilization)."""
+        cfg, m = self.cfg, self.chain.market
+        try:
+            per_cu = await asyncio.to_thread(self.strategy, None, self.bidder.utilization())
+        except Exception:  # a failing price script must not take /v1/info down
+            per_cu = cfg.pricing.price_per_cu
+        busy = self.store.busy_lanes(cfg.lanes)
+        return ProviderInfoMsg(provider=self.address, chain_id=m.chain_id, market=m.market,
+                               runtimes=list(cfg.runtimes), lanes=cfg.lanes, free_lanes=cfg.lanes - busy,
+                               price_per_cu=per_cu, max_fuel=cfg.max_fuel, max_memory_bytes=cfg.max_memory_bytes,
+                               max_input_bytes=cfg.max_input_bytes)
+
+    async def answer(self, rfq: Rfq) -> RfqAnswer:
+        """``POST /v1/rfq``."""
+        return await self.bidder.answer(rfq)
+
+    def _deal(self, deal_id: str) -> DealRecord:
+        rec = self.store.get(deal_id)
+        if rec is None:
+            raise DealNotFound(f"no deal {deal_id} at this provider: check the deal_id from its bid")
+        return rec
+
+    async def accept(self, deal_id: str, msg: AcceptMsg) -> DealStatusMsg:
+        """``POST /v1/deals/{id}/accept``: check the acceptance, then start once the blobs are here."""
+        rec = self._deal(deal_id)
+        if msg.deal_id.lower() != rec.deal_id or msg.terms != rec.terms_msg:
+            raise AcceptanceRejected("the accepted terms differ from the bid: accept the bid's terms unchanged")
+        terms = rec.terms_obj
+        try:
+            signer = recover_acceptance(terms, bytes.fromhex(msg.acceptance_signature.removeprefix("0x")),
+                                        chain_id=self.chain.market.chain_id, market=self.chain.market.market)
+        except Exception:
+            signer = None
+        if signer != terms.requester:
+            raise AcceptanceRejected(f"the acceptance is not signed by the requester {terms.requester}: "
+                                     "sign the EIP-712 Acceptance of these terms with that key")
+        if rec.state == "bid":
+            if await self.chain.now() > terms.expiry:
+                raise AcceptanceRejected("the bid expired before it was accepted: send a new RFQ", http_status=409)
+            self.store.update(deal_id, expect=("bid",), state="accepted", acceptance_sig=msg.acceptance_signature)
+        elif rec.state in ("expired", "failed", "reclaimed"):
+            raise AcceptanceRejected(f"the deal is {rec.state}: send a new RFQ", http_status=409)
+        elif rec.acceptance_sig is None:
+            self.store.update(deal_id, acceptance_sig=msg.acceptance_signature)
+        self.executor.kick(deal_id)
+        log.info("accepted", extra={"deal_id": deal_id})
+        return self.status(deal_id)
+
+    def status(self, deal_id: str) -> DealStatusMsg:
+        """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain."""
+        rec = self._deal(deal_id)
+        shown = rec.state in _REVEALED
+        missing = self.executor.missing(rec) if rec.state in ("bid", "accepted") else []
+        return DealStatusMsg(deal_id=rec.deal_id, state=rec.state, terms=rec.terms_msg, on_chain=bool(rec.on_chain),
+                             missing_inputs=missing, started_at=rec.started_at,
+                             receipt=rec.receipt_json if shown else None, seal=rec.seal if shown else None,
+                             salt=rec.salt if shown else None, commit_tx=rec.commit_tx, error=rec.error)
+
+    def put_blob(self, ref: str, data: bytes) -> BlobMsg:
+        """``PUT /v1/blobs/{hash}``: only blobs a live deal needs, hash-checked."""
+        self.check_blob_ref(ref)
+        if len(data) > self.cfg.max_blob_bytes:
+            raise BlobRejected(f"blob is {len(data)} bytes, over this provider's cap of {self.cfg.max_blob_bytes}",
+                               http_status=413)
+        if content_hash(data) != ref:
+            raise BlobRejected(f"the bytes hash to {content_hash(data)}, not {ref}: upload the right file")
+        self.blobs.put(data)
+        self.executor.on_blob(ref)
+        return BlobMsg(content_hash=ref, size=len(data))
+
+    def check_blob_ref(self, ref: str) -> None:
+        if not is_content_hash(ref):
+            raise BlobRejected(f"{ref!r} is not a content hash: use 'sha256:<64 lowercase hex>'")
+        for rec in self.store.in_states("bid", "accepted"):
+            if ref in needed_blobs(JobSpec.from_json(rec.spec_json)):
+                return
+        raise BlobRejected(f"no open deal here needs {ref}: upload a deal's workload and inputs after its bid",
+                           http_status=409)
+
+    def has_blob(self, ref: str) -> bool:
+        return is_content_hash(ref) and self.blobs.has(ref)
+
+    def result_file(self, deal_id: str, name: str) -> Path:
+        """The raw ``stdout``/``stderr`` or an ``outputs/<path>`` file, once the seal is on-chain."""
+        rec = self._deal(deal_id)
+        if rec.state not in _REVEALED:
+            raise NotReady(f"the deal is {rec.state}; results are served once its seal is on-chain")
+        base = self.executor.deal_dir(rec.deal_id)
+        if name in ("stdout", "stderr"):
+            return base / name
+        rel = name.removeprefix("outputs/")
+        listed = {o["path"] for o in (rec.receipt_json or {}).get("outputs", [])}
+        out_dir = (base / "ws" / "output").resolve()
+        path = (out_dir / rel).resolve()
+        if rel not in listed or not path.is_relative_to(out_dir) or not path.is_file():
+            raise DealNotFound(f"the deal has no output {rel!r}: see receipt.outputs for the list", http_status=404)
+        return path
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render(self.store.counts(), self.cfg.lanes - self.store.busy_lanes(self.cfg.lanes))

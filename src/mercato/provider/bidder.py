@@ -1,0 +1,175 @@
+"""The bid engine: an RFQ becomes a signed bid on a reserved lane, or a reasoned decline.
+
+    answer = await bidder.answer(rfq)       # RfqAnswer(bid=BidMsg(...)) or (decline=DeclineMsg(...))
+
+Checks run cheapest first (chain, spec, runtime, limits, price); the lane and the collateral
+are reserved under one lock, so concurrent RFQs never get the same lane and never promise
+the same free stake twice. Pricing: ``cu_cap = cu_from_fuel(spec.limits.fuel)``,
+``price = price_per_cu × cu_cap``, ``collateral = max(rfq.min_collateral, price × factor)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from eth_utils import is_address
+
+from mercato.domain.deals import Terms, job_leaf
+from mercato.domain.jobs import JobSpec, cu_from_fuel
+from mercato.domain.wire import BidMsg, DeclineMsg, Rfq, RfqAnswer, TermsMsg
+from mercato.errors import PricingError, SpecError
+from mercato.provider.chainio import ChainIO
+from mercato.provider.config import ProviderConfig
+from mercato.provider.metrics import Metrics
+from mercato.provider.pricing import PricingStrategy
+from mercato.provider.store import DealRecord, Store
+
+__all__ = ["Bidder", "Quote"]
+
+log = logging.getLogger("mercato.provider.bidder")
+_MAX_AMOUNT = 2**96
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What a job costs here: price per CU, CUs at the fuel cap, total price and collateral."""
+
+    price_per_cu: int
+    cu_cap: int
+    price: int
+    collateral: int
+
+
+class _Decline(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Bidder:
+    """Answers RFQs for one agent."""
+
+    def __init__(self, cfg: ProviderConfig, store: Store, chain: ChainIO, strategy: PricingStrategy,
+                 metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.chain = chain
+        self.strategy = strategy
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+
+    def utilization(self) -> Fraction:
+        """Busy lanes over all lanes."""
+        return Fraction(self.store.busy_lanes(self.cfg.lanes), self.cfg.lanes)
+
+    async def answer(self, rfq: Rfq) -> RfqAnswer:
+        """A signed bid with a lane reserved for it, or a decline that says what would work."""
+        try:
+            spec = self._check(rfq)
+            quote = await self.quote(rfq, spec)
+            bid = await self._reserve_and_sign(rfq, spec, quote)
+        except _Decline as d:
+            self.metrics.declines.labels(code=d.code).inc()
+            log.info("declined", extra={"rfq_id": rfq.rfq_id, "code": d.code, "reason": d.reason})
+            return RfqAnswer(decline=DeclineMsg(rfq_id=rfq.rfq_id, code=d.code, reason=d.reason))  # type: ignore[arg-type]
+        self.metrics.bids.inc()
+        log.info("bid", extra={"rfq_id": rfq.rfq_id, "deal_id": bid.deal_id, "lane": bid.terms.lane,
+                               "price": bid.terms.price, "collateral": bid.terms.collateral})
+        return RfqAnswer(bid=bid)
+
+    def _check(self, rfq: Rfq) -> JobSpec:
+        market = self.chain.market
+        if rfq.chain_id != market.chain_id or rfq.market.lower() != market.market.lower():
+            raise _Decline("chain", f"this provider settles on chain {market.chain_id} at market {market.market}; "
+                                    f"the RFQ names chain {rfq.chain_id} at {rfq.market}: check your deployment")
+        if not is_address(rfq.requester):
+            raise _Decline("spec", f"requester {rfq.requester!r} is not an address: send your 0x account address")
+        try:
+            spec = JobSpec.from_json(rfq.spec)
+        except SpecError as exc:
+            raise _Decline("spec", f"the job spec does not validate: {exc}") from None
+        if spec.spec_hash() != rfq.spec_hash:
+            raise _Decline("spec", f"spec_hash {rfq.spec_hash} does not match the spec (it hashes to "
+                                   f"{spec.spec_hash()}): send JobSpec.spec_hash() of the spec you send")
+        cfg = self.cfg
+        if spec.runtime not in cfg.runtimes:
+            raise _Decline("runtime", f"this provider runs {', '.join(cfg.runtimes)}, not {spec.runtime}: "
+                                      "ask providers whose registry entry lists it")
+        if spec.limits.fuel > cfg.max_fuel:
+            raise _Decline("limits", f"fuel cap {spec.limits.fuel} is over this provider's {cfg.max_fuel}: "
+                                     "lower limits.fuel or split the job")
+        if spec.limits.memory_bytes > cfg.max_memory_bytes:
+            raise _Decline("limits", f"memory cap {spec.limits.memory_bytes} bytes is over this provider's "
+                                     f"{cfg.max_memory_bytes}: lower limits.memory_bytes")
+        if rfq.input_bytes > cfg.max_input_bytes:
+            raise _Decline("inputs", f"{rfq.input_bytes} bytes of workload and inputs is over this provider's "
+                                     f"{cfg.max_input_bytes}: shrink the inputs or split the job")
+        return spec
+
+    async def quote(self, rfq: Rfq | None, spec: JobSpec) -> Quote:
+        """Price ``spec`` at the current utilization (a price script runs off the event loop)."""
+        try:
+            per_cu = await asyncio.to_thread(self.strategy, rfq, self.utilization())
+        except PricingError as exc:
+            log.error("pricing failed", extra={"error": str(exc)})
+            raise _Decline("price", "this provider cannot price jobs right now (its price script failed); "
+                                    "try another provider") from None
+        cu_cap = cu_from_fuel(spec.limits.fuel)
+        price = per_cu * cu_cap
+        factor = self.cfg.pricing.collateral_factor
+        collateral = max(rfq.min_collateral if rfq else 0, math.floor(price * factor))
+        if rfq is not None and price > rfq.max_price:
+            raise _Decline("price", f"this provider asks {per_cu} per CU, {price} for the {cu_cap} CU of the "
+                                    f"fuel cap; raise max_price to at least {price} or lower limits.fuel")
+        if price >= _MAX_AMOUNT or collateral >= _MAX_AMOUNT:
+            raise _Decline("price", "the price or collateral does not fit the contract's 96-bit amounts: "
+                                    "lower limits.fuel or min_collateral")
+        return Quote(per_cu, cu_cap, price, collateral)
+
+    async def _reserve_and_sign(self, rfq: Rfq, spec: JobSpec, quote: Quote) -> BidMsg:
+        now = await self.chain.now()
+        async with self._lock:
+            lane = self.store.reserve_lane(self.cfg.lanes)
+            if lane is None:
+                raise _Decline("capacity", f"all {self.cfg.lanes} lanes of this provider are busy: "
+                                           "retry in a little while or ask another provider")
+            idx, nonce = lane
+            try:
+                free = await self.chain.read(self.chain.market.free_stake) - self.store.reserved_collateral()
+                if free < quote.collateral:
+                    raise _Decline("collateral", f"this provider has {max(free, 0)} free stake, less than the "
+                                                 f"{quote.collateral} collateral asked: lower min_collateral or "
+                                                 "ask another provider")
+                rec = self._record(rfq, spec, quote, idx, nonce, now)
+                self.store.insert(rec)
+            except BaseException:
+                self.store.release_lane(idx)
+                raise
+        return BidMsg(rfq_id=rfq.rfq_id, terms=rec.terms_msg, signature=rec.bid_sig,
+                      price_per_cu=quote.price_per_cu, deal_id=rec.deal_id)
+
+    def _record(self, rfq: Rfq, spec: JobSpec, quote: Quote, lane: int, nonce: int, now: int) -> DealRecord:
+        deadline = now + rfq.deadline_s
+        terms = Terms(
+            requester=rfq.requester, provider=self.chain.address, lane=lane, nonce=nonce,
+            jobs_root=job_leaf(bytes.fromhex(rfq.spec_hash.removeprefix("sha256:")), quote.price, quote.collateral),
+            jobs=1, price=quote.price, collateral=quote.collateral, deadline=deadline,
+            expiry=min(now + rfq.accept_window_s, deadline),
+        )
+        signature = self.chain.market.sign_bid(terms)
+        return DealRecord(
+            deal_id="0x" + terms.deal_id.hex(), rfq_id=rfq.rfq_id, lane=lane, nonce=nonce,
+            terms=TermsMsg.of(terms).model_dump_json(), bid_sig="0x" + signature.hex(),
+            spec=spec_json(spec), state="bid", price_per_cu=quote.price_per_cu,
+        )
+
+
+def spec_json(spec: JobSpec) -> str:
+    """The spec as stored (canonical JSON)."""
+    return json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))

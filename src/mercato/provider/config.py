@@ -1,0 +1,158 @@
+"""``ProviderConfig``: everything a provider agent is told, loaded once from TOML.
+
+    cfg = ProviderConfig.load(Path("provider.toml"))
+    cfg.lanes, cfg.pricing.price_per_cu         # (4, 1000)
+
+``examples/provider.toml`` is the documented sample. Relative paths (``data_dir``, the price
+script) are resolved against the TOML file's folder, so a config works from any directory.
+Ratios (``utilization_markup``, ``collateral_factor``) are exact fractions: money stays integer.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from mercato.domain.jobs import FUEL_PER_CU, RUNTIMES
+from mercato.errors import ConfigError
+
+__all__ = ["Behaviour", "BEHAVIOURS", "PricingConfig", "ProviderConfig"]
+
+Behaviour = Literal["honest", "never_commit", "wrong_result"]
+BEHAVIOURS: tuple[str, ...] = ("honest", "never_commit", "wrong_result")
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """How bids are priced: ``price_per_cu × (1 + utilization_markup × utilization)``, or a script.
+
+    ``collateral = max(rfq.min_collateral, price × collateral_factor)``.
+    """
+
+    price_per_cu: int = 1_000  # token base units per CU: the floor at zero utilization
+    utilization_markup: Fraction = Fraction(1)  # +100 % when every lane is busy
+    collateral_factor: Fraction = Fraction(19)  # C >= P(1-p)/p with audit probability p = 5 %
+    script: Path | None = None  # JSON on stdin -> integer price per CU on stdout (Akash-style)
+    script_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.price_per_cu < 0:
+            raise ConfigError("pricing.price_per_cu must be >= 0 token base units per CU")
+        if self.utilization_markup < 0 or self.collateral_factor < 0:
+            raise ConfigError("pricing.utilization_markup and pricing.collateral_factor must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """A provider agent's settings (see examples/provider.toml for every field)."""
+
+    account: str = "provider1"  # a named dev account of the deployment, or a 0x private key
+    host: str = "127.0.0.1"
+    port: int = 7001
+    endpoint: str = ""  # the public URL put in the registry; "" means http://host:port
+    data_dir: Path = Path(".mercato/provider")
+    stake: int = 0  # ensure at least this much stake on start (token base units)
+    lanes: int = 4  # capacity: deals held at once (the contract's lanes 0..lanes-1)
+    runtimes: tuple[str, ...] = ("wasm", "python")
+    max_fuel: int = 1_000 * FUEL_PER_CU
+    max_memory_bytes: int = 1 << 30
+    max_input_bytes: int = 256 << 20  # workload + inputs of one job together
+    max_blob_bytes: int = 256 << 20  # one upload
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    poll_interval_s: float = 1.0  # chain watcher
+    housekeeping_interval_s: float = 1.0  # expiries, deadlines, finalize and claim
+    finalize_batch: int = 32  # at most chain.MAX_BATCH
+    claim_threshold: int = 1  # claim earnings once at least this much is claimable
+    reclaim_grace_s: int = 30  # after a missed deadline, reclaim our own deal (frees the lane)
+    behaviour: Behaviour = "honest"  # TEST ONLY fault injection: never_commit | wrong_result
+
+    def __post_init__(self) -> None:
+        if self.lanes < 1:
+            raise ConfigError("lanes must be at least 1: it is how many deals this agent holds at once")
+        unknown = set(self.runtimes) - set(RUNTIMES)
+        if unknown or not self.runtimes:
+            raise ConfigError(f"runtimes {sorted(unknown) or '[]'} not supported; choose from {list(RUNTIMES)}")
+        if self.behaviour not in BEHAVIOURS:
+            raise ConfigError(f"testing.behaviour {self.behaviour!r} unknown; use one of {list(BEHAVIOURS)}")
+        if not 1 <= self.finalize_batch <= 32:
+            raise ConfigError("finalize_batch must be between 1 and 32 (the contract's batch bound)")
+        for name in ("max_fuel", "max_memory_bytes", "max_input_bytes", "max_blob_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer")
+
+    @property
+    def public_endpoint(self) -> str:
+        """The URL requesters reach this agent at (what goes in the on-chain registry)."""
+        return self.endpoint or f"http://{self.host}:{self.port}"
+
+    def with_(self, **changes: Any) -> ProviderConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @classmethod
+    def load(cls, path: Path) -> ProviderConfig:
+        """Read a TOML file (sections ``[provider]``, ``[limits]``, ``[pricing]``, ``[testing]``)."""
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"provider config {path} does not exist: copy examples/provider.toml") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"provider config {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(data, base=path.parent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base: Path = Path(".")) -> ProviderConfig:
+        """Build from parsed TOML; relative paths are taken from ``base``."""
+        data = dict(data)
+        pricing = _pricing(data.pop("pricing", {}), base)
+        flat: dict[str, Any] = {}
+        for section in ("provider", "limits", "intervals", "testing"):
+            flat |= data.pop(section, {})
+        flat |= data
+        known = {f.name for f in fields(cls)} - {"pricing"}
+        unknown = set(flat) - known
+        if unknown:
+            raise ConfigError(f"unknown provider setting(s) {sorted(unknown)}: check the spelling")
+        if "data_dir" in flat:
+            flat["data_dir"] = _resolve(flat["data_dir"], base)
+        if "runtimes" in flat:
+            flat["runtimes"] = tuple(flat["runtimes"])
+        try:
+            return cls(pricing=pricing, **flat)
+        except TypeError as exc:
+            raise ConfigError(f"bad provider settings: {exc}") from None
+
+
+def _resolve(value: str | Path, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _ratio(value: object, name: str) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"pricing.{name} must be a number, got {value!r}")
+    try:
+        return Fraction(str(value))  # str() keeps 1.5 exact instead of its binary float
+    except ValueError:
+        raise ConfigError(f"pricing.{name} must be a number, got {value!r}") from None
+
+
+def _pricing(raw: dict[str, Any], base: Path) -> PricingConfig:
+    raw = dict(raw)
+    unknown = set(raw) - {f.name for f in fields(PricingConfig)}
+    if unknown:
+        raise ConfigError(f"unknown pricing setting(s) {sorted(unknown)}: check the spelling")
+    for name in ("utilization_markup", "collateral_factor"):
+        if name in raw:
+            raw[name] = _ratio(raw[name], name)
+    if raw.get("script"):
+        raw["script"] = _resolve(raw["script"], base)
+    else:
+        raw.pop("script", None)
+    try:
+        return PricingConfig(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"bad pricing settings: {exc}") from None

@@ -1,0 +1,270 @@
+"""Runs accepted deals in the sandbox and commits their result seals on-chain.
+
+    executor.kick(deal_id)        # starts the job once it is accepted and every blob is here
+    await executor.commit(deal_id)
+
+A deal runs when it is accepted (a valid acceptance, or DealOpened seen) *and* its workload
+and inputs are all stored. Up to ``lanes`` sandboxes run at once, each in a daemon thread
+(a wasm job cannot be interrupted from Python; a daemon thread lets the agent exit at once
+and the job is simply re-run after a restart — the sandbox is deterministic).
+
+Every outcome is committed (ok, exit_nonzero, fuel_exhausted, …): they are deterministic
+results. ``wall_clock_exceeded`` is committed too, although it depends on the host's speed.
+
+Commit: ``seal = keccak256(result_root ‖ salt)``; the salt is stored before the seal is
+sent. Deal open on-chain → ``commit_result``; otherwise, before expiry → ``open_and_commit``
+with the requester's acceptance (``LaneBusy`` means the requester's open landed first →
+``commit_result``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eth_utils import keccak
+
+from mercato.chain.api import DealTx
+from mercato.domain.deals import Deal, Terms, deal_hash
+from mercato.domain.jobs import JobSpec, Receipt
+from mercato.errors import (
+    AlreadyCommitted,
+    BidReplayed,
+    ChainError,
+    DeadlinePassed,
+    LaneBusy,
+    MercatoError,
+)
+from mercato.provider.chainio import ChainIO
+from mercato.provider.config import ProviderConfig
+from mercato.provider.metrics import Metrics
+from mercato.provider.store import DealRecord, Store
+from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
+
+__all__ = ["Executor", "in_daemon_thread", "seal_of", "needed_blobs"]
+
+log = logging.getLogger("mercato.provider.executor")
+T = TypeVar("T")
+
+
+def seal_of(result_root_hex: str, salt: bytes) -> bytes:
+    """``keccak256(result_root ‖ salt)``: what goes on-chain before the result is revealed."""
+    return bytes(keccak(bytes.fromhex(result_root_hex) + salt))
+
+
+def needed_blobs(spec: JobSpec) -> list[str]:
+    """The workload and every input, by content hash."""
+    return [spec.workload, *(ref for _, ref in spec.inputs)]
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` in a daemon thread and await it (the process may exit while it runs)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)
+
+    def target() -> None:
+        try:
+            result: Any = (True, fn(*args))
+        except BaseException as exc:  # handed to the awaiting task
+            result = (False, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *result)
+        except RuntimeError:  # the loop is gone: the agent shut down mid-job
+            pass
+
+    threading.Thread(target=target, name="mercato-sandbox", daemon=True).start()
+    return await fut
+
+
+class Executor:
+    """Runs and commits the deals of one agent."""
+
+    def __init__(self, cfg: ProviderConfig, store: Store, chain: ChainIO, blobs: BlobStore, metrics: Metrics,
+                 runtimes: Mapping[str, Runtime] | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.chain = chain
+        self.blobs = blobs
+        self.metrics = metrics
+        self._runtimes: dict[str, Runtime] = dict(runtimes or {})
+        self._sem = asyncio.Semaphore(cfg.lanes)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._committing: set[str] = set()
+
+    # starting -------------------------------------------------------------------------------
+    def deal_dir(self, deal_id: str) -> Path:
+        return self.cfg.data_dir / "deals" / deal_id.lower()
+
+    def missing(self, rec: DealRecord) -> list[str]:
+        """Blobs the deal still waits for."""
+        return [ref for ref in needed_blobs(JobSpec.from_json(rec.spec_json)) if not self.blobs.has(ref)]
+
+    def kick(self, deal_id: str) -> bool:
+        """Start the deal if it is accepted, all its blobs are here, and it is not running yet."""
+        rec = self.store.get(deal_id)
+        if rec is None or rec.state != "accepted" or deal_id in self._tasks or self.missing(rec):
+            return False
+        task = asyncio.get_running_loop().create_task(self._run(rec.deal_id), name=f"run-{rec.deal_id[:10]}")
+        self._tasks[rec.deal_id] = task
+        task.add_done_callback(lambda _t, d=rec.deal_id: self._tasks.pop(d, None))
+        return True
+
+    def on_blob(self, ref: str) -> None:
+        """A blob arrived: start every accepted deal it completes."""
+        for rec in self.store.in_states("accepted"):
+            if ref in needed_blobs(JobSpec.from_json(rec.spec_json)):
+                self.kick(rec.deal_id)
+
+    async def shutdown(self) -> None:
+        """Stop waiting for sandboxes (their deals are re-run after a restart)."""
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # running --------------------------------------------------------------------------------
+    def runtime(self, name: str) -> Runtime:
+        if name not in self._runtimes:
+            self._runtimes[name] = runtime_for(name, self.blobs, cache_dir=self.cfg.data_dir / "cache")
+        return self._runtimes[name]
+
+    async def _run(self, deal_id: str) -> None:
+        async with self._sem:
+            rec = self.store.get(deal_id)
+            if rec is None or rec.state != "accepted":
+                return
+            if await self.chain.now() > rec.terms_obj.deadline:
+                self._fail(deal_id, "the deadline passed before the job could start")
+                return
+            self.store.update(deal_id, expect=("accepted",), state="running")
+            spec = JobSpec.from_json(rec.spec_json)
+            try:
+                receipt = await in_daemon_thread(self._sandbox, deal_id, spec)
+            except MercatoError as exc:
+                self._fail(deal_id, f"the sandbox could not run the job: {exc}")
+                return
+            self._record(deal_id, receipt)
+        await self.commit(deal_id)
+
+    def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
+        runtime = self.runtime(spec.runtime)
+        ws = self._fresh_workspace(deal_id)
+        started = time.time()  # reported as started_at: time-to-first-byte is measured from it
+        self.store.update(deal_id, started_at=started)
+        receipt = runtime.run(spec, ws)
+        self.metrics.sandbox_seconds.observe(time.time() - started)
+        return receipt
+
+    def _fresh_workspace(self, deal_id: str) -> Workspace:
+        root = self.deal_dir(deal_id) / "ws"
+        if root.exists():
+            Workspace(root).remove()  # a re-run after a restart starts clean
+        for sub in ("input", "output", "tmp", "job"):
+            (root / sub).mkdir(parents=True)
+        return Workspace(root)
+
+    def _record(self, deal_id: str, receipt: Receipt) -> None:
+        d = self.deal_dir(deal_id)
+        (d / "stdout").write_bytes(receipt.stdout)
+        (d / "stderr").write_bytes(receipt.stderr)
+        self.metrics.fuel.inc(receipt.fuel_used)
+        self.store.update(deal_id, expect=("running",), state="executed", receipt=json.dumps(receipt.to_json()))
+        log.info("executed", extra={"deal_id": deal_id, "outcome": receipt.outcome.value,
+                                    "fuel_used": receipt.fuel_used, "result_root": receipt.result_root})
+
+    def _fail(self, deal_id: str, error: str) -> None:
+        rec = self.store.update(deal_id, state="failed", error=error)
+        log.warning("deal failed", extra={"deal_id": deal_id, "error": error})
+        if rec is not None and not rec.on_chain:  # an unopened deal holds no lane on-chain
+            self.store.release_lane(rec.lane, rec.deal_id)
+
+    # committing -----------------------------------------------------------------------------
+    async def commit(self, deal_id: str) -> None:
+        """Commit an executed deal's seal (idempotent; chain errors leave it for the next retry)."""
+        rec = self.store.get(deal_id)
+        if rec is None or rec.state != "executed" or deal_id in self._committing:
+            return
+        if self.cfg.behaviour == "never_commit":  # TEST ONLY fault injection
+            return
+        self._committing.add(deal_id)
+        try:
+            await self._commit(self._sealed(rec))
+        except ChainError as exc:
+            self.metrics.chain_errors.labels(op="commit").inc()
+            log.warning("commit failed; will retry", extra={"deal_id": deal_id, "error": str(exc)})
+        finally:
+            self._committing.discard(deal_id)
+
+    def _sealed(self, rec: DealRecord) -> DealRecord:
+        if rec.salt and rec.seal:
+            return rec
+        receipt = rec.receipt_json or {}
+        root = str(receipt["result_root"])
+        if self.cfg.behaviour == "wrong_result":  # TEST ONLY: a seal over a root we did not compute
+            root = hashlib.sha256(b"wrong" + bytes.fromhex(root)).hexdigest()
+        salt = secrets.token_bytes(32)
+        out = self.store.update(rec.deal_id, salt="0x" + salt.hex(), seal="0x" + seal_of(root, salt).hex())
+        assert out is not None
+        return out
+
+    async def _commit(self, rec: DealRecord) -> None:
+        terms, seal = rec.terms_obj, bytes.fromhex(rec.seal.removeprefix("0x"))  # type: ignore[union-attr]
+        now = await self.chain.now()
+        if now > terms.deadline:
+            self._fail(rec.deal_id, "the deadline passed before the seal could be committed")
+            return
+        lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
+        opened = lane.last_nonce == terms.nonce and lane.busy
+        if opened and lane.deal_hash_prefix != int.from_bytes(deal_hash(Deal(terms)), "big") >> 64:
+            self._committed_elsewhere(rec)  # our own earlier commit landed before a crash
+            return
+        if lane.last_nonce > terms.nonce or (lane.last_nonce == terms.nonce and not lane.busy):
+            self._fail(rec.deal_id, "the deal was settled on-chain before this agent committed")
+            return
+        if opened or rec.on_chain:
+            done, method = await self._commit_result(rec, terms, seal), "commit_result"
+        elif now <= terms.expiry and rec.acceptance_sig:
+            done, method = await self._open_and_commit(rec, terms, seal)
+        else:
+            self._fail(rec.deal_id, "the bid expired and the requester never opened the deal")
+            return
+        if done is None:
+            return
+        self.store.update(rec.deal_id, expect=("executed",), state="committed", on_chain=1,
+                          commit_tx="0x" + done.tx.tx_hash.hex(), committed_at=done.deal.committed_at)
+        self.metrics.commits.labels(method=method).inc()
+        log.info("committed", extra={"deal_id": rec.deal_id, "method": method, "tx": done.tx.tx_hash.hex()})
+
+    async def _commit_result(self, rec: DealRecord, terms: Terms, seal: bytes) -> DealTx | None:
+        try:
+            return await self.chain.write(self.chain.market.commit_result, Deal(terms), seal)
+        except AlreadyCommitted:
+            self._committed_elsewhere(rec)
+        except DeadlinePassed:
+            self._fail(rec.deal_id, "the deadline passed before the seal could be committed")
+        return None
+
+    async def _open_and_commit(self, rec: DealRecord, terms: Terms, seal: bytes) -> tuple[DealTx | None, str]:
+        sig = bytes.fromhex(rec.acceptance_sig.removeprefix("0x"))  # type: ignore[union-attr]
+        try:
+            return await self.chain.write(self.chain.market.open_and_commit, terms, sig, seal), "open_and_commit"
+        except (LaneBusy, BidReplayed):  # the requester's open landed first
+            self.store.update(rec.deal_id, on_chain=1)
+            return await self._commit_result(rec, terms, seal), "commit_result"
+
+    def _committed_elsewhere(self, rec: DealRecord) -> None:
+        """The seal is on-chain already (sent before a restart): the watcher supplies committed_at."""
+        self.store.update(rec.deal_id, expect=("executed",), state="committed", on_chain=1)
+        log.info("seal already on-chain", extra={"deal_id": rec.deal_id})

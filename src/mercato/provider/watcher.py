@@ -1,0 +1,77 @@
+"""The chain watcher: deal events that concern this provider, polled from the node.
+
+    source = LogEventSource(client, start_block=deployment.block)
+    for ev in source.poll(cursor):          # DealOpened, ResultCommitted, DealFinalized, DealReclaimed
+        ...
+
+``MarketClient`` has no event query, so ``LogEventSource`` reads ``eth_getLogs`` over the
+market with web3 directly, in ranges of at most ``chunk`` blocks, and stamps each event
+with its block's timestamp (an ``open_and_commit``'s committed_at). The cursor (the last
+block handled) lives in the agent's store, so a restart replays nothing it has applied and
+misses nothing. Reorgs are not handled (anvil and L2s with instant finality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_utils import event_abi_to_log_topic
+
+from mercato.chain.market import MarketClient
+
+__all__ = ["ChainEvent", "EventSource", "LogEventSource", "WATCHED"]
+
+WATCHED = ("DealOpened", "ResultCommitted", "DealFinalized", "DealReclaimed")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """A decoded deal event with where it was mined."""
+
+    name: str
+    args: dict[str, Any]
+    block: int
+    timestamp: int
+
+
+class EventSource(Protocol):
+    """New deal events after block ``cursor``, and the block they run up to."""
+
+    def poll(self, cursor: int | None) -> tuple[Sequence[ChainEvent], int]: ...
+
+
+class LogEventSource:
+    """Deal events of one market over JSON-RPC logs."""
+
+    def __init__(self, client: MarketClient, *, start_block: int = 0, chunk: int = 2_000) -> None:
+        self.client = client
+        self.start_block = start_block
+        self.chunk = chunk
+        self._topics: dict[bytes, str] = {}
+        for abi in client.contract.abi:
+            if abi.get("type") == "event" and abi.get("name") in WATCHED:
+                self._topics[bytes(event_abi_to_log_topic(abi))] = str(abi["name"])  # type: ignore[arg-type]
+        self._times: dict[int, int] = {}
+
+    def poll(self, cursor: int | None) -> tuple[list[ChainEvent], int]:
+        """Events in ``(cursor, latest]`` (from ``start_block`` on the first call), at most one chunk."""
+        w3 = self.client.w3
+        latest = int(w3.eth.block_number)
+        first = self.start_block if cursor is None else cursor + 1
+        if first > latest:
+            return [], latest if cursor is None else cursor
+        last = min(latest, first + self.chunk - 1)
+        logs = w3.eth.get_logs({"address": self.client.contract.address, "fromBlock": first, "toBlock": last,
+                                "topics": [["0x" + t.hex() for t in self._topics]]})
+        return [self._decode(log) for log in logs], last
+
+    def _decode(self, log: Any) -> ChainEvent:
+        name = self._topics[bytes(log["topics"][0])]
+        data = getattr(self.client.contract.events, name)().process_log(log)
+        block = int(log["blockNumber"])
+        if block not in self._times:
+            self._times[block] = int(self.client.w3.eth.get_block(block)["timestamp"])
+        args = {k: bytes(v) if isinstance(v, bytes) else v for k, v in data["args"].items()}
+        return ChainEvent(name, args, block, self._times[block])

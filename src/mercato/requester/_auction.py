@@ -1,0 +1,155 @@
+"""The sealed-bid round: who to ask, asking them all at once, judging what came back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from mercato.chain import recover_bid
+from mercato.chain.api import MarketApi
+from mercato.domain.wire import RfqAnswer
+from mercato.domain.wire import Rfq as RfqMsg
+from mercato.errors import NoBids
+from mercato.matching import Ask, Offer, ProviderFacts, Reputation, check_bid
+from mercato.requester.money import format_musd
+
+__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error"]
+
+Call = Callable[..., Awaitable[Any]]
+_UNKNOWN_REPUTATION = Reputation()  # filled in only when a tie needs it (saves RPC calls)
+
+
+@dataclass(slots=True)
+class Round:
+    """The outcome of one bid window: compliant offers and why each other provider gave none."""
+
+    asked: int
+    offers: list[Offer] = field(default_factory=list)
+    causes: dict[str, str] = field(default_factory=dict)  # address -> reason
+    kinds: dict[str, str] = field(default_factory=dict)  # address -> declined / silent / rejected / error
+    answered: int = 0
+
+
+async def registry_facts(api: MarketApi, call: Call) -> dict[str, ProviderFacts]:
+    """Registry entry and free stake of every registered provider (reputation left blank)."""
+    addresses = await call(api.providers)
+    infos = await asyncio.gather(*(call(api.provider_info, a) for a in addresses))
+    return {a: ProviderFacts(a, i.registered, i.endpoint, i.stake, i.stake - i.locked, _UNKNOWN_REPUTATION)
+            for a, i in zip(addresses, infos, strict=True)}
+
+
+async def _post_rfq(http: httpx.AsyncClient, endpoint: str, rfq: RfqMsg) -> RfqAnswer:
+    resp = await http.post(endpoint.rstrip("/") + "/v1/rfq", json=rfq.model_dump(mode="json"))
+    resp.raise_for_status()
+    return RfqAnswer.model_validate(resp.json())
+
+
+async def collect_bids(http: httpx.AsyncClient, targets: list[ProviderFacts], rfq: RfqMsg, ask: Ask,
+                       window: float, *, chain_id: int, market: str) -> Round:
+    """Send ``rfq`` to every target at once; judge what arrives within ``window`` seconds.
+
+    The round closes early once every target has answered; late answers are dropped.
+    """
+    rnd = Round(asked=len(targets))
+    tasks = {asyncio.create_task(_post_rfq(http, f.endpoint, rfq)): f for f in targets}
+    done, pending = await asyncio.wait(tasks, timeout=window) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+        _note(rnd, tasks[task].address, "silent", f"did not answer in {window * 1000:.0f} ms")
+    for task in done:
+        facts = tasks[task]
+        exc = task.exception()
+        if exc is not None:
+            _note(rnd, facts.address, "error", f"unreachable at {facts.endpoint} ({_short(exc)})")
+            continue
+        rnd.answered += 1
+        _judge(rnd, task.result(), facts, rfq, ask, chain_id=chain_id, market=market)
+    return rnd
+
+
+def _judge(rnd: Round, answer: RfqAnswer, facts: ProviderFacts, rfq: RfqMsg, ask: Ask, *,
+           chain_id: int, market: str) -> None:
+    who = facts.address
+    if answer.decline is not None:
+        _note(rnd, who, "declined", f"{answer.decline.code}: {answer.decline.reason}")
+        return
+    bid = answer.bid
+    if bid is None or bid.rfq_id != rfq.rfq_id:
+        _note(rnd, who, "rejected", "answered without a bid for this RFQ")
+        return
+    try:
+        terms = bid.terms.to_terms()
+        signature = bytes.fromhex(bid.signature.removeprefix("0x"))
+        signer = recover_bid(terms, signature, chain_id=chain_id, market=market)
+    except Exception:  # malformed terms or signature bytes: the bid is unusable, whatever the cause
+        _note(rnd, who, "rejected", "bad signature (cannot recover a signer)")
+        return
+    if terms.provider != who:
+        _note(rnd, who, "rejected", f"sent a bid in another provider's name ({terms.provider})")
+        return
+    offer = Offer(terms, signer, signature, facts.endpoint)
+    reason = check_bid(offer, ask, facts)
+    if reason is not None:
+        _note(rnd, who, "rejected", reason)
+        return
+    rnd.offers.append(offer)
+
+
+def _note(rnd: Round, who: str, kind: str, reason: str) -> None:
+    rnd.causes[who] = reason
+    rnd.kinds[who] = kind
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:120]
+
+
+_ADVICE = {
+    "price": "raise max_price",
+    "collateral": "lower min_collateral",
+    "silent": "widen bid_window",
+    "capacity": "try again when providers have free lanes",
+    "error": "check the providers are up (`mercato providers`)",
+}
+
+
+def no_bids_error(rnd: Round, *, window: float, max_price: int) -> NoBids:
+    """A ``NoBids`` whose message counts the causes and says what to change."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for who, kind in rnd.kinds.items():
+        groups[kind].append(rnd.causes[who])
+    parts, advice = [], []
+    for kind, label in (("declined", "declined"), ("rejected", "sent a bid that does not comply"),
+                        ("silent", f"did not answer in {window * 1000:.0f} ms"), ("error", "could not be reached")):
+        reasons = groups.get(kind, [])
+        if not reasons:
+            continue
+        details = sorted(set(reasons))
+        shown = "; ".join(details[:3]) + ("; …" if len(details) > 3 else "")
+        parts.append(f"{len(reasons)} {label}" + ("" if kind == "silent" else f" ({shown})"))
+        advice += _advice_for(kind, reasons)
+    advice = list(dict.fromkeys(advice)) or ["raise max_price or widen bid_window"]
+    head = f"{rnd.asked} provider{'s' if rnd.asked != 1 else ''} asked (your max_price {format_musd(max_price)} mUSD)"
+    return NoBids(f"no compliant bid: {head}: {', '.join(parts)} — {' or '.join(advice)}",
+                  asked=rnd.asked, causes=rnd.causes)
+
+
+def _advice_for(kind: str, reasons: list[str]) -> list[str]:
+    if kind in ("silent", "error"):
+        return [_ADVICE[kind]]
+    out = [_ADVICE[key] for key in ("price", "collateral", "capacity") if any(key in r for r in reasons)]
+    return out
+
+
+def no_targets_error(registered: int, min_collateral: int) -> NoBids:
+    """``NoBids`` when not one registered provider qualifies to be asked."""
+    return NoBids(
+        f"no provider to ask: {registered} registered, none with an endpoint and at least "
+        f"{format_musd(min_collateral)} mUSD free stake (your min_collateral) — lower min_collateral, "
+        "or start a provider (`mercato provider start`)", asked=0, causes={})
+

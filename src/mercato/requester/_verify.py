@@ -1,0 +1,164 @@
+"""Downloading a result and proving it is the one sealed on-chain.
+
+The provider's receipt is a claim; the chain holds ``seal = keccak256(result_root ‖ salt)``.
+We download stdout, stderr and every output, recompute the result root from those exact
+bytes plus the receipt's outcome and exit code, and check the seal against the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+from eth_utils import event_abi_to_log_topic, keccak
+
+from mercato.chain import MarketClient
+from mercato.chain.api import MarketApi
+from mercato.domain.deals import ZERO32, Deal, Terms, deal_hash
+from mercato.domain.wire import DealStatusMsg
+from mercato.errors import ResultMismatch
+from mercato.verification.result_root import result_root
+
+__all__ = ["Download", "SealReader", "LogSealReader", "LaneSealReader", "seal_reader_for", "download", "verify", "write_outputs"]
+
+Call = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A result as fetched: the exact bytes and the receipt fields they must match."""
+
+    outcome: str
+    exit_code: int | None
+    fuel_used: int
+    result_root: str
+    stdout: bytes
+    stderr: bytes
+    outputs: dict[str, bytes]
+    claimed: dict[str, tuple[str, int]]  # path -> (sha256 hex, size) as the receipt says
+
+
+class SealReader(Protocol):
+    """Where the committed seal of a deal is read from the chain."""
+
+    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None: ...
+
+
+class LogSealReader:
+    """Reads ``DealOpened.seal`` (open-and-commit) or ``ResultCommitted.seal`` from the logs."""
+
+    def __init__(self, client: MarketClient, call: Call) -> None:
+        self.client, self.call = client, call
+        abi = {a["name"]: a for a in client.contract.abi if a["type"] == "event"}
+        self.topics = {name: "0x" + event_abi_to_log_topic(abi[name]).hex()  # type: ignore[arg-type]
+                       for name in ("DealOpened", "ResultCommitted")}
+
+    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None:
+        return await self.call(self._read, "0x" + terms.deal_id.hex())
+
+    def _read(self, deal_id: str) -> bytes | None:
+        events = self.client.contract.events
+        for name in ("DealOpened", "ResultCommitted"):
+            logs = self.client.w3.eth.get_logs({"address": self.client.contract.address,  # type: ignore[typeddict-item]
+                                                "topics": [self.topics[name], deal_id],
+                                                "fromBlock": self.client.from_block, "toBlock": "latest"})
+            for log in logs:
+                seal = bytes(getattr(events, name)().process_log(log)["args"]["seal"])
+                if seal != ZERO32:
+                    return seal
+        return None
+
+
+class LaneSealReader:
+    """For a ``MarketApi`` without logs (the fake): the lane word stores the hash of the deal
+    with its seal and commit time, so try the seal the provider claims at each commit time
+    since the RFQ. Works while the deal is open (the challenge window)."""
+
+    def __init__(self, api: MarketApi, call: Call) -> None:
+        self.api, self.call = api, call
+
+    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None:
+        if len(claimed) != 32 or claimed == ZERO32:
+            return None
+        lane = await self.call(self.api.lane, terms.provider, terms.lane)
+        now = await self.call(self.api.now)
+        for committed_at in range(max(0, since), now + 1):
+            if int.from_bytes(deal_hash(Deal(terms, claimed, committed_at)), "big") >> 64 == lane.deal_hash_prefix:
+                return claimed
+        return None
+
+
+def seal_reader_for(api: MarketApi, call: Call) -> LogSealReader | LaneSealReader:
+    """Logs on a real node, the lane word on anything else."""
+    return LogSealReader(api, call) if isinstance(api, MarketClient) else LaneSealReader(api, call)
+
+
+async def _get(http: httpx.AsyncClient, url: str, what: str, cap: int) -> bytes:
+    resp = await http.get(url)
+    if resp.status_code != 200:
+        raise ResultMismatch(f"the provider did not serve {what} ({resp.status_code} at {url}): "
+                             "the result cannot be verified", what=what)
+    if len(resp.content) > cap:
+        raise ResultMismatch(f"{what} is {len(resp.content)} bytes, over the job's cap of {cap}", what=what)
+    return resp.content
+
+
+async def download(http: httpx.AsyncClient, endpoint: str, status: DealStatusMsg, caps: tuple[int, int]) -> Download:
+    """Fetch stdout, stderr and every output the receipt lists (each size-capped)."""
+    receipt = status.receipt or {}
+    base = f"{endpoint.rstrip('/')}/v1/deals/{status.deal_id}"
+    stdout_cap, output_cap = caps
+    stdout = await _get(http, base + "/stdout", "stdout", stdout_cap)
+    stderr = await _get(http, base + "/stderr", "stderr", stdout_cap)
+    claimed = {str(o["path"]): (str(o["sha256"]), int(o["size"])) for o in receipt.get("outputs", [])}
+    outputs = {path: await _get(http, f"{base}/outputs/{quote(path, safe='/')}", f"output {path}", output_cap)
+               for path in claimed}
+    return Download(str(receipt.get("outcome", "")), receipt.get("exit_code"), int(receipt.get("fuel_used", 0)),
+                    str(receipt.get("result_root", "")), stdout, stderr, outputs, claimed)
+
+
+def verify(d: Download, *, salt: bytes, onchain_seal: bytes | None, provider: str, deal_id: str) -> str:
+    """The recomputed result root, or ``ResultMismatch`` naming the first check that failed."""
+    def mismatch(what: str, detail: str) -> ResultMismatch:
+        return ResultMismatch(
+            f"{what} of deal {deal_id} from provider {provider} does not match: {detail}. Do not use this "
+            "result; the on-chain remedy (an audit/challenge that slashes the provider) comes with the "
+            "next release — until then report the provider and run the job elsewhere",
+            provider=provider, deal_id=deal_id, what=what)
+
+    for path, (sha, size) in d.claimed.items():
+        data = d.outputs[path]
+        if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
+            raise mismatch(f"output {path}", f"downloaded {len(data)} bytes hashing to "
+                                             f"{hashlib.sha256(data).hexdigest()[:16]}…, the receipt says {size} bytes, {sha[:16]}…")
+    try:
+        root = result_root(outputs=[(p, hashlib.sha256(b).hexdigest()) for p, b in d.outputs.items()],
+                           stdout=d.stdout, stderr=d.stderr, outcome=d.outcome, exit_code=d.exit_code)
+    except ValueError as exc:
+        raise mismatch("result", f"the receipt is malformed ({exc})") from None
+    if root != d.result_root:
+        raise mismatch("result root", f"the downloaded bytes give {root[:16]}…, the receipt claims {d.result_root[:16]}…")
+    if onchain_seal is None:
+        raise mismatch("seal", "no result seal for this deal is on-chain")
+    if keccak(bytes.fromhex(root) + salt) != onchain_seal:
+        raise mismatch("seal", "keccak256(result_root ‖ salt) differs from the seal committed on-chain")
+    return root
+
+
+def write_outputs(out_dir: Path | None, outputs: dict[str, bytes]) -> Path | None:
+    """Write verified outputs under ``out_dir`` (never outside it); None when no folder was given."""
+    if out_dir is None:
+        return None
+    for path, data in outputs.items():
+        rel = PurePosixPath(path)
+        if rel.is_absolute() or ".." in rel.parts:
+            continue  # never write outside out_dir, whatever a receipt says
+        dest = out_dir.joinpath(*rel.parts)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return out_dir

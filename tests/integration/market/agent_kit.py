@@ -1,0 +1,142 @@
+"""Provider integration: a real anvil (one per session), real agent processes, real wasmtime."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from web3 import Web3
+
+from mercato.chain import Deployment, Devnet, MarketClient, connect
+from mercato.config import RetryPolicy, Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+WASM = ROOT / "examples" / "wasm" / "montecarlo.wasm"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    home = tmp_path_factory.mktemp("provider-devnet")
+    net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1)))
+    net.start()
+    yield net
+    net.stop()
+
+
+@pytest.fixture(scope="session")
+def deployment(devnet: Devnet) -> Deployment:
+    dep = devnet.status().deployment
+    assert dep is not None
+    return dep
+
+
+@pytest.fixture(scope="session")
+def w3(deployment: Deployment) -> Web3:
+    return connect(deployment.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
+
+
+@pytest.fixture(scope="session")
+def requester(w3: Web3, deployment: Deployment) -> MarketClient:
+    client = MarketClient.from_deployment(w3, deployment, deployment.keys["requester1"])
+    client.deposit(10_000 * 10**6)
+    return client
+
+
+@dataclass
+class AgentProcess:
+    """``mercato provider start`` in a subprocess, on its own port and data dir."""
+
+    config: Path
+    port: int
+    env: dict[str, str]
+    log: Path
+    account: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> AgentProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "mercato", "provider", "start", "--config",
+                                          str(self.config)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=str(ROOT))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/v1/info", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"agent did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10)
+
+    def post(self, path: str, body: Any) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=30)
+
+    def put(self, path: str, data: bytes) -> httpx.Response:
+        return httpx.put(self.url + path, content=data, timeout=30)
+
+    def wait_state(self, deal_id: str, *states: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            last = self.get(f"/v1/deals/{deal_id}").json()
+            if last["state"] in states:
+                return last
+            time.sleep(0.1)
+        raise AssertionError(f"deal {deal_id} is {last.get('state')}, not {states}:\n{self.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def spawn_agent(tmp_path: Path, devnet: Devnet, deployment: Deployment) -> Iterator[Any]:
+    made: list[AgentProcess] = []
+
+    def spawn(account: str, behaviour: str = "honest", lanes: int = 2, pricing: dict[str, Any] | None = None,
+              **extra: Any) -> AgentProcess:
+        port = free_port()
+        data = tmp_path / account
+        lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{data.name}"', "stake = 50000000000",
+                 f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
+                 *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
+                 "[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
+                 "[testing]", f'behaviour = "{behaviour}"']
+        config = tmp_path / f"{account}.toml"
+        config.write_text("\n".join(lines) + "\n")
+        env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
+                   MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(tmp_path / "cache"))
+        env.pop("MERCATO_RPC_URL", None)
+        agent = AgentProcess(config, port, env, tmp_path / f"{account}.log", account)
+        made.append(agent)
+        return agent.start()
+
+    yield spawn
+    for agent in made:
+        agent.kill(signal.SIGTERM)

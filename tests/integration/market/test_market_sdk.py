@@ -1,0 +1,116 @@
+"""The market end to end through the requester SDK: real anvil, real agents over loopback HTTP,
+real wasmtime. Each test starts its own agents; earlier tests' agents are stopped (their
+registry entries stay on-chain, and the SDK must cope with their silence)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from agent_kit import WASM
+
+from mercato.chain import Deployment, MarketClient
+from mercato.domain.jobs import FUEL_PER_CU, Limits
+from mercato.errors import NoBids, ProviderMissedDeadline, ResultMismatch, SpecError
+from mercato.requester import JobRequest, Market, load_job_toml
+
+CU = 5  # the fuel cap of the test jobs, in compute units
+
+
+def _job(samples: int = 200_000, **market: object) -> JobRequest:
+    opts: dict = dict(max_price=10_000 * CU, deadline_s=120, accept_window_s=60) | market
+    return JobRequest.from_files(WASM, args=[str(samples), "7"], limits=Limits(fuel=CU * FUEL_PER_CU), **opts)
+
+
+def _run(deployment: Deployment, job: JobRequest, **options: object):
+    async def go():
+        async with Market.connect(deployment=deployment, key=deployment.keys["requester1"],
+                                  bid_window=0.5, **options) as market:
+            return await market.run(job)
+    return asyncio.run(go())
+
+
+def _wait(predicate, timeout: float = 30.0) -> None:
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_cheapest_bid_wins_and_result_is_verified(spawn_agent, requester: MarketClient,
+                                                 deployment: Deployment) -> None:
+    prices = {"provider1": 3_000, "provider2": 1_000, "provider3": 2_000}
+    for account, price in prices.items():
+        spawn_agent(account, pricing={"price_per_cu": price, "utilization_markup": 0})
+    cheapest = deployment.accounts["provider2"]
+    before_escrow = requester.balance_of()
+    before_rep = requester.reputation(cheapest)
+
+    result = _run(deployment, _job())
+
+    assert result.provider.lower() == cheapest.lower()
+    assert result.price == 1_000 * CU
+    assert result.verified and result.outcome == "ok"
+    assert result.stdout.startswith(b"samples=200000 ")
+    assert result.outputs["pi.txt"].startswith(b"3.1")
+    assert requester.balance_of() == before_escrow - result.price
+    # the provider finalizes after the challenge window and is credited on-chain
+    _wait(lambda: requester.reputation(cheapest).completed == before_rep.completed + 1)
+    assert requester.reputation(cheapest).volume == before_rep.volume + result.price
+
+
+def test_no_bids_names_the_cause(spawn_agent, deployment: Deployment) -> None:
+    spawn_agent("provider1", pricing={"price_per_cu": 1_000, "utilization_markup": 0})
+    with pytest.raises(NoBids) as err:
+        _run(deployment, _job(max_price=10))
+    message = str(err.value)
+    assert "price" in message and "max_price" in message
+    assert deployment.accounts["provider1"] in err.value.causes
+
+
+def test_provider_that_never_commits_is_reclaimed_and_slashed(spawn_agent, requester: MarketClient,
+                                                              deployment: Deployment) -> None:
+    spawn_agent("provider4", behaviour="never_commit", pricing={"price_per_cu": 10, "utilization_markup": 0})
+    lazy = deployment.accounts["provider4"]
+    rep, escrow = requester.reputation(lazy), requester.balance_of()
+    with pytest.raises(ProviderMissedDeadline) as err:
+        _run(deployment, _job(deadline_s=8, accept_window_s=4))
+    assert err.value.refund == 10 * CU
+    assert err.value.penalty > 0
+    after = requester.reputation(lazy)
+    assert (after.missed, after.slashed) == (rep.missed + 1, rep.slashed + 1)
+    # the price came back and half the collateral on top (devnet miss penalty 50 %)
+    assert requester.balance_of() == escrow + err.value.penalty
+
+
+def test_wrong_result_is_detected(spawn_agent, deployment: Deployment) -> None:
+    spawn_agent("provider5", behaviour="wrong_result", pricing={"price_per_cu": 5, "utilization_markup": 0})
+    with pytest.raises(ResultMismatch) as err:
+        _run(deployment, _job())
+    assert "seal" in str(err.value)
+
+
+def test_malformed_spec_is_rejected_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "job.toml"
+    bad.write_text(f'[job]\nworkload = "{WASM}"\n[limits]\nfuel = "lots"\n')
+    with pytest.raises(SpecError) as err:
+        load_job_toml(bad)
+    assert "fuel" in str(err.value)
+
+
+def test_oversized_input_is_rejected_before_upload(spawn_agent, deployment: Deployment, tmp_path: Path) -> None:
+    agent = spawn_agent("provider1", pricing={"price_per_cu": 1_000, "utilization_markup": 0})
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 300_000)
+    job = JobRequest.from_files(WASM, inputs={"big.bin": big}, limits=Limits(fuel=CU * FUEL_PER_CU),
+                                max_price=10_000 * CU)
+    with pytest.raises(SpecError) as err:
+        _run(deployment, job, max_input_bytes=100_000)
+    assert err.value.field == "inputs"
+    # and the provider itself refuses an upload no bid asked for, or one that lies about its hash
+    assert agent.put("/v1/blobs/sha256:" + "00" * 32, b"hello").status_code in (400, 409)

@@ -1,0 +1,172 @@
+"""Provider unit helpers and fixtures: a fake ledger with an event log, a FakeRuntime, an agent factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mercato.chain import FakeLedger, FakeMarket, dev_accounts
+from mercato.domain.deals import Terms
+from mercato.domain.jobs import JobSpec, Limits
+from mercato.domain.wire import AcceptMsg, Rfq, TermsMsg, new_id
+from mercato.provider import ChainEvent, ProviderAgent, ProviderConfig, create_app
+from mercato.runtimes import FakeRuntime, content_hash
+
+KEYS = dev_accounts()
+STAKE = 10_000 * 10**6
+DEPOSIT = 1_000 * 10**6
+WORKLOAD = b"\x00asm\x01\x00\x00\x00 provider unit test workload"
+INPUT = b"some input bytes"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class LedgerEvents:
+    """An ``EventSource`` over a FakeLedger: records every event the ledger mines."""
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self.log: list[ChainEvent] = []
+        mine = ledger._mine
+
+        def recording(*events: Any) -> Any:
+            tx = mine(*events)
+            self.log.extend(ChainEvent(ev.name, dict(ev.args), tx.block_number, tx.timestamp) for ev in events)
+            return tx
+
+        ledger._mine = recording  # type: ignore[method-assign]
+        self.ledger = ledger
+
+    def poll(self, cursor: int | None) -> tuple[list[ChainEvent], int]:
+        after = -1 if cursor is None else cursor
+        return [ev for ev in self.log if ev.block > after], self.ledger.block
+
+
+@pytest.fixture
+def ledger() -> FakeLedger:
+    led = FakeLedger()
+    for key in KEYS.values():
+        led.mint(led.client(key).address, 1_000_000 * 10**6)
+    return led
+
+
+@pytest.fixture
+def events(ledger: FakeLedger) -> LedgerEvents:
+    return LedgerEvents(ledger)
+
+
+@pytest.fixture
+def requester(ledger: FakeLedger) -> FakeMarket:
+    m = ledger.client(KEYS["requester1"])
+    m.deposit(DEPOSIT)
+    return m
+
+
+def make_spec(fuel: int = 2 * 10**9, inputs: bool = True, **kw: Any) -> JobSpec:
+    pairs = (("data.bin", content_hash(INPUT)),) if inputs else ()
+    return JobSpec(runtime="wasm", workload=content_hash(WORKLOAD), args=("1",), inputs=pairs,
+                   limits=Limits(fuel=fuel, **kw))
+
+
+def make_rfq(chain: FakeMarket | Any, requester: str, spec: JobSpec | None = None, **kw: Any) -> Rfq:
+    spec = spec or make_spec()
+    if isinstance(spec, dict):  # a raw (possibly broken) spec
+        kw.setdefault("spec_hash", "sha256:" + "00" * 32)
+        raw = spec
+    else:
+        raw = spec.to_json()
+        kw.setdefault("spec_hash", spec.spec_hash())
+    values: dict[str, Any] = dict(rfq_id=new_id(), requester=requester, chain_id=chain.chain_id, market=chain.market,
+                                  spec=raw, max_price=10**9,
+                                  min_collateral=0, deadline_s=600, accept_window_s=60)
+    return Rfq(**(values | kw))
+
+
+def accept_msg(requester: FakeMarket, bid: dict[str, Any]) -> AcceptMsg:
+    terms = TermsMsg.model_validate(bid["terms"]).to_terms()
+    return AcceptMsg(deal_id=bid["deal_id"], terms=TermsMsg.of(terms),
+                     acceptance_signature="0x" + requester.sign_acceptance(terms).hex())
+
+
+def terms_of(bid: dict[str, Any]) -> Terms:
+    return TermsMsg.model_validate(bid["terms"]).to_terms()
+
+
+async def until(pred: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Wait until ``pred()`` holds (the agent's loops run every few ms in these tests)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = pred()
+        if not isinstance(got, bool):
+            got = await got
+        if got:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Harness:
+    """An agent on the fake ledger, its API client, and the pieces tests poke at."""
+
+    agent: ProviderAgent
+    client: httpx.AsyncClient
+    ledger: FakeLedger
+    runtime: FakeRuntime
+    provider: FakeMarket
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def bid(self, requester: FakeMarket, **kw: Any) -> dict[str, Any]:
+        r = await self.client.post("/v1/rfq", json=make_rfq(self.provider, requester.address, **kw).model_dump())
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["bid"] is not None, answer
+        return dict(answer["bid"])
+
+    async def upload(self, *blobs: bytes) -> None:
+        for blob in blobs:
+            r = await self.client.put(f"/v1/blobs/{content_hash(blob)}", content=blob)
+            assert r.status_code == 200, r.text
+
+    async def state(self, deal_id: str) -> str:
+        return str((await self.client.get(f"/v1/deals/{deal_id}")).json()["state"])
+
+
+AgentFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_agent(tmp_path: Path, ledger: FakeLedger, events: LedgerEvents) -> AsyncIterator[AgentFactory]:
+    made: list[Harness] = []
+
+    async def factory(*, data_dir: Path | None = None, runtime: FakeRuntime | None = None,
+                      key: str = KEYS["provider1"], start: bool = True, **cfg: Any) -> Harness:
+        values: dict[str, Any] = dict(data_dir=data_dir or tmp_path / "agent", lanes=2, stake=STAKE,
+                                      poll_interval_s=0.01, housekeeping_interval_s=0.01, reclaim_grace_s=10)
+        config = ProviderConfig(**(values | cfg))
+        fake = runtime or FakeRuntime(stdout=b"pi=3.14\n\xff raw", outputs={"pi.txt": b"3.14\n"})
+        market = ledger.client(key)
+        agent = ProviderAgent(config, market, events=events, runtimes={"wasm": fake, "python": fake},
+                              clock=lambda: ledger.time, challenge_window=ledger.challenge_window)
+        if start:
+            await agent.start()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(agent, manage_lifecycle=False)),
+                                   base_url="http://provider")
+        h = Harness(agent, client, ledger, fake, market)
+        made.append(h)
+        return h
+
+    yield factory
+    for h in made:
+        await h.client.aclose()
+        if h.agent.started:
+            await h.agent.stop()

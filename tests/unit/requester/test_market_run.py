@@ -1,0 +1,175 @@
+"""``Market.run`` end to end against scripted providers on a fake ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from requester_fakes import DEPOSIT, KEYS, MakeMarket, OUTPUTS, STDOUT, FakeProvider, transport
+
+from mercato import errors as e
+from mercato.chain import FakeLedger, FakeMarket
+from mercato.requester import (
+    Accepted,
+    BidsCollected,
+    Committed,
+    JobHistory,
+    JobRequest,
+    Market,
+    Paid,
+    Running,
+    Verified,
+    WinnerChosen,
+)
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def _go(market: Any, req: JobRequest, **options: Any) -> Any:
+    async with market as m:
+        return await m.run(req, **options)
+
+
+def test_happy_path_verifies_pays_and_reports_every_step(ledger: FakeLedger, requester: FakeMarket,
+                                                         make_market: MakeMarket, request_: JobRequest,
+                                                         tmp_path: Path) -> None:
+    p = FakeProvider("provider1", ledger)
+    market = make_market([p])
+    result = run(_go(market, request_, out_dir=tmp_path / "out"))
+    assert result.verified and result.provider == p.address
+    assert result.stdout == STDOUT and result.outputs == OUTPUTS
+    assert result.price == 10_000 * 5  # 5 CU fuel cap at 10_000 per CU
+    assert result.collateral == 19 * request_.max_price
+    assert result.opened_by == "requester" and result.open_tx is not None
+    assert (tmp_path / "out" / "sub" / "more.txt").read_bytes() == OUTPUTS["sub/more.txt"]
+    assert requester.balance_of() == DEPOSIT - result.price
+    assert result.ttfb_ms is not None and result.timings["total_ms"] >= result.timings["bids_ms"]
+    kinds = [type(ev) for ev in market.events]  # type: ignore[attr-defined]
+    assert kinds == [BidsCollected, WinnerChosen, Accepted, Running, Committed, Verified, Paid]
+    assert p.puts == 2  # the workload and the one input
+
+
+def test_provider_may_open_and_commit_itself(ledger: FakeLedger, make_market: MakeMarket,
+                                             request_: JobRequest) -> None:
+    p = FakeProvider("provider1", ledger, open_itself=True)
+    result = run(_go(make_market([p], open_on_chain=False), request_))
+    assert result.verified and result.opened_by == "provider" and result.open_tx is None
+
+
+def test_cheapest_compliant_bid_wins(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
+    dear = FakeProvider("provider1", ledger, price_per_cu=30_000)
+    cheap = FakeProvider("provider2", ledger, price_per_cu=20_000)
+    mid = FakeProvider("provider3", ledger, price_per_cu=25_000)
+    market = make_market([dear, cheap, mid])
+    result = run(_go(market, request_))
+    assert result.provider == cheap.address
+    chosen = next(ev for ev in market.events if isinstance(ev, WinnerChosen))  # type: ignore[attr-defined]
+    assert chosen.runner_up_price == 25_000 * 5
+
+
+def test_tie_goes_to_reputation_then_stake_then_address(ledger: FakeLedger, make_market: MakeMarket,
+                                                        request_: JobRequest) -> None:
+    a = FakeProvider("provider1", ledger)
+    b = FakeProvider("provider2", ledger, stake=20_000 * 10**6)
+    assert run(_go(make_market([a, b]), request_)).provider == b.address  # more stake
+    ledger.providers[a.address].completed = 5  # a better record beats the larger stake
+    assert run(_go(make_market([a, b]), request_)).provider == a.address
+
+
+def test_non_compliant_bids_are_ignored(ledger: FakeLedger, make_market: MakeMarket,
+                                        request_: JobRequest) -> None:
+    forged = FakeProvider("provider1", ledger, price_per_cu=1, bad_signature=True)
+    honest = FakeProvider("provider2", ledger, price_per_cu=50_000)
+    market = make_market([forged, honest])
+    result = run(_go(market, request_))
+    assert result.provider == honest.address
+    collected = market.events[0]  # type: ignore[attr-defined]
+    assert collected.compliant == 1 and "bad signature" in collected.causes[forged.address]
+
+
+def test_no_bids_names_every_cause(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
+    providers = [FakeProvider("provider1", ledger, price_per_cu=400_000),
+                 FakeProvider("provider2", ledger, price_per_cu=500_000),
+                 FakeProvider("provider3", ledger, delay=1.0)]
+    with pytest.raises(e.NoBids) as info:
+        run(_go(make_market(providers), request_))
+    text = str(info.value)
+    assert "3 providers asked" in text and "2 declined (price:" in text
+    assert "1 did not answer in 250 ms" in text
+    assert "raise max_price" in text and "widen bid_window" in text
+    assert info.value.asked == 3 and len(info.value.causes) == 3
+
+
+def test_no_qualifying_provider(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
+    poor = FakeProvider("provider1", ledger, stake=0)
+    with pytest.raises(e.NoBids, match="1 registered, none with an endpoint") as info:
+        run(_go(make_market([poor]), request_))
+    assert poor.rfqs == 0 and info.value.asked == 0
+
+
+def test_tampered_output_is_a_result_mismatch(ledger: FakeLedger, make_market: MakeMarket,
+                                              request_: JobRequest, tmp_path: Path) -> None:
+    p = FakeProvider("provider1", ledger, tamper_output=True)
+    with pytest.raises(e.ResultMismatch, match="audit/challenge") as info:
+        run(_go(make_market([p]), request_, out_dir=tmp_path / "out"))
+    assert info.value.what.startswith("output ") and info.value.provider == p.address
+    assert not (tmp_path / "out").exists()
+
+
+def test_never_committing_provider_is_reclaimed(ledger: FakeLedger, requester: FakeMarket,
+                                                make_market: MakeMarket, request_: JobRequest) -> None:
+    p = FakeProvider("provider1", ledger, never_commit=True)
+    with pytest.raises(e.ProviderMissedDeadline) as info:
+        run(_go(make_market([p]), request_, deadline_s=300, accept_window_s=30))
+    err = info.value
+    collateral = 19 * request_.max_price
+    assert err.refund == 50_000 and err.penalty == collateral // 2
+    assert requester.balance_of() == DEPOSIT + err.penalty
+    assert ledger.providers[p.address].missed == 1
+    assert "reclaimed" in str(err) and err.reclaim_tx
+
+
+def test_failed_run_without_an_on_chain_deal_charges_nothing(ledger: FakeLedger, requester: FakeMarket,
+                                                             make_market: MakeMarket, request_: JobRequest) -> None:
+    p = FakeProvider("provider1", ledger, fail_run="out of disk")
+    with pytest.raises(e.ProviderFailed, match="out of disk"):
+        run(_go(make_market([p], open_on_chain=False), request_))
+    assert requester.balance_of() == DEPOSIT
+
+
+def test_balance_below_the_price(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
+    broke = ledger.client(KEYS["requester2"])
+    p = FakeProvider("provider1", ledger)
+    with pytest.raises(e.BalanceTooLow, match="mercato deposit 0.05"):
+        run(_go(Market(broke, transport=transport([p])), request_))
+
+
+def test_oversized_input_is_refused_before_any_upload(ledger: FakeLedger, make_market: MakeMarket,
+                                                      workload: Path) -> None:
+    big = workload.parent / "big.bin"
+    big.write_bytes(b"x" * 1000)
+    req = JobRequest.from_files(workload, inputs={"big.bin": big})
+    p = FakeProvider("provider1", ledger)
+    with pytest.raises(e.SpecError, match="input 'big.bin' is 1000 bytes, over the 100-byte") as info:
+        run(_go(make_market([p], max_input_bytes=100), req))
+    assert info.value.field == "inputs" and p.rfqs == 0 and p.puts == 0
+
+
+def test_history_records_successes_and_failures(ledger: FakeLedger, make_market: MakeMarket,
+                                                request_: JobRequest, tmp_path: Path) -> None:
+    history = JobHistory(tmp_path / "requester.sqlite")
+    ok = FakeProvider("provider1", ledger)
+    run(_go(make_market([ok], history=history), request_))
+    with pytest.raises(e.NoBids):
+        run(_go(make_market([ok], history=history), request_, max_price=1))
+    recent = history.recent()
+    assert [r.state for r in recent] == ["NoBids", "verified"]
+    assert recent[1].provider == ok.address and recent[1].price == 50_000 and recent[1].ttfb_ms is not None
