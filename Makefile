@@ -52,6 +52,8 @@ demo: setup
 bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/sandbox_overhead.py
+	$(PY) bench/python_overhead.py
+	$(PY) bench/ttfb.py
 
 # C toolchain for rebuilding the example workloads (the built .wasm files are committed).
 toolchain:
