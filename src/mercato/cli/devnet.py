@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mercato.chain import Devnet, DevnetStatus
@@ -34,7 +35,7 @@ def _clean_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except MercatoError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -65,7 +66,7 @@ def stop(port: PortOption = None, config: ConfigOption = None) -> None:
     """Stop anvil; its state is written to disk and kept for the next start."""
     net = _devnet(config, port)
     if net.stop():
-        console.print(f"[green]devnet stopped[/green]; state kept in {net.state_file}")
+        console.print(f"[green]devnet stopped[/green]; state kept in {escape(str(net.state_file))}")
     else:
         console.print("devnet was not running")
 
@@ -77,7 +78,8 @@ def status(port: PortOption = None, config: ConfigOption = None) -> None:
     net = _devnet(config, port)
     st = net.status()
     if not st.running:
-        console.print(f"[red]devnet is not running[/red] (expected at {st.rpc_url}): run `mercato devnet start`",
+        console.print(f"[red]devnet is not running[/red] (expected at {escape(st.rpc_url)}): "
+                      "run `mercato devnet start`",
                       soft_wrap=True)
         raise typer.Exit(1)
     _show(net, st)

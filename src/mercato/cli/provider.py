@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mercato.config import Settings
@@ -39,7 +40,7 @@ def _clean_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except MercatoError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -89,10 +90,10 @@ def status(config: ConfigOption, port: PortOption = None) -> None:
     try:
         info = httpx.get(f"{url}/v1/info", timeout=5).json()
     except httpx.HTTPError:
-        err_console.print(f"[red]no provider answers at {url}[/red]: start it with "
-                          f"`mercato provider start --config {config}`", soft_wrap=True)
+        err_console.print(f"[red]no provider answers at {escape(url)}[/red]: start it with "
+                          f"`mercato provider start --config {escape(str(config))}`", soft_wrap=True)
         raise typer.Exit(1) from None
     table = Table.grid(padding=(0, 2))
     for key, value in info.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)

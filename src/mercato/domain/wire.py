@@ -12,6 +12,8 @@ Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §13):
     GET  /v1/info                         ProviderInfoMsg
     POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)
     POST /v1/deals/{deal_id}/accept       AcceptMsg -> DealStatusMsg
+    DELETE /v1/bids/{deal_id}             release a losing bid -> DealStatusMsg ("expired", lane freed);
+                                          409 if accepted, running or on-chain; 404 if unknown
     PUT  /v1/blobs/{content_hash}         raw bytes (hash-checked, size-capped) -> BlobMsg
     HEAD /v1/blobs/{content_hash}         200 if present, 404 if not
     GET  /v1/deals/{deal_id}              DealStatusMsg
@@ -172,7 +174,7 @@ DealState = Literal[
     "committed",  # seal on-chain; challenge window running
     "finalized",  # paid
     "failed",  # could not run or commit; ``error`` says why
-    "expired",  # bid never accepted; lane released
+    "expired",  # bid never accepted, or released by the requester (DELETE /v1/bids/{id}); lane released
     "reclaimed",  # requester reclaimed after a missed deadline
 ]
 DEAL_STATES: tuple[str, ...] = DealState.__args__  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from mercato.chain.eip712 import recover_acceptance
 from mercato.domain.deals import ZERO32
 from mercato.domain.jobs import JobSpec, is_content_hash
 from mercato.domain.wire import AcceptMsg, BlobMsg, DealStatusMsg, ProviderInfoMsg, Rfq, RfqAnswer
-from mercato.errors import AcceptanceRejected, BlobRejected, DealNotFound, NotReady
+from mercato.errors import AcceptanceRejected, BlobRejected, DealNotFound, NotReady, ProviderError
 from mercato.provider.bidder import Bidder
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
@@ -40,6 +40,11 @@ __all__ = ["ProviderAgent", "resources_of"]
 
 log = logging.getLogger("mercato.provider")
 _REVEALED = ("committed", "finalized")
+
+
+def _gone(rec: DealRecord) -> str:
+    why = f" ({rec.error})" if rec.error else ""
+    return f"the deal is {rec.state}{why}: send a new RFQ"
 
 
 def resources_of(cfg: ProviderConfig) -> bytes:
@@ -173,9 +178,7 @@ class ProviderAgent:
             self.store.update(rec.deal_id, expect=("executed", "committed"), state="committed", on_chain=1,
                               committed_at=ev.timestamp)
             return
-        self.store.update(rec.deal_id, on_chain=1)
-        if self.store.update(rec.deal_id, expect=("bid",), state="accepted") is not None:
-            self.executor.kick(rec.deal_id)
+        self.executor.adopt_opened(rec)  # the requester opened it: even a released bid is honoured
 
     # the HTTP API's operations --------------------------------------------------------------
     async def info(self) -> ProviderInfoMsg:
@@ -218,14 +221,38 @@ class ProviderAgent:
         if rec.state == "bid":
             if await self.chain.now() > terms.expiry:
                 raise AcceptanceRejected("the bid expired before it was accepted: send a new RFQ", http_status=409)
-            self.store.update(deal_id, expect=("bid",), state="accepted", acceptance_sig=msg.acceptance_signature)
+            if self.store.update(deal_id, expect=("bid",), state="accepted",
+                                 acceptance_sig=msg.acceptance_signature) is None:
+                rec = self._deal(deal_id)  # released (or opened on-chain) meanwhile
+                if rec.state != "accepted":
+                    raise AcceptanceRejected(_gone(rec), http_status=409)
         elif rec.state in ("expired", "failed", "reclaimed"):
-            raise AcceptanceRejected(f"the deal is {rec.state}: send a new RFQ", http_status=409)
+            raise AcceptanceRejected(_gone(rec), http_status=409)
         elif rec.acceptance_sig is None:
             self.store.update(deal_id, acceptance_sig=msg.acceptance_signature)
         self.executor.kick(deal_id)
         log.info("accepted", extra={"deal_id": deal_id})
         return self.status(deal_id)
+
+    def release(self, deal_id: str) -> DealStatusMsg:
+        """``DELETE /v1/bids/{id}``: the requester took another bid. A deal still in ``bid`` (no
+        acceptance, not seen open on-chain) becomes ``expired`` and frees its lane at once; the
+        lane's next bid takes the next nonce, so this signed bid can still open the lane on-chain
+        only while it is free — and if the requester does open it, it is honoured (see
+        ``Executor.adopt_opened``). Releasing a released or expired bid again changes nothing.
+        409 once accepted, running or on-chain; 404 unknown."""
+        rec = self._deal(deal_id)
+        if rec.state == "bid":
+            released = self.store.release_bid(rec.deal_id)
+            if released is not None:
+                self.metrics.released.inc()
+                log.info("bid released", extra={"deal_id": rec.deal_id, "lane": rec.lane, "nonce": rec.nonce})
+                return self.status(rec.deal_id)
+            rec = self._deal(deal_id)  # accepted or opened meanwhile
+        if rec.state == "expired" and not rec.on_chain:
+            return self.status(rec.deal_id)
+        raise ProviderError(f"the deal is {rec.state}{' and open on-chain' if rec.on_chain else ''}: "
+                            "only a bid not yet accepted can be released", http_status=409)
 
     def status(self, deal_id: str) -> DealStatusMsg:
         """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain."""

@@ -8,6 +8,7 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
     GET  /v1/info                               ProviderInfoMsg
     POST /v1/rfq                                Rfq -> RfqAnswer
     POST /v1/deals/{deal_id}/accept             AcceptMsg -> DealStatusMsg
+    DELETE /v1/bids/{deal_id}                   release a losing bid's lane -> DealStatusMsg (409 taken, 404 unknown)
     GET  /v1/deals/{deal_id}                    DealStatusMsg
     GET  /v1/deals/{deal_id}/stdout | /stderr   the exact raw bytes (the receipt's text is lossy UTF-8)
     GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes
@@ -65,6 +66,10 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True) -> FastAP
     @app.post("/v1/deals/{deal_id}/accept")
     async def accept(deal_id: str, msg: AcceptMsg) -> DealStatusMsg:
         return await agent.accept(deal_id, msg)
+
+    @app.delete("/v1/bids/{deal_id}")
+    async def release(deal_id: str) -> DealStatusMsg:
+        return agent.release(deal_id)
 
     @app.get("/v1/deals/{deal_id}")
     async def status(deal_id: str) -> DealStatusMsg:

@@ -13,8 +13,12 @@ results. ``wall_clock_exceeded`` is committed too, although it depends on the ho
 
 Commit: ``seal = keccak256(result_root ‖ salt)``; the salt is stored before the seal is
 sent. Deal open on-chain → ``commit_result``; otherwise, before expiry → ``open_and_commit``
-with the requester's acceptance (``LaneBusy`` means the requester's open landed first →
-``commit_result``).
+with the requester's acceptance (``LaneBusy`` after which the lane holds this deal's nonce means
+the requester's open landed first → ``commit_result``).
+
+A lane busy on-chain with an *earlier* nonce holds a bid the requester released and then opened
+anyway (``adopt_opened`` runs that one): a newer deal on the lane can never open while it stands,
+so it fails with ``store.LANE_TAKEN`` instead of retrying its commit forever.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from mercato.errors import (
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.metrics import Metrics
-from mercato.provider.store import DealRecord, Store
+from mercato.provider.store import EXTERNAL, LANE_TAKEN, DealRecord, Store
 from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
 
 __all__ = ["Executor", "in_daemon_thread", "seal_of", "needed_blobs"]
@@ -122,6 +126,27 @@ class Executor:
         task.add_done_callback(lambda _t, d=rec.deal_id: self._tasks.pop(d, None))
         return True
 
+    def adopt_opened(self, rec: DealRecord) -> bool:
+        """``rec`` was seen open on-chain with no seal (the requester's ``open_deal``): the requester
+        paid, so it holds its lane and runs once its blobs are here — even a bid the requester had
+        released, or one failed only because its lane was taken. A newer deal on the same lane
+        that is not on-chain can never open now: it fails with ``LANE_TAKEN``. Whether ``rec`` is
+        (now) to run."""
+        if not rec.on_chain and rec.state in ("bid", "expired", "accepted", "running", "executed", "failed"):
+            for other in self.store.take_lane(rec.deal_id):
+                self.metrics.lane_taken.inc()
+                log.warning("deal failed: its lane was taken on-chain by an earlier bid",
+                            extra={"deal_id": other.deal_id, "by": rec.deal_id, "lane": rec.lane})
+        self.store.update(rec.deal_id, on_chain=1)
+        adoptable = rec.state in ("bid", "expired") or (rec.state == "failed" and rec.error == LANE_TAKEN)
+        if adoptable and self.store.update(rec.deal_id, expect=(rec.state,), state="accepted", error=None,
+                                           receipt=None, salt=None, seal=None, started_at=None) is not None:
+            if rec.state != "bid":
+                log.warning("adopted a deal the requester opened after it was released",
+                            extra={"deal_id": rec.deal_id, "was": rec.state, "lane": rec.lane})
+        self.kick(rec.deal_id)
+        return (self.store.get(rec.deal_id) or rec).state == "accepted"
+
     def on_blob(self, ref: str) -> None:
         """A blob arrived: start every accepted deal it completes."""
         for rec in self.store.in_states("accepted"):
@@ -184,6 +209,14 @@ class Executor:
         log.info("executed", extra={"deal_id": deal_id, "outcome": receipt.outcome.value,
                                     "fuel_used": receipt.fuel_used, "result_root": receipt.result_root})
 
+    def _lane_taken(self, rec: DealRecord) -> None:
+        """An earlier deal holds ``rec``'s lane on-chain: ``rec`` can never open while it stands."""
+        if self.store.update(rec.deal_id, state="failed", error=LANE_TAKEN, on_chain=0) is not None:
+            self.metrics.lane_taken.inc()
+            log.warning("deal failed", extra={"deal_id": rec.deal_id, "error": LANE_TAKEN})
+        # busy on-chain: not free for a new bid until the watcher binds it to the opener, or it frees
+        self.store.rebind_lane(rec.lane, EXTERNAL, only_from=rec.deal_id)
+
     def _fail(self, deal_id: str, error: str) -> None:
         rec = self.store.update(deal_id, state="failed", error=error)
         log.warning("deal failed", extra={"deal_id": deal_id, "error": error})
@@ -233,6 +266,9 @@ class Executor:
         if lane.last_nonce > terms.nonce or (lane.last_nonce == terms.nonce and not lane.busy):
             self._fail(rec.deal_id, "the deal was settled on-chain before this agent committed")
             return
+        if lane.busy and lane.last_nonce < terms.nonce:  # an earlier (released) bid was opened there
+            self._lane_taken(rec)
+            return
         if opened or rec.on_chain:
             done, method = await self._commit_result(rec, terms, seal), "commit_result"
         elif now <= terms.expiry and rec.acceptance_sig:
@@ -260,9 +296,16 @@ class Executor:
         sig = bytes.fromhex(rec.acceptance_sig.removeprefix("0x"))  # type: ignore[union-attr]
         try:
             return await self.chain.write(self.chain.market.open_and_commit, terms, sig, seal), "open_and_commit"
-        except (LaneBusy, BidReplayed):  # the requester's open landed first
-            self.store.update(rec.deal_id, on_chain=1)
-            return await self._commit_result(rec, terms, seal), "commit_result"
+        except (LaneBusy, BidReplayed):  # an open landed first: ours (the requester's) or an earlier bid's?
+            lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
+            if lane.last_nonce == terms.nonce and lane.busy:  # the requester opened this very deal
+                self.store.update(rec.deal_id, on_chain=1)
+                return await self._commit_result(rec, terms, seal), "commit_result"
+            if lane.busy and lane.last_nonce < terms.nonce:
+                self._lane_taken(rec)
+            else:
+                self._fail(rec.deal_id, "the deal was settled on-chain before this agent committed")
+            return None, "open_and_commit"
 
     def _committed_elsewhere(self, rec: DealRecord) -> None:
         """The seal is on-chain already (sent before a restart): the watcher supplies committed_at."""

@@ -32,6 +32,10 @@ class Metrics:
                                ["method"], registry=r)
         self.finalized = Counter("mercato_provider_finalized", "Deals finalized by this agent", registry=r)
         self.claimed = Counter("mercato_provider_claimed", "Earnings claimed (token base units)", registry=r)
+        self.released = Counter("mercato_provider_released", "Losing bids released by their requester",
+                                registry=r)
+        self.lane_taken = Counter("mercato_provider_lane_taken", "Deals failed because an earlier (released) "
+                                  "bid was opened on their lane", registry=r)
         self.chain_errors = Counter("mercato_provider_chain_errors", "Failed chain calls, by operation",
                                     ["op"], registry=r)
 

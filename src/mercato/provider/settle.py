@@ -4,6 +4,9 @@
 
 - A bid past its expiry releases its lane — unless the lane on-chain shows the deal was
   opened after all (the watcher may lag), in which case the deal is accepted.
+- A bid the requester released (its lane went to new bids at once) is checked on-chain once
+  past its expiry: if the requester opened it after all (and the watcher missed it), it is
+  adopted like any opened deal.
 - A deal past its deadline without a seal is failed; if it was opened on-chain its lane
   stays busy until it is reclaimed, which this agent does itself ``reclaim_grace_s`` after
   the deadline (the refund and penalty go to the requester either way; this frees the lane).
@@ -24,7 +27,7 @@ from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.executor import Executor
 from mercato.provider.metrics import Metrics
-from mercato.provider.store import EXTERNAL, DealRecord, Store
+from mercato.provider.store import EXTERNAL, RELEASED_CLOSED, DealRecord, Store
 
 __all__ = ["Settler", "committed_deal"]
 
@@ -53,8 +56,8 @@ class Settler:
     async def run_once(self) -> None:
         """One round; a chain error in one step is logged and retried next round."""
         now = await self.chain.now()
-        for step in (self._expire_bids, self._retry_commits, self._miss_deadlines, self._reclaim_missed,
-                     self._free_external_lanes, self._finalize, self._claim):
+        for step in (self._expire_bids, self._close_released, self._retry_commits, self._miss_deadlines,
+                     self._reclaim_missed, self._free_external_lanes, self._finalize, self._claim):
             try:
                 await step(now)
             except ChainError as exc:
@@ -75,6 +78,16 @@ class Settler:
                 self.executor.kick(rec.deal_id)
             elif self.store.update(rec.deal_id, expect=("bid",), state="expired") is not None:
                 self.store.release_lane(rec.lane, rec.deal_id)
+
+    async def _close_released(self, now: int) -> None:
+        for rec in self.store.released_open():
+            if now <= rec.terms_obj.expiry:
+                continue
+            busy, nonce, _ = await self._lane(rec)
+            if busy and nonce == rec.nonce:  # opened before its expiry; the watcher has not told us
+                self.executor.adopt_opened(rec)
+            else:
+                self.store.update(rec.deal_id, expect=("expired",), error=RELEASED_CLOSED)
 
     async def _retry_commits(self, now: int) -> None:
         for rec in self.store.in_states("executed"):

@@ -25,11 +25,19 @@ from typing import Any
 from mercato.domain.deals import Terms
 from mercato.domain.wire import DealState, TermsMsg
 
-__all__ = ["ACTIVE_STATES", "DealRecord", "Store", "EXTERNAL"]
+__all__ = ["ACTIVE_STATES", "DealRecord", "Store", "EXTERNAL", "LANE_TAKEN", "RELEASED", "RELEASED_CLOSED"]
 
 # states in which a deal still holds its lane
 ACTIVE_STATES: tuple[str, ...] = ("bid", "accepted", "running", "executed", "committed")
 EXTERNAL = "external"  # reserved_by for a lane busy on-chain with a deal this store does not know
+# ``error`` of a bid the requester released (DELETE /v1/bids/{id}): its lane is free for new bids,
+# but the signed bid stays valid on-chain until its expiry, so an open is still honoured
+RELEASED = "released: the requester chose another bid; the lane was freed for new bids"
+RELEASED_CLOSED = RELEASED + " (expired unopened)"  # checked on-chain after its expiry: never opened
+# ``error`` of a not-yet-open deal whose lane an earlier (released) bid took on-chain
+LANE_TAKEN = ("lane taken by an earlier bid the requester opened: this deal can no longer open on-chain; "
+              "nothing was charged, send a new RFQ")
+_UNOPENED_LIVE = ("bid", "accepted", "running", "executed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lanes (
@@ -187,6 +195,58 @@ class Store:
                 db.execute("UPDATE lanes SET reserved_by = NULL WHERE idx = ?", (idx,))
             else:
                 db.execute("UPDATE lanes SET reserved_by = NULL WHERE idx = ? AND reserved_by = ?", (idx, deal_id))
+
+    def rebind_lane(self, idx: int, holder: str, *, only_from: str) -> bool:
+        """Hand lane ``idx`` to ``holder`` if ``only_from`` holds it now; whether it did."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE lanes SET reserved_by = ? WHERE idx = ? AND reserved_by = ?",
+                             (holder, idx, only_from))
+            return cur.rowcount > 0
+
+    def release_bid(self, deal_id: str) -> DealRecord | None:
+        """A ``bid`` the requester let go: ``expired`` (marked :data:`RELEASED`) and its lane freed, in
+        one transaction. None when the deal is not in state ``bid`` (or was seen open on-chain). The
+        lane's next bid takes the next nonce (``reserve_lane`` counts on), so the released bid can
+        still open the lane on-chain only while it is free."""
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute("UPDATE deals SET state = 'expired', error = ?, updated_at = ? "
+                             "WHERE deal_id = ? AND state = 'bid' AND on_chain = 0 AND acceptance_sig IS NULL",
+                             (RELEASED, now, deal_id.lower()))
+            if cur.rowcount == 0:
+                return None
+            row = db.execute("SELECT * FROM deals WHERE deal_id = ?", (deal_id.lower(),)).fetchone()
+            db.execute("UPDATE lanes SET reserved_by = NULL WHERE idx = ? AND reserved_by = ?",
+                       (int(row["lane"]), deal_id.lower()))
+        return DealRecord(**dict(row))
+
+    def take_lane(self, deal_id: str) -> list[DealRecord]:
+        """Deal ``deal_id`` is open on-chain: its lane is its own again. Every other deal on that lane
+        that is not open on-chain yet (a newer bid handed out after a release) can never open while
+        it stands, so it fails with :data:`LANE_TAKEN`; those are returned."""
+        now = time.time()
+        live = ", ".join(f"'{s}'" for s in _UNOPENED_LIVE)
+        with self._tx() as db:
+            row = db.execute("SELECT lane FROM deals WHERE deal_id = ?", (deal_id.lower(),)).fetchone()
+            if row is None:
+                return []
+            lane = int(row[0])
+            rows = db.execute(f"SELECT * FROM deals WHERE lane = ? AND deal_id != ? AND on_chain = 0 "
+                              f"AND state IN ({live})", (lane, deal_id.lower())).fetchall()
+            ids = [r["deal_id"] for r in rows]
+            db.executemany("UPDATE deals SET state = 'failed', error = ?, updated_at = ? WHERE deal_id = ?",
+                           [(LANE_TAKEN, now, d) for d in ids])
+            db.execute("UPDATE lanes SET reserved_by = ? WHERE idx = ?", (deal_id.lower(), lane))
+            failed = [DealRecord(**dict(r)) for r in
+                      (db.execute("SELECT * FROM deals WHERE deal_id = ?", (d,)).fetchone() for d in ids)]
+        return failed
+
+    def released_open(self) -> list[DealRecord]:
+        """Released bids not yet checked on-chain after their expiry."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM deals WHERE state = 'expired' AND error = ? ORDER BY created_at",
+                                    (RELEASED,)).fetchall()
+        return [DealRecord(**dict(r)) for r in rows]
 
     def reconcile_lanes(self) -> None:
         """After a restart: free lanes whose holder is gone (a half-made bid, a settled deal)."""

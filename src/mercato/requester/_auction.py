@@ -17,7 +17,7 @@ from mercato.errors import NoBids
 from mercato.matching import Ask, Offer, ProviderFacts, Reputation, check_bid
 from mercato.requester.money import format_musd
 
-__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error"]
+__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error", "release_bid"]
 
 Call = Callable[..., Awaitable[Any]]
 _UNKNOWN_REPUTATION = Reputation()  # filled in only when a tie needs it (saves RPC calls)
@@ -32,6 +32,12 @@ class Round:
     causes: dict[str, str] = field(default_factory=dict)  # address -> reason
     kinds: dict[str, str] = field(default_factory=dict)  # address -> declined / silent / rejected / error
     answered: int = 0
+    bids: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, deal_id) of every bid received
+
+    def others(self, deal_id: str | None) -> list[tuple[str, str]]:
+        """The bids received other than ``deal_id``: each holds a lane at its provider until released."""
+        keep = (deal_id or "").lower()
+        return [(endpoint, d) for endpoint, d in dict.fromkeys(self.bids) if d.lower() != keep]
 
 
 async def registry_facts(api: MarketApi, call: Call) -> dict[str, ProviderFacts]:
@@ -40,6 +46,12 @@ async def registry_facts(api: MarketApi, call: Call) -> dict[str, ProviderFacts]
     infos = await asyncio.gather(*(call(api.provider_info, a) for a in addresses))
     return {a: ProviderFacts(a, i.registered, i.endpoint, i.stake, i.stake - i.locked, _UNKNOWN_REPUTATION)
             for a, i in zip(addresses, infos, strict=True)}
+
+
+async def release_bid(http: httpx.AsyncClient, endpoint: str, deal_id: str, timeout: float) -> int:
+    """``DELETE /v1/bids/{deal_id}``: tell a provider its bid lost so it frees the lane; the status."""
+    resp = await http.delete(f"{endpoint.rstrip('/')}/v1/bids/{deal_id}", timeout=timeout)
+    return resp.status_code
 
 
 async def _post_rfq(http: httpx.AsyncClient, endpoint: str, rfq: RfqMsg) -> RfqAnswer:
@@ -78,6 +90,8 @@ def _judge(rnd: Round, answer: RfqAnswer, facts: ProviderFacts, rfq: RfqMsg, ask
         _note(rnd, who, "declined", f"{answer.decline.code}: {answer.decline.reason}")
         return
     bid = answer.bid
+    if bid is not None:  # compliant or not, it holds a lane there: released unless it wins
+        rnd.bids.append((facts.endpoint, bid.deal_id))
     if bid is None or bid.rfq_id != rfq.rfq_id:
         _note(rnd, who, "rejected", "answered without a bid for this RFQ")
         return

@@ -4,15 +4,17 @@
     ...     result = await m.run(load_job_toml("job.toml"))
     ...     print(result.stdout.decode(), result.price)
 
-``run`` asks every qualifying provider at once, picks the winner by ``matching``, hands it a
-signed acceptance and the blobs at once (optimistic start) while opening the deal on-chain,
-waits for the seal, then downloads and verifies every byte against it.
+``run`` asks every qualifying provider at once, picks the winner by ``matching``, releases every
+other bid (``DELETE /v1/bids/{id}``, fire-and-forget, so the losers' lanes free at once), hands
+the winner a signed acceptance and the blobs at once (optimistic start) while opening the deal
+on-chain, waits for the seal, then downloads and verifies every byte against it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -61,6 +63,8 @@ from mercato.requester.request import DEFAULT_MAX_INPUT_BYTES, JobRequest
 
 __all__ = ["Market"]
 
+log = logging.getLogger("mercato.requester")
+
 _DONE = ("committed", "finalized")
 _GAVE_UP = ("failed", "expired", "reclaimed")
 
@@ -70,6 +74,7 @@ class _Opened:
     by: str = ""  # "requester", "provider", or "" when not (yet) on-chain
     tx: str | None = None
     error: MercatoError | None = None
+    lane_taken: bool = False  # another deal holds the lane: this one cannot open while it stands
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,8 +101,10 @@ class Market:
                  on_event: EventCallback | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  history: JobHistory | None = None, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
                  poll_interval: float = 0.02, max_poll_interval: float = 0.5, clock_slack_s: int = 30,
-                 http_timeout: float = 30.0, threaded: bool | None = None) -> None:
+                 http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0) -> None:
         self.api = api
+        self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
+        self._releases: set[asyncio.Task[None]] = set()
         self.bid_window = bid_window
         self.open_on_chain = open_on_chain
         self.on_event = on_event
@@ -142,7 +149,12 @@ class Market:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (after the bid releases still in flight, for a moment at most)."""
+        if self._releases:
+            _done, late = await asyncio.wait(set(self._releases), timeout=self.release_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -259,19 +271,41 @@ class Market:
         st.mark("bids_ms")
         self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes), st.marks["bids_ms"]))
         if not rnd.offers:
+            self._release(rnd.others(None))
             raise _auction.no_bids_error(rnd, window=window, max_price=req.max_price)
         winner = await self._choose(rnd.offers, facts)
         t = winner.terms
         st.deal_id, st.provider, st.price = "0x" + t.deal_id.hex(), t.provider, t.price
+        self._release(rnd.others(st.deal_id))  # the losers' lanes free at once; the winner does not wait
         others = [o.terms.price for o in rnd.offers if o.provider != t.provider]
         self._emit(WinnerChosen(t.provider, winner.endpoint, t.price, t.collateral, st.deal_id,
                                 min(others) if others else None))
         balance = await balance_t
         if balance < t.price:
+            self._release([(winner.endpoint, st.deal_id)])
             raise BalanceTooLow(f"your escrow balance {format_musd(balance)} mUSD does not cover the winning "
                                 f"price {format_musd(t.price)} mUSD: run `mercato deposit "
                                 f"{format_musd(t.price - balance)}` or more", balance=balance, price=t.price)
         return await self._deal(st, winner, chain_now)
+
+    def _release(self, bids: list[tuple[str, str]]) -> None:
+        """Send ``DELETE /v1/bids/{id}`` for each ``(endpoint, deal_id)`` concurrently, without waiting:
+        failures only cost the provider a lane until the bid's expiry, so they are logged, not raised."""
+        for endpoint, deal_id in bids:
+            task = asyncio.ensure_future(self._release_one(endpoint, deal_id))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+
+    async def _release_one(self, endpoint: str, deal_id: str) -> None:
+        try:
+            code = await _auction.release_bid(self._client(), endpoint, deal_id, self.release_timeout)
+        except Exception as exc:  # fire-and-forget: nothing here may reach the caller
+            log.info("could not release a losing bid", extra={"endpoint": endpoint, "deal_id": deal_id,
+                                                              "error": str(exc) or type(exc).__name__})
+            return
+        if code >= 300:
+            log.info("a losing bid was not released", extra={"endpoint": endpoint, "deal_id": deal_id,
+                                                             "status": code})
 
     async def _choose(self, offers: list[Offer], facts: dict[str, ProviderFacts]) -> Offer:
         best = choose_winner(offers, facts)
@@ -299,7 +333,7 @@ class Market:
                                      "no deal was opened, nothing was charged: run the job again",
                                      provider=t.provider, deal_id=st.deal_id) from None
         local_deadline = t_accept + (t.deadline - chain_now) + 2.0
-        status = await self._await_commit(http, winner.endpoint, st, t, local_deadline)
+        status = await self._await_commit(http, winner.endpoint, st, t, local_deadline, open_task)
         opened = await open_task if open_task is not None else _Opened("provider")
         if status is None or status.state not in _DONE:
             await self._missed(st, t, opened, status, local_deadline)
@@ -309,11 +343,27 @@ class Market:
     async def _open(self, terms: Terms, signature: bytes) -> _Opened:
         try:
             dt = await self._call(self.api.open_deal, terms, signature)
-        except (LaneBusy, BidReplayed):  # the provider opened (and committed) it first: fine
-            return _Opened("provider")
+        except (LaneBusy, BidReplayed) as exc:  # the provider opened (and committed) it first — or not?
+            return await self._lane_holder(terms, exc)
         except ChainError as exc:
             return _Opened("", None, exc)
         return _Opened("requester", "0x" + dt.tx.tx_hash.hex())
+
+    async def _lane_holder(self, terms: Terms, exc: ChainError) -> _Opened:
+        """After ``LaneBusy``/``BidReplayed``: fine only if the lane holds (or held) *this* deal — its
+        nonce is the lane's last (deal_id = keccak(provider, lane, nonce)). A lane busy with an
+        earlier nonce holds another deal (a bid its requester released, then opened anyway): this
+        one cannot open while it stands."""
+        try:
+            lane = await self._call(self.api.lane, terms.provider, terms.lane)
+        except ChainError as err:
+            return _Opened("", None, err)
+        if lane.last_nonce == terms.nonce:
+            return _Opened("provider")
+        what = (f"lane {terms.lane} of provider {terms.provider} holds another deal (nonce {lane.last_nonce}, "
+                f"ours is {terms.nonce})")
+        error = ChainError(f"{exc}: {what}")
+        return _Opened("", None, error, lane_taken=lane.busy and lane.last_nonce < terms.nonce)
 
     async def _hand_over(self, http: httpx.AsyncClient, endpoint: str, st: _Job, t: Terms, sig: bytes) -> int:
         base = endpoint.rstrip("/")
@@ -337,9 +387,13 @@ class Market:
             return None  # a hiccup: keep polling until the deadline
 
     async def _await_commit(self, http: httpx.AsyncClient, endpoint: str, st: _Job, t: Terms,
-                            local_deadline: float) -> DealStatusMsg | None:
+                            local_deadline: float, open_task: asyncio.Future[_Opened] | None = None,
+                            ) -> DealStatusMsg | None:
         url, delay, last = f"{endpoint.rstrip('/')}/v1/deals/{st.deal_id}", self.poll_interval, None
         while True:
+            if (open_task is not None and open_task.done() and open_task.exception() is None
+                    and open_task.result().lane_taken):
+                return last  # it can never open: do not wait for the deadline
             status = await self._status(http, url)
             if status is not None:
                 last = status
@@ -363,6 +417,8 @@ class Market:
         said = f" (it said: {status.error})" if status is not None and status.error else ""
         if opened.by != "requester":
             cause = f"; opening it on-chain failed: {opened.error}" if opened.error else ""
+            if opened.lane_taken:
+                cause += " (lane taken by an earlier bid the requester opened)"
             raise ProviderFailed(f"provider {t.provider} did not deliver deal {st.deal_id}{said}; the deal is not "
                                  f"open on-chain, so nothing was charged{cause}: run the job again",
                                  provider=t.provider, deal_id=st.deal_id)

@@ -30,6 +30,7 @@ from mercato.domain.wire import (
     TermsMsg,
 )
 from mercato.errors import ChainError
+from mercato.provider.store import LANE_TAKEN
 from mercato.requester import Market
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.result_root import result_root, sha256_hex
@@ -55,12 +56,17 @@ class FakeProvider:
     never_commit: bool = False
     fail_run: str | None = None  # report "failed" with this error
     open_itself: bool = False  # open_and_commit with the acceptance instead of commit_result
+    lane_taken_by: FakeMarket | None = None  # this requester opens an earlier bid on the lane before ours
+    lane_taken_says: bool = True  # with lane_taken_by: report the deal failed (else stay "accepted", mute)
+    release_status: int = 200  # answer to DELETE /v1/bids/{id}
+    release_hang: float = 0.0  # seconds before answering DELETE /v1/bids/{id}
     host: str = ""
     lane: int = 0
     deals: dict[str, dict] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     rfqs: int = 0
     puts: int = 0
+    released: list[str] = field(default_factory=list)  # deal ids of DELETE /v1/bids/{id} received
 
     def __post_init__(self) -> None:
         self.api: FakeMarket = self.ledger.client(KEYS[self.name])
@@ -86,6 +92,8 @@ class FakeProvider:
                 return httpx.Response(400, json={"detail": "hash mismatch"})
             self.blobs[ref] = request.content
             return httpx.Response(200, json={"content_hash": ref, "size": len(request.content)})
+        if method == "DELETE" and path.startswith("/v1/bids/"):
+            return await self._release(path.removeprefix("/v1/bids/"))
         parts = path.split("/")  # ['', 'v1', 'deals', id, ...]
         if len(parts) >= 4 and parts[2] == "deals":
             deal = self.deals.get(parts[3])
@@ -115,9 +123,15 @@ class FakeProvider:
             return httpx.Response(200, content=answer.model_dump_json())
         now = self.ledger.time
         self.lane += 1
-        terms = Terms(rfq.requester, self.address, self.lane, 1,
-                      job_leaf(bytes.fromhex(rfq.spec_hash.removeprefix("sha256:")), price, rfq.min_collateral),
-                      1, price, rfq.min_collateral, now + rfq.deadline_s, now + rfq.accept_window_s)
+        leaf = job_leaf(bytes.fromhex(rfq.spec_hash.removeprefix("sha256:")), price, rfq.min_collateral)
+        nonce = 1
+        if self.lane_taken_by is not None:  # an earlier bid on this lane (released, say) is opened first
+            earlier = Terms(self.lane_taken_by.address, self.address, self.lane, 1, leaf, 1, price,
+                            rfq.min_collateral, now + rfq.deadline_s, now + rfq.accept_window_s)
+            self.lane_taken_by.open_deal(earlier, self.api.sign_bid(earlier))
+            nonce = 2
+        terms = Terms(rfq.requester, self.address, self.lane, nonce, leaf, 1, price, rfq.min_collateral,
+                      now + rfq.deadline_s, now + rfq.accept_window_s)
         signature = self.api.sign_bid(terms)
         if self.bad_signature:
             signature = self.ledger.client(KEYS["requester3"]).sign_bid(terms)
@@ -132,10 +146,28 @@ class FakeProvider:
         deal["state"] = "accepted"
         return self._status(deal)
 
+    async def _release(self, deal_id: str) -> httpx.Response:
+        if self.release_hang:
+            await asyncio.sleep(self.release_hang)
+        self.released.append(deal_id)
+        deal = self.deals.get(deal_id)
+        if deal is None:
+            return httpx.Response(404, json={"detail": "unknown deal"})
+        if self.release_status != 200:
+            return httpx.Response(self.release_status, json={"detail": "no"})
+        if deal["state"] != "bid":
+            return httpx.Response(409, json={"detail": f"the deal is {deal['state']}"})
+        deal["state"] = "expired"
+        return self._status(deal)
+
     def _run(self, deal: dict) -> None:
         spec: JobSpec = deal["spec"]
         needed = {spec.workload, *(h for _, h in spec.inputs)}
         if deal["state"] != "accepted" or not needed <= set(self.blobs):
+            return
+        if self.lane_taken_by is not None:
+            if self.lane_taken_says:
+                deal["state"], deal["error"] = "failed", LANE_TAKEN
             return
         deal["started_at"] = time.time()
         if self.fail_run is not None:
