@@ -297,7 +297,7 @@ class Executor:
         try:
             return await self.chain.write(self.chain.market.open_and_commit, terms, sig, seal), "open_and_commit"
         except (LaneBusy, BidReplayed):  # an open landed first: ours (the requester's) or an earlier bid's?
-            lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
+            lane = await self._lane_after_pending_open(terms)
             if lane.last_nonce == terms.nonce and lane.busy:  # the requester opened this very deal
                 self.store.update(rec.deal_id, on_chain=1)
                 return await self._commit_result(rec, terms, seal), "commit_result"
@@ -306,6 +306,18 @@ class Executor:
             else:
                 self._fail(rec.deal_id, "the deal was settled on-chain before this agent committed")
             return None, "open_and_commit"
+
+    async def _lane_after_pending_open(self, terms: Terms, attempts: int = 40, pause: float = 0.5) -> Any:
+        """The lane once the open that beat ours is mined. Gas is estimated against the pending
+        block, so an open still in the mempool makes ours revert while the latest block shows
+        the lane free at an older nonce: wait (up to ``attempts × pause`` s) for it to land."""
+        lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
+        for _ in range(attempts):
+            if lane.busy or lane.last_nonce >= terms.nonce:
+                return lane
+            await asyncio.sleep(pause)
+            lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
+        return lane
 
     def _committed_elsewhere(self, rec: DealRecord) -> None:
         """The seal is on-chain already (sent before a restart): the watcher supplies committed_at."""
