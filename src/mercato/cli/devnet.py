@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,29 +14,15 @@ from rich.table import Table
 from mercato.chain import Devnet, DevnetStatus
 from mercato.chain.rpc import RetryingProvider
 from mercato.config import RetryPolicy, Settings
-from mercato.errors import MercatoError
+from mercato.cli._errors import clean_errors
 
 app = typer.Typer(help="Run the local anvil devnet with the Market deployed.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 PortOption = Annotated[int | None, typer.Option("--port", help="Port for anvil (default 8545 or MERCATO_DEVNET_PORT).")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.")]
 
 
-def _clean_errors(fn: F) -> F:
-    """MercatoError -> one red line and exit code 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MercatoError as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _devnet(config: Path | None, port: int | None) -> Devnet:
@@ -49,7 +33,7 @@ def _devnet(config: Path | None, port: int | None) -> Devnet:
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def start(port: PortOption = None, config: ConfigOption = None) -> None:
     """Start anvil (state kept in <home>/devnet), deploy and fund on first start."""
     net = _devnet(config, port)
@@ -61,7 +45,7 @@ def start(port: PortOption = None, config: ConfigOption = None) -> None:
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def stop(port: PortOption = None, config: ConfigOption = None) -> None:
     """Stop anvil; its state is written to disk and kept for the next start."""
     net = _devnet(config, port)
@@ -72,7 +56,7 @@ def stop(port: PortOption = None, config: ConfigOption = None) -> None:
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def status(port: PortOption = None, config: ConfigOption = None) -> None:
     """Show the RPC URL, chain, block, contract addresses and funded accounts."""
     net = _devnet(config, port)
@@ -86,7 +70,7 @@ def status(port: PortOption = None, config: ConfigOption = None) -> None:
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def reset(port: PortOption = None, config: ConfigOption = None,
           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
     """Wipe the devnet state and deployment, then start fresh and redeploy."""

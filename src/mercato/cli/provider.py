@@ -10,11 +10,9 @@ finishes the open requests and the agent's state is already on disk.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,32 +20,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from mercato.config import Settings
-from mercato.errors import MercatoError
+from mercato.cli._errors import clean_errors, err_console
 
 app = typer.Typer(help="Run a provider agent: bid on jobs, run them, get paid.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The provider's TOML file (see examples/provider.toml).")]
 SettingsOption = Annotated[Path | None, typer.Option("--settings", help="A TOML file of chain settings.")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Listen on this port instead of the config's.")]
 
 
-def _clean_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MercatoError as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def start(config: ConfigOption, settings_file: SettingsOption = None, port: PortOption = None,
           log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
     """Register, stake and serve the provider API until Ctrl-C / SIGTERM."""
@@ -76,7 +62,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
 
 
 @app.command()
-@_clean_errors
+@clean_errors()
 def status(config: ConfigOption, port: PortOption = None) -> None:
     """Ask a running agent for its info and deal counts."""
     import httpx

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from mercato.config import Settings
-from mercato.errors import MercatoError
+from mercato.cli._errors import clean_errors
 from mercato.requester import (
     Accepted,
     BidsCollected,
@@ -46,24 +43,10 @@ from mercato.requester import (
 )
 
 console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.")]
 AccountOption = Annotated[str | None, typer.Option("--account", help="Dev account name or 0x private key.")]
 
 
-def _clean_errors(fn: F) -> F:
-    """MercatoError (and a bad amount) -> one red line and exit code 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (MercatoError, ValueError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _settings(config: Path | None, account: str | None) -> Settings:
@@ -263,4 +246,4 @@ def providers(config: ConfigOption = None, account: AccountOption = None) -> Non
 def register(app: typer.Typer) -> None:
     """Attach the requester commands to the main app."""
     for fn in (deposit, withdraw, balance, run, jobs, providers):
-        app.command(fn.__name__)(_clean_errors(fn))
+        app.command(fn.__name__)(clean_errors(ValueError)(fn))
