@@ -11,7 +11,6 @@ the same `Runtime.run` a provider calls executes it. The module cache lives in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits, Receipt
+from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits, Receipt, seed_from_text
 from mercato.errors import MercatoError
 
 CACHE_ENV = "MERCATO_CACHE"
@@ -44,16 +43,6 @@ def _runtime_for_path(path: Path, given: str | None) -> str:
     if path.suffix == ".wasm":
         return "wasm"
     raise typer.BadParameter(f"cannot tell the runtime of {path.name}; pass --runtime wasm|python")
-
-
-def _seed(text: str | None) -> bytes:
-    if text is None:
-        return bytes(32)
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    return raw if len(raw) == 32 else hashlib.sha256(text.encode()).digest()
 
 
 def execute_local(
@@ -151,7 +140,7 @@ def register(app: typer.Typer) -> None:
                 list(input_ or []),
                 runtime=runtime,
                 limits=limits,
-                seed=_seed(seed),
+                seed=seed_from_text(seed),
                 env=pairs,
                 cache_dir=cache_dir_from_env(),
                 out_dir=out,

@@ -34,6 +34,7 @@ __all__ = [
     "Timings",
     "Receipt",
     "cu_from_fuel",
+    "seed_from_text",
     "is_content_hash",
 ]
 
@@ -48,6 +49,18 @@ _INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 def cu_from_fuel(fuel: int) -> int:
     """Whole compute units for ``fuel``, rounded up: ``cu_from_fuel(1) == 1``, ``cu_from_fuel(0) == 0``."""
     return -(-fuel // FUEL_PER_CU)
+
+
+def seed_from_text(text: str | None) -> bytes:
+    """32 seed bytes from user text: ``None`` gives zeros, 64 hex characters are taken as they
+    are, any other text is hashed with SHA-256 (``mercato exec --seed`` and job.toml agree)."""
+    if text is None:
+        return bytes(SEED_BYTES)
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    return raw if len(raw) == SEED_BYTES else hashlib.sha256(text.encode()).digest()
 
 
 def is_content_hash(value: object) -> bool:

@@ -28,13 +28,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mercato.domain.jobs import JobSpec, Limits
+from mercato.domain.jobs import JobSpec, Limits, seed_from_text
 from mercato.errors import SpecError
 from mercato.matching import min_collateral_for
 from mercato.requester.money import parse_musd
@@ -45,17 +44,6 @@ __all__ = ["DEFAULT_MAX_PRICE", "DEFAULT_MAX_INPUT_BYTES", "JobRequest", "load_j
 DEFAULT_MAX_PRICE = 1_000_000  # 1 mUSD
 DEFAULT_MAX_INPUT_BYTES = 1 << 30  # the provider's blob cap (runtimes.blobs.DEFAULT_MAX_BLOB)
 _RUNTIME_BY_SUFFIX = {".wasm": "wasm", ".py": "python"}
-
-
-def seed_from_text(text: str | None) -> bytes:
-    """32 seed bytes: 64 hex characters as given, any other text hashed (as ``mercato exec``)."""
-    if text is None:
-        return bytes(32)
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    return raw if len(raw) == 32 else hashlib.sha256(text.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)

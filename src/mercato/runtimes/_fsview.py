@@ -135,7 +135,7 @@ class FileView:
         """Copy the guest's path into the adapter; an errno, or 0."""
         if n > PATH_MAX:
             return ENAMETOOLONG
-        data = _read(caller, ptr, n)
+        data = read_guest(caller, ptr, n)
         if data is None:
             return EFAULT
         self._mem_write(caller, data, PATH_AT)
@@ -145,7 +145,7 @@ class FileView:
         err = self._exports["fd_filestat_get"](caller, fd)
         if err:
             return err
-        return _write(caller, buf & 0xFFFFFFFF, self.filestat(self._mem_read(caller, 0, _FILESTAT.size)))
+        return write_guest(caller, buf & 0xFFFFFFFF, self.filestat(self._mem_read(caller, 0, _FILESTAT.size)))
 
     def path_filestat_get(self, caller: wt.Caller, fd: int, flags: int, path: int, path_len: int, buf: int) -> int:
         path_len &= 0xFFFFFFFF
@@ -155,7 +155,7 @@ class FileView:
         err = self._exports["path_filestat_get"](caller, fd, flags, path_len)
         if err:
             return err
-        return _write(caller, buf & 0xFFFFFFFF, self.filestat(self._mem_read(caller, 0, _FILESTAT.size)))
+        return write_guest(caller, buf & 0xFFFFFFFF, self.filestat(self._mem_read(caller, 0, _FILESTAT.size)))
 
     def _set_times(self, caller: wt.Caller, atim: int, mtim: int, fst: int) -> tuple[int, int, int]:
         if fst & (FST_ATIM_NOW | FST_MTIM_NOW):
@@ -222,8 +222,8 @@ class FileView:
             if len(out) >= buf_len:
                 break
         data = bytes(out[:buf_len])
-        err = _write(caller, buf, data)
-        return err or _write(caller, bufused, len(data).to_bytes(4, "little"))
+        err = write_guest(caller, buf, data)
+        return err or write_guest(caller, bufused, len(data).to_bytes(4, "little"))
 
 
 def _i64(v: int) -> int:
@@ -231,7 +231,8 @@ def _i64(v: int) -> int:
     return v - 2**64 if v >= 2**63 else v
 
 
-def _write(caller: wt.Caller, ptr: int, data: bytes) -> int:
+def write_guest(caller: wt.Caller, ptr: int, data: bytes) -> int:
+    """Copy ``data`` into the guest's memory at ``ptr``: ESUCCESS, or EFAULT out of bounds."""
     mem = caller.get("memory")
     if not isinstance(mem, wt.Memory) or ptr < 0 or ptr + len(data) > mem.data_len(caller):
         return EFAULT
@@ -239,7 +240,8 @@ def _write(caller: wt.Caller, ptr: int, data: bytes) -> int:
     return ESUCCESS
 
 
-def _read(caller: wt.Caller, ptr: int, n: int) -> bytes | None:
+def read_guest(caller: wt.Caller, ptr: int, n: int) -> bytes | None:
+    """``n`` bytes of the guest's memory at ``ptr``, or None out of bounds."""
     mem = caller.get("memory")
     if not isinstance(mem, wt.Memory) or ptr < 0 or ptr + n > mem.data_len(caller):
         return None

@@ -50,7 +50,7 @@ WASI_PREVIEW1 = frozenset(
 )
 REALTIME_BASE_NS = 1_704_067_200 * 10**9
 UNMETERED = 2**63 - 1  # instantiation's budget; the job's cap is set once the instance exists
-ESUCCESS, EFAULT, EINVAL = 0, 21, 28
+EFAULT, EINVAL = 21, 28  # WASI errno values (ESUCCESS lives with the memory helpers in _fsview)
 _SUB = struct.Struct("<QB7xIxxxxQQH6x")  # userdata, tag, clock id | fd, timeout, precision, flags
 _EVENT = struct.Struct("<QHB5xQH6x")  # userdata, error, type, nbytes, flags
 _ABSTIME = 1
@@ -146,33 +146,20 @@ class _Run:
         return (REALTIME_BASE_NS if clock_id == 0 else 0) + elapsed
 
 
-def _write(caller: wt.Caller, ptr: int, data: bytes) -> int:
-    mem = caller.get("memory")
-    if not isinstance(mem, wt.Memory) or ptr < 0 or ptr + len(data) > mem.data_len(caller):
-        return EFAULT
-    mem.write(caller, data, ptr)
-    return ESUCCESS
-
-
-def _read(caller: wt.Caller, ptr: int, n: int) -> bytes | None:
-    mem = caller.get("memory")
-    if not isinstance(mem, wt.Memory) or ptr < 0 or ptr + n > mem.data_len(caller):
-        return None
-    return bytes(mem.read(caller, ptr, ptr + n))
 
 
 def _define_shims(linker: wt.Linker, run: _Run) -> None:
     def random_get(caller: wt.Caller, buf: int, n: int) -> int:
-        return _write(caller, buf & 0xFFFFFFFF, run.random(n & 0xFFFFFFFF))
+        return _fsview.write_guest(caller, buf & 0xFFFFFFFF, run.random(n & 0xFFFFFFFF))
 
     def clock_time_get(caller: wt.Caller, clock_id: int, _precision: int, out: int) -> int:
         now = run.now(clock_id, caller._context())
-        return EINVAL if now is None else _write(caller, out & 0xFFFFFFFF, now.to_bytes(8, "little"))
+        return EINVAL if now is None else _fsview.write_guest(caller, out & 0xFFFFFFFF, now.to_bytes(8, "little"))
 
     def clock_res_get(caller: wt.Caller, clock_id: int, out: int) -> int:
         if clock_id not in (0, 1, 2, 3):
             return EINVAL
-        return _write(caller, out & 0xFFFFFFFF, (1).to_bytes(8, "little"))
+        return _fsview.write_guest(caller, out & 0xFFFFFFFF, (1).to_bytes(8, "little"))
 
     def poll_oneoff(caller: wt.Caller, in_ptr: int, out_ptr: int, n: int, nevents_ptr: int) -> int:
         return _poll(caller, run, in_ptr & 0xFFFFFFFF, out_ptr & 0xFFFFFFFF, n & 0xFFFFFFFF, nevents_ptr & 0xFFFFFFFF)
@@ -189,7 +176,7 @@ def _poll(caller: wt.Caller, run: _Run, in_ptr: int, out_ptr: int, n: int, neven
     virtual clock advances by its wait."""
     if n == 0 or n > 4096:
         return EINVAL
-    raw = _read(caller, in_ptr, n * _SUB.size)
+    raw = _fsview.read_guest(caller, in_ptr, n * _SUB.size)
     if raw is None:
         return EFAULT
     subs = [_SUB.unpack_from(raw, i * _SUB.size) for i in range(n)]
@@ -209,8 +196,8 @@ def _poll(caller: wt.Caller, run: _Run, in_ptr: int, out_ptr: int, n: int, neven
         shortest = min(w for w, _ in waits)
         run.slept_ns += shortest
         events = [_EVENT.pack(u, 0, 0, 0, 0) for w, u in waits if w <= shortest]
-    status = _write(caller, out_ptr, b"".join(events))
-    return status or _write(caller, nevents_ptr, len(events).to_bytes(4, "little"))
+    status = _fsview.write_guest(caller, out_ptr, b"".join(events))
+    return status or _fsview.write_guest(caller, nevents_ptr, len(events).to_bytes(4, "little"))
 
 
 def execute(
