@@ -9,11 +9,13 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/.bin/anvil
 APT_PACKAGES := nodejs npm
+# the container runtime's engine and the static busybox its tests build an image from
+CONTAINER_PACKAGES := podman runc busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-contracts test-integration demo bench examples toolchain lint clean
+.PHONY: setup containers test test-unit test-contracts test-integration demo bench examples toolchain lint clean
 
-setup: $(STAMP) $(ANVIL)
+setup: $(STAMP) $(ANVIL) containers
 
 # System packages only when missing (CI and fresh machines are root, as here).
 .apt.stamp:
@@ -21,6 +23,13 @@ setup: $(STAMP) $(ANVIL)
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); fi
 	@touch $@
+
+# podman + runc + busybox-static, checked on every run (cheap) and installed when missing.
+containers:
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || \
+	    ! dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then \
+	  echo "installing system packages: $(CONTAINER_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_PACKAGES); fi
 
 $(STAMP): pyproject.toml .apt.stamp
 	@command -v $(PYTHON) >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv)

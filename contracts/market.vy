@@ -5,10 +5,11 @@
 @custom:contract-name market
 @license MIT
 @notice The one deployed contract of the Mercato settlement plane:
-        requester escrow (accounts), provider registry and stake
-        (staking), and deals on provider lanes (deals), with EIP-712
-        domain "Mercato" version "1". No owner, no admin: every
-        parameter is fixed at deployment. See docs/SPEC.md.
+        requester escrow (accounts), provider registry, stake, bond rule
+        and sortition (staking), deals on provider lanes (deals), and the
+        lottery, blind audits, disputes, slashing and settlement (audits),
+        with EIP-712 domain "Mercato" version "1". No owner, no admin:
+        every parameter is fixed at deployment. See docs/SPEC.md.
 """
 
 from ethereum.ercs import IERC20
@@ -16,12 +17,14 @@ from ethereum.ercs import IERC20
 from .modules import accounts
 from .modules import staking
 from .modules import deals
+from .modules import audits
 from snekmate.utils import eip712_domain_separator as eip712
 
 initializes: accounts
 initializes: staking[accounts := accounts]
 initializes: eip712
 initializes: deals[accounts := accounts, staking := staking, eip712 := eip712]
+initializes: audits[accounts := accounts, staking := staking, book := deals]
 
 
 exports: (
@@ -59,14 +62,64 @@ exports: (
     staking.reputation,
     # clients learn the unbonding delay
     staking.unbond_delay,
+    # requesters check the value a provider may still carry (bond rule)
+    staking.in_flight,
+    # clients see who forfeited its stake for good
+    staking.jailed,
+    # clients see each provider's weight in auditor draws
+    staking.sortition_weight,
+    # clients see the total weight auditor draws run over
+    staking.sortition_total,
+    # clients evaluate the bond rule exactly as open does
+    staking.bond_allows,
+    # clients learn the lowest audit probability a deal may ask for
+    staking.audit_floor_bps,
+    # clients learn the bond rule's honest-capacity share
+    staking.collusion_bps,
+    # clients learn the bond rule's safety margin
+    staking.bond_lambda_bps,
     # requesters open a deal from a provider's signed bid
     deals.open_deal,
     # providers open and commit in one call (the gas-critical happy path)
     deals.open_and_commit,
     # providers commit a result seal for a deal opened by the requester
     deals.commit_result,
-    # anyone settles committed deals after the challenge window
-    deals.finalize,
+    # anyone settles drawn deals after the challenge window
+    audits.finalize,
+    # anyone runs the lottery with the requester's seeds
+    audits.draw,
+    # anyone audits a deal nobody drew in time
+    audits.audit_by_default,
+    # requesters have a deal audited within the challenge window
+    audits.challenge,
+    # drawn auditors commit their blind result seal
+    audits.commit_audit,
+    # provider and auditors reveal their executions
+    audits.reveal,
+    # anyone moves an audit past a phase deadline
+    audits.advance,
+    # agents read an audit's phase, seats, seals and claims
+    audits.audit,
+    # clients rank providers and auditors by audit outcomes
+    audits.audit_record,
+    # clients avoid workloads found non-deterministic
+    audits.is_flagged,
+    # executors compute the seal they commit
+    audits.seal_of,
+    # executors compute the claim they reveal
+    audits.claim_of,
+    # clients learn the lottery's beacon delay (blocks)
+    audits.beacon_delay,
+    # clients learn how long draw is accepted (blocks)
+    audits.draw_blocks,
+    # agents learn each audit phase's length (seconds)
+    audits.audit_period,
+    # clients learn the dispute committee size
+    audits.committee_size,
+    # clients learn the first-auditor rounds before a pass by default
+    audits.MAX_AUDIT_ROUNDS,
+    # clients read how much forfeited stake was burned
+    audits.burned,
     # anyone unwinds deals whose deadline passed uncommitted
     deals.reclaim,
     # clients read a lane to pick the next nonce and check state
@@ -97,6 +150,7 @@ def __init__(
     unbond_delay: uint256,
     withdrawal_delay: uint256,
     miss_penalty_bps: uint256,
+    audit: audits.AuditParams,
 ):
     """
     @dev Deploys the market; every parameter is final.
@@ -105,8 +159,10 @@ def __init__(
     @param unbond_delay Seconds between `unbond` and `withdraw_stake`.
     @param withdrawal_delay Seconds between `request_withdrawal` and `withdraw`.
     @param miss_penalty_bps Share of a missed deal's collateral paid to the requester.
+    @param audit The lottery, audit and bond-rule parameters (SPEC §14.1).
     """
     accounts.__init__(token, withdrawal_delay)
-    staking.__init__(unbond_delay)
+    staking.__init__(unbond_delay, audit.audit_floor_bps, audit.collusion_bps, audit.bond_lambda_bps)
     eip712.__init__("Mercato", "1")
     deals.__init__(challenge_window, miss_penalty_bps)
+    audits.__init__(audit.beacon_delay, audit.draw_blocks, audit.audit_period, audit.committee_size)

@@ -17,6 +17,8 @@
         uint96 is ~7.9e28 base units, far beyond any 6-decimal stable.
 """
 
+from . import errors
+
 from ethereum.ercs import IERC20
 
 
@@ -63,8 +65,10 @@ def __init__(token_: IERC20, withdrawal_delay_: uint256):
     @param token_ The ERC-20 every balance is denominated in.
     @param withdrawal_delay_ Seconds between `request_withdrawal` and `withdraw`.
     """
-    assert token_.address != empty(address), "accounts: zero token"
-    assert withdrawal_delay_ <= _MAX_DELAY, "accounts: delay too long"
+    if token_.address == empty(address):
+        errors._fail("accounts: zero token")
+    if withdrawal_delay_ > _MAX_DELAY:
+        errors._fail("accounts: delay too long")
     token = token_
     withdrawal_delay = withdrawal_delay_
 
@@ -76,10 +80,12 @@ def deposit(amount: uint256):
     @dev Pulls `amount` tokens from the caller (needs an allowance) into its available balance.
     @param amount Token base units.
     """
-    assert amount != 0, "accounts: zero amount"
+    if amount == 0:
+        errors._fail("accounts: zero amount")
     word: uint256 = self._accounts[msg.sender]
     available: uint256 = (word & _U128) + amount
-    assert available <= _U128, "accounts: amount too large"
+    if available > _U128:
+        errors._fail("accounts: amount too large")
     # available sits in the low bits and does not overflow them
     self._accounts[msg.sender] = word + amount
     self._pull(msg.sender, amount)
@@ -94,14 +100,17 @@ def request_withdrawal(amount: uint256):
          `withdrawal_delay`. Adding to an existing pending amount restarts the timer.
     @param amount Token base units.
     """
-    assert amount != 0, "accounts: zero amount"
+    if amount == 0:
+        errors._fail("accounts: zero amount")
     available: uint256 = 0
     pending: uint256 = 0
     ready_at: uint256 = 0
     available, pending, ready_at = self._unpack(self._accounts[msg.sender])
-    assert available >= amount, "accounts: insufficient balance"
+    if available < amount:
+        errors._fail("accounts: insufficient balance")
     pending += amount
-    assert pending <= _U96, "accounts: amount too large"
+    if pending > _U96:
+        errors._fail("accounts: amount too large")
     ready_at = block.timestamp + withdrawal_delay
     self._accounts[msg.sender] = self._pack(available - amount, pending, ready_at)
     log WithdrawalRequested(account=msg.sender, amount=amount, pending=pending, ready_at=ready_at)
@@ -117,9 +126,11 @@ def cancel_withdrawal():
     pending: uint256 = 0
     ready_at: uint256 = 0
     available, pending, ready_at = self._unpack(self._accounts[msg.sender])
-    assert pending != 0, "accounts: nothing pending"
+    if pending == 0:
+        errors._fail("accounts: nothing pending")
     available += pending
-    assert available <= _U128, "accounts: amount too large"
+    if available > _U128:
+        errors._fail("accounts: amount too large")
     self._accounts[msg.sender] = available
     log WithdrawalCancelled(account=msg.sender, amount=pending)
 
@@ -134,8 +145,10 @@ def withdraw():
     pending: uint256 = 0
     ready_at: uint256 = 0
     available, pending, ready_at = self._unpack(self._accounts[msg.sender])
-    assert pending != 0, "accounts: nothing pending"
-    assert block.timestamp >= ready_at, "accounts: withdrawal not ready"
+    if pending == 0:
+        errors._fail("accounts: nothing pending")
+    if block.timestamp < ready_at:
+        errors._fail("accounts: withdrawal not ready")
     self._accounts[msg.sender] = available
     self._push(msg.sender, pending)
     log Withdrawn(account=msg.sender, amount=pending)
@@ -190,7 +203,8 @@ def _credit(account: address, amount: uint256):
     @param amount Token base units.
     """
     word: uint256 = self._accounts[account]
-    assert (word & _U128) + amount <= _U128, "accounts: amount too large"
+    if (word & _U128) + amount > _U128:
+        errors._fail("accounts: amount too large")
     self._accounts[account] = word + amount
 
 
@@ -201,7 +215,8 @@ def _pull(sender: address, amount: uint256):
     @param sender The payer.
     @param amount Token base units.
     """
-    assert extcall token.transferFrom(sender, self, amount, default_return_value=True), "accounts: token transfer failed"
+    if not extcall token.transferFrom(sender, self, amount, default_return_value=True):
+        errors._fail("accounts: token transfer failed")
 
 
 @internal
@@ -211,7 +226,8 @@ def _push(to: address, amount: uint256):
     @param to The payee.
     @param amount Token base units.
     """
-    assert extcall token.transfer(to, amount, default_return_value=True), "accounts: token transfer failed"
+    if not extcall token.transfer(to, amount, default_return_value=True):
+        errors._fail("accounts: token transfer failed")
 
 
 @internal

@@ -14,11 +14,21 @@
         The full `Deal` comes back as calldata and must hash to the word,
         so a deal costs no new storage once its lane has been used.
 
+        A committed deal must go through the lottery (modules/audits.vy,
+        which also settles deals with `finalize`) before it can be paid;
+        the lane word carries the deal's status through its hash.
+
+        Opening escrows price + audit_fee from the requester, locks the
+        collateral and adds the price to the provider's value in flight
+        under the bond rule (SPEC §14.6, modules/staking.vy).
+
         No function here calls out (ecrecover is a precompile), so none
         takes the reentrancy lock: the functions that call the token
         (accounts, staking) hold it and write their state before the call,
         so a deal function re-entered from a token callback sees settled state.
 """
+
+from . import errors
 
 from . import accounts
 from . import staking
@@ -39,16 +49,24 @@ struct Terms:
     collateral: uint256
     deadline: uint256
     expiry: uint256
+    seed_hash: bytes32
+    audit_bps: uint256
+    audit_fee: uint256
 
 
+# status: UNDRAWN (committed, lottery not run), CLEARED (not audited), AUDITED
+# (an audit record exists); each change of status rewrites the lane word
 struct Deal:
     terms: Terms
     seal: bytes32
     committed_at: uint256
+    committed_block: uint256
+    status: uint256
 
 
 # Every Terms field plus the seal: an indexer rebuilds the Deal from this one event
-# (committed_at = the block's timestamp when seal != 0, else 0). open_and_commit
+# (committed_at and committed_block = the block's timestamp and number when
+# seal != 0, else 0; status 0). open_and_commit
 # logs only this; ResultCommitted comes from commit_result alone.
 event DealOpened:
     deal_id: indexed(bytes32)
@@ -62,6 +80,9 @@ event DealOpened:
     collateral: uint256
     deadline: uint256
     expiry: uint256
+    seed_hash: bytes32
+    audit_bps: uint256
+    audit_fee: uint256
     seal: bytes32
 
 
@@ -69,10 +90,6 @@ event ResultCommitted:
     deal_id: indexed(bytes32)
     seal: bytes32
     committed_at: uint256
-
-
-event DealFinalized:
-    deal_id: indexed(bytes32)
 
 
 event DealReclaimed:
@@ -84,10 +101,10 @@ event DealReclaimed:
 
 
 _BID_TYPEHASH: constant(bytes32) = keccak256(
-    "Bid(address requester,address provider,uint256 lane,uint256 nonce,bytes32 jobs_root,uint256 jobs,uint256 price,uint256 collateral,uint256 deadline,uint256 expiry)"
+    "Bid(address requester,address provider,uint256 lane,uint256 nonce,bytes32 jobs_root,uint256 jobs,uint256 price,uint256 collateral,uint256 deadline,uint256 expiry,bytes32 seed_hash,uint256 audit_bps,uint256 audit_fee)"
 )
 _ACCEPTANCE_TYPEHASH: constant(bytes32) = keccak256(
-    "Acceptance(address requester,address provider,uint256 lane,uint256 nonce,bytes32 jobs_root,uint256 jobs,uint256 price,uint256 collateral,uint256 deadline,uint256 expiry)"
+    "Acceptance(address requester,address provider,uint256 lane,uint256 nonce,bytes32 jobs_root,uint256 jobs,uint256 price,uint256 collateral,uint256 deadline,uint256 expiry,bytes32 seed_hash,uint256 audit_bps,uint256 audit_fee)"
 )
 _NONCE_MASK: constant(uint256) = 2**64 - 1
 _HASH_MASK: constant(uint256) = max_value(uint256) - (2**64 - 1)
@@ -101,6 +118,10 @@ _MAX_WINDOW: constant(uint256) = 365 * 86400
 # and hash each deal in _hash_bits' frame (low in memory), so a short batch pays only
 # for what it holds. 32 keeps a full batch's calldata and memory modest.
 _MAX_BATCH: constant(uint256) = 32
+
+UNDRAWN: constant(uint256) = 0
+CLEARED: constant(uint256) = 1
+AUDITED: constant(uint256) = 2
 
 
 challenge_window: public(immutable(uint256))
@@ -116,8 +137,10 @@ def __init__(challenge_window_: uint256, miss_penalty_bps_: uint256):
     @param challenge_window_ Seconds between a commit and the earliest finalize.
     @param miss_penalty_bps_ Share of a missed deal's collateral paid to the requester.
     """
-    assert challenge_window_ <= _MAX_WINDOW, "deals: window too long"
-    assert miss_penalty_bps_ <= _BPS, "deals: penalty above 100%"
+    if challenge_window_ > _MAX_WINDOW:
+        errors._fail("deals: window too long")
+    if miss_penalty_bps_ > _BPS:
+        errors._fail("deals: penalty above 100%")
     challenge_window = challenge_window_
     miss_penalty_bps = miss_penalty_bps_
 
@@ -130,11 +153,14 @@ def open_deal(terms: Terms, bid_signature: Bytes[65]) -> bytes32:
     @param bid_signature The provider's 65-byte EIP-712 signature over `Bid(terms)`.
     @return bytes32 The deal id, keccak256(abi_encode(provider, lane, nonce)).
     """
-    assert msg.sender == terms.requester, "deals: not requester"
+    if msg.sender != terms.requester:
+        errors._fail("deals: not requester")
     self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
-    assert block.timestamp <= terms.expiry, "deals: bid expired"
+    self._check_audit_terms(terms.seed_hash, terms.audit_bps, terms.audit_fee)
+    if block.timestamp > terms.expiry:
+        errors._fail("deals: bid expired")
     self._check_signature(self._digest(_BID_TYPEHASH, terms), bid_signature, terms.provider)
-    return self._open(terms, empty(bytes32), 0)
+    return self._open(terms, empty(bytes32), 0, 0)
 
 
 @external
@@ -144,67 +170,54 @@ def open_and_commit(terms: Terms, acceptance_signature: Bytes[65], seal: bytes32
          and commits its result seal in the same call (optimistic start).
     @param terms The agreed terms; msg.sender must be `terms.provider`.
     @param acceptance_signature The requester's 65-byte EIP-712 signature over `Acceptance(terms)`.
-    @param seal keccak256(result_root, salt); must not be zero.
+    @param seal keccak256(abi_encode(provider, deal_id, result_root, fuel, salt)); must not be zero.
     @return bytes32 The deal id.
     """
-    assert msg.sender == terms.provider, "deals: not provider"
+    if msg.sender != terms.provider:
+        errors._fail("deals: not provider")
     self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
-    assert block.timestamp <= terms.expiry, "deals: acceptance expired"
-    assert seal != empty(bytes32), "deals: empty seal"
+    self._check_audit_terms(terms.seed_hash, terms.audit_bps, terms.audit_fee)
+    if block.timestamp > terms.expiry:
+        errors._fail("deals: acceptance expired")
+    if seal == empty(bytes32):
+        errors._fail("deals: empty seal")
     self._check_signature(self._digest(_ACCEPTANCE_TYPEHASH, terms), acceptance_signature, terms.requester)
-    return self._open(terms, seal, block.timestamp)
+    return self._open(terms, seal, block.timestamp, block.number)
 
 
 @external
 def commit_result(deal: Deal, seal: bytes32):
     """
     @dev The provider commits its result seal for an open deal before the deadline.
-    @param deal The deal as opened (seal and committed_at zero).
-    @param seal keccak256(result_root, salt); must not be zero.
+    @param deal The deal as opened (seal, committed_at, committed_block and status zero).
+    @param seal keccak256(abi_encode(provider, deal_id, result_root, fuel, salt)); must not be zero.
     """
-    assert msg.sender == deal.terms.provider, "deals: not provider"
+    if msg.sender != deal.terms.provider:
+        errors._fail("deals: not provider")
     word: uint256 = self._lanes[deal.terms.provider][deal.terms.lane]
     self._require_open(word, deal.terms.nonce, self._hash_bits(deal))
-    assert deal.seal == empty(bytes32), "deals: already committed"
-    assert block.timestamp <= deal.terms.deadline, "deals: deadline passed"
-    assert seal != empty(bytes32), "deals: empty seal"
-    committed: Deal = Deal(terms=deal.terms, seal=seal, committed_at=block.timestamp)
+    if deal.seal != empty(bytes32):
+        errors._fail("deals: already committed")
+    if block.timestamp > deal.terms.deadline:
+        errors._fail("deals: deadline passed")
+    if seal == empty(bytes32):
+        errors._fail("deals: empty seal")
+    committed: Deal = Deal(
+        terms=deal.terms, seal=seal, committed_at=block.timestamp, committed_block=block.number, status=UNDRAWN
+    )
     self._lanes[deal.terms.provider][deal.terms.lane] = self._hash_bits(committed) | (word & _NONCE_MASK)
     log ResultCommitted(deal_id=self._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce), seal=seal, committed_at=block.timestamp)
-
-
-@external
-def finalize(deals: DynArray[Deal, _MAX_BATCH]):
-    """
-    @dev Settles committed deals whose challenge window is over: pays each
-         provider the price (into earnings), unlocks the collateral and frees
-         the lane (keeping its nonce). Anyone may call; all or nothing.
-    @param deals The deals as stored (committed).
-    """
-    for i: uint256 in range(len(deals), bound=_MAX_BATCH):
-        # index, not `for deal in deals`, and no local copy of the Deal: the
-        # hash is taken in _hash_bits' frame, low in memory (see _MAX_BATCH)
-        provider: address = deals[i].terms.provider
-        lane: uint256 = deals[i].terms.lane
-        nonce: uint256 = deals[i].terms.nonce
-        bits: uint256 = self._hash_bits(deals[i])
-        word: uint256 = self._lanes[provider][lane]
-        # written right after the read (one slot computation); a failing check reverts it
-        self._lanes[provider][lane] = word & _NONCE_MASK
-        self._require_open(word, nonce, bits)
-        assert deals[i].seal != empty(bytes32), "deals: not committed"
-        assert self._may_finalize(deals[i].committed_at), "deals: challenge window open"
-        staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, deals[i].terms.jobs)
-        log DealFinalized(deal_id=self._deal_id(provider, lane, nonce))
 
 
 @external
 def reclaim(deals: DynArray[Deal, _MAX_BATCH]):
     """
     @dev Unwinds deals whose deadline passed without a commit: refunds the
-         price to the requester, moves collateral * miss_penalty_bps / 10000
-         of the provider's stake to the requester, unlocks the rest and
-         frees the lane. Anyone may call; the money always goes to the requester.
+         price and the audit fee to the requester, moves
+         collateral * miss_penalty_bps / 10000 of the provider's stake to the
+         requester (nothing for a jailed provider, whose stake was forfeited),
+         unlocks the rest and frees the lane. Anyone may call; the money
+         always goes to the requester. Never reverts for a jailed provider.
     @param deals The deals as opened (uncommitted).
     """
     for i: uint256 in range(len(deals), bound=_MAX_BATCH):
@@ -212,8 +225,10 @@ def reclaim(deals: DynArray[Deal, _MAX_BATCH]):
         bits: uint256 = self._hash_bits(deals[i])
         word: uint256 = self._lanes[deals[i].terms.provider][deals[i].terms.lane]
         self._require_open(word, deals[i].terms.nonce, bits)
-        assert deals[i].seal == empty(bytes32), "deals: already committed"
-        assert block.timestamp > deals[i].terms.deadline, "deals: deadline not passed"
+        if deals[i].seal != empty(bytes32):
+            errors._fail("deals: already committed")
+        if block.timestamp <= deals[i].terms.deadline:
+            errors._fail("deals: deadline not passed")
         self._reclaim(deals[i], word)
 
 
@@ -287,18 +302,6 @@ def DOMAIN_SEPARATOR() -> bytes32:
 
 @internal
 @view
-def _may_finalize(committed_at: uint256) -> bool:
-    """
-    @dev The one rule deciding whether a committed deal may finalize now
-         (audits and disputes will add their conditions here).
-    @param committed_at The deal's commit time.
-    @return bool True once the challenge window is over.
-    """
-    return block.timestamp >= committed_at + challenge_window
-
-
-@internal
-@view
 def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint256, price: uint256):
     """
     @dev Checks on terms alone, shared by both ways of opening (fields, not
@@ -309,36 +312,69 @@ def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint2
     @param nonce terms.nonce
     @param price terms.price
     """
-    assert jobs != 0, "deals: no jobs"
-    assert expiry <= deadline, "deals: expiry after deadline"
-    assert nonce <= _NONCE_MASK, "deals: nonce out of range"
-    assert price <= _U96, "deals: amount out of range"
+    if jobs == 0:
+        errors._fail("deals: no jobs")
+    if expiry > deadline:
+        errors._fail("deals: expiry after deadline")
+    if nonce > _NONCE_MASK:
+        errors._fail("deals: nonce out of range")
+    if price > _U96:
+        errors._fail("deals: amount out of range")
 
 
 @internal
-def _open(terms: Terms, seal: bytes32, committed_at: uint256) -> bytes32:
+@view
+def _check_audit_terms(seed_hash: bytes32, audit_bps: uint256, audit_fee: uint256):
     """
-    @dev Checks the lane and both parties' funds, then escrows the price,
-         locks the collateral and writes the lane word.
+    @dev The audit terms (SPEC §14.2), checked after `_check_terms`.
+    @param seed_hash terms.seed_hash: keccak256 of the requester's secret seed.
+    @param audit_bps terms.audit_bps: the audit probability, floor..10000.
+    @param audit_fee terms.audit_fee: what one audit pays its auditor.
+    """
+    if seed_hash == empty(bytes32):
+        errors._fail("deals: no seed")
+    if not (audit_bps >= staking.audit_floor_bps and audit_bps <= _BPS):
+        errors._fail("deals: audit probability out of range")
+    if audit_fee > _U96:
+        errors._fail("deals: amount out of range")
+
+
+@internal
+def _open(terms: Terms, seal: bytes32, committed_at: uint256, committed_block: uint256) -> bytes32:
+    """
+    @dev Checks the lane and both parties' funds, then escrows the price and
+         the audit fee, locks the collateral (bond rule) and writes the lane word.
     @param terms Checked terms with a valid signature.
     @param seal The result seal (zero when opening without a commit).
     @param committed_at block.timestamp when committing, else zero.
+    @param committed_block block.number when committing, else zero.
     @return bytes32 The deal id.
     """
-    # abi_encode(terms, seal, committed_at) is abi_encode(Deal(...)) byte for byte (all static)
-    stored: uint256 = (convert(keccak256(abi_encode(terms, seal, committed_at)), uint256) & _HASH_MASK) | terms.nonce
+    # abi_encode(terms, seal, committed_at, committed_block, UNDRAWN) is
+    # abi_encode(Deal(...)) byte for byte (all static)
+    stored: uint256 = (
+        convert(keccak256(abi_encode(terms, seal, committed_at, committed_block, UNDRAWN)), uint256) & _HASH_MASK
+    ) | terms.nonce
     # the lane is read and written back to back (one slot computation); a
     # failing check further down reverts the write with everything else
     word: uint256 = self._lanes[terms.provider][terms.lane]
-    assert word & _HASH_MASK == 0, "deals: lane busy"
-    assert terms.nonce > word & _NONCE_MASK, "deals: bid replayed"
+    if word & _HASH_MASK != 0:
+        errors._fail("deals: lane busy")
+    if terms.nonce <= word & _NONCE_MASK:
+        errors._fail("deals: bid replayed")
     self._lanes[terms.provider][terms.lane] = stored
-    assert accounts._debit(terms.requester, terms.price), "deals: requester unfunded"
-    registered: bool = False
-    enough: bool = False
-    registered, enough = staking._lock(terms.provider, terms.collateral)
-    assert registered, "deals: provider not registered"
-    assert enough, "deals: insufficient free stake"
+    # both < 2**96 (checked): no overflow
+    if not accounts._debit(terms.requester, unsafe_add(terms.price, terms.audit_fee)):
+        errors._fail("deals: requester unfunded")
+    locked: uint256 = staking._lock(terms.provider, terms.collateral, terms.price)
+    if locked != staking.LOCK_OK:
+        if locked == staking.LOCK_UNREGISTERED:
+            errors._fail("deals: provider not registered")
+        if locked == staking.LOCK_JAILED:
+            errors._fail("deals: provider jailed")
+        if locked == staking.LOCK_NO_FREE_STAKE:
+            errors._fail("deals: insufficient free stake")
+        errors._fail("deals: bond too small")
     deal_id: bytes32 = self._deal_id(terms.provider, terms.lane, terms.nonce)
     log DealOpened(
         deal_id=deal_id,
@@ -352,6 +388,9 @@ def _open(terms: Terms, seal: bytes32, committed_at: uint256) -> bytes32:
         collateral=terms.collateral,
         deadline=terms.deadline,
         expiry=terms.expiry,
+        seed_hash=terms.seed_hash,
+        audit_bps=terms.audit_bps,
+        audit_fee=terms.audit_fee,
         seal=seal,
     )
     return deal_id
@@ -362,20 +401,23 @@ def _reclaim(deal: Deal, word: uint256):
     """
     @dev Effects of reclaiming one open, uncommitted deal past its deadline:
          frees the lane, counts the miss, slashes the penalty to the requester
-         and refunds the price.
+         (none from a jailed provider) and refunds the price and the audit fee.
     @param deal The deal.
     @param word Its lane word.
     """
     self._lanes[deal.terms.provider][deal.terms.lane] = word & _NONCE_MASK
-    penalty: uint256 = deal.terms.collateral * miss_penalty_bps // _BPS
-    staking._miss(deal.terms.provider, deal.terms.collateral, deal.terms.jobs)
-    staking._slash(deal.terms.provider, penalty, deal.terms.requester)
-    accounts._credit(deal.terms.requester, deal.terms.price)
+    penalty: uint256 = 0
+    jailed: bool = staking._miss(deal.terms.provider, deal.terms.collateral, deal.terms.price, deal.terms.jobs)
+    if not jailed:
+        penalty = deal.terms.collateral * miss_penalty_bps // _BPS
+        staking._slash(deal.terms.provider, penalty, deal.terms.requester)
+    refund: uint256 = deal.terms.price + deal.terms.audit_fee
+    accounts._credit(deal.terms.requester, refund)
     log DealReclaimed(
         deal_id=self._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce),
         requester=deal.terms.requester,
         provider=deal.terms.provider,
-        refund=deal.terms.price,
+        refund=refund,
         penalty=penalty,
     )
 
@@ -397,8 +439,9 @@ def _require_open(word: uint256, nonce: uint256, bits: uint256):
         return
     last: uint256 = word & _NONCE_MASK
     settled: bool = nonce < last or (nonce == last and stored == 0)
-    assert not settled, "deals: already settled"
-    raise "deals: unknown deal"
+    if settled:
+        errors._fail("deals: already settled")
+    errors._fail("deals: unknown deal")
 
 
 @internal
@@ -411,14 +454,17 @@ def _check_signature(digest: bytes32, signature: Bytes[65], signer: address):
     @param signature r | s | v.
     @param signer The expected signer.
     """
-    assert len(signature) == 65, "deals: bad signature"
+    if len(signature) != 65:
+        errors._fail("deals: bad signature")
     r: uint256 = extract32(signature, 0, output_type=uint256)
     s: uint256 = extract32(signature, 32, output_type=uint256)
     # the word at offset 33 ends with the signature's last byte, v
     v: uint256 = extract32(signature, 33, output_type=uint256) & 255
-    assert s <= _MAX_S and (v == 27 or v == 28), "deals: bad signature"
+    if not (s <= _MAX_S and (v == 27 or v == 28)):
+        errors._fail("deals: bad signature")
     recovered: address = ecrecover(digest, v, r, s)
-    assert recovered != empty(address) and recovered == signer, "deals: bad signature"
+    if not (recovered != empty(address) and recovered == signer):
+        errors._fail("deals: bad signature")
 
 
 @internal

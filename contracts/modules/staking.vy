@@ -1,6 +1,6 @@
 # pragma version ~=0.4.3
 """
-@title Provider registry, stake, earnings and reputation
+@title Provider registry, stake, earnings, reputation, bond rule and sortition
 @custom:contract-name staking
 @license MIT
 @notice Providers register an endpoint, stake collateral, and are paid
@@ -9,17 +9,38 @@
         unbonded, and unbonded stake leaves after `unbond_delay`.
 
         Storage is packed so the deal hot path is cheap: opening a deal
-        and finalizing it each read and write slot A only.
-            slot A `_work`:  free u96 | volume u96 << 96 | completed u32 << 192 | missed u31 << 224 | registered bit << 255
-            slot B `_bond`:  stake u96 | withdrawn u96 << 96 | slashed u32 << 192
-            slot C `_unbond`: unbonding u96 | unbond_ready_at u32 << 96
+        and finalizing it each read and write slots A and B only.
+            slot A `_work`:   free u96 | volume u96 << 96 | completed u32 << 192 | missed u30 << 224
+                              | jailed bit << 254 | registered bit << 255
+            slot B `_bond`:   stake u96 | value in flight u96 << 96 | slashed u32 << 192
+                              | deals in flight u32 << 224
+            slot C `_unbond`: unbonding u96 | unbond_ready_at u32 << 96 | withdrawn u96 << 128
         free is stake not locked by open deals, so locked = stake - free;
-        every change to stake (stake, unbond, slash) changes free by the
-        same amount, and free <= stake always. volume is lifetime earnings
+        every change to stake (stake, unbond, slash, forfeit) changes free by
+        the same amount, and free <= stake always. volume is lifetime earnings
         and earnings = volume - withdrawn. Amounts are bounded by uint96
         (~7.9e28 base units); counters saturate (completed and slashed at
-        2**32 - 1, missed at 2**31 - 1) so reputation can never block settlement.
+        2**32 - 1, missed at 2**30 - 1) so reputation can never block settlement.
+
+        Value in flight (SPEC §14.6): V (total price) and N (count) of the
+        provider's open deals live in slot B beside the stake the bond rule
+        weighs them against, so opening reads one more slot and never makes
+        a zero slot non-zero (stake is non-zero while deals are in flight).
+        Opening requires B * (1 - (1 - p_min * d)^N) >= lambda * V in 18-decimal
+        fixed point; `unbond` must keep it for what is in flight.
+
+        A provider whose whole stake is forfeited (`_forfeit_all`) is jailed
+        for good: stake, free and unbonding go to zero, it cannot stake or
+        open deals, and its other open deals settle without giving their
+        collateral back (so locked <= stake and free <= stake stay true).
+
+        Sortition: every provider gets a member index (1..1024) at its first
+        registration; a Fenwick tree over those indices holds each member's
+        stake (zero once jailed, since forfeiting zeroes the stake), so an
+        auditor is drawn stake-weighted in ten reads.
 """
+
+from . import errors
 
 from . import accounts
 uses: accounts
@@ -86,44 +107,101 @@ event ProviderSlashed:
     amount: uint256
 
 
-_U31: constant(uint256) = 2**31 - 1
+# the jailing full slash: stake (free and locked) and unbonding, all of it
+event StakeForfeited:
+    provider: indexed(address)
+    amount: uint256
+
+
+_U30: constant(uint256) = 2**30 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U96: constant(uint256) = 2**96 - 1
 _REGISTERED: constant(uint256) = 1 << 255
+_JAILED: constant(uint256) = 1 << 254
 _MAX_DELAY: constant(uint256) = 365 * 86400
+_BPS: constant(uint256) = 10_000
+_ONE: constant(uint256) = 10**18
+# largest safety margin accepted (100x): keeps lambda * V * 1e18 far inside uint256
+_MAX_LAMBDA_BPS: constant(uint256) = 1_000_000
+# sortition members (a power of two: the tree's root is node _MAX_MEMBERS)
+_MAX_MEMBERS: constant(uint256) = 1024
+_TREE_DEPTH: constant(uint256) = 11
+
+# _lock results, checked by deals in this order
+LOCK_OK: constant(uint256) = 0
+LOCK_UNREGISTERED: constant(uint256) = 1
+LOCK_JAILED: constant(uint256) = 2
+LOCK_NO_FREE_STAKE: constant(uint256) = 3
+LOCK_BOND_TOO_SMALL: constant(uint256) = 4
 
 
 unbond_delay: public(immutable(uint256))
+audit_floor_bps: public(immutable(uint256))
+collusion_bps: public(immutable(uint256))
+bond_lambda_bps: public(immutable(uint256))
+# 1 - p_min * d in 18-decimal fixed point
+_MISS_ONE: immutable(uint256)
 
 _work: HashMap[address, uint256]
 _bond: HashMap[address, uint256]
 _unbond: HashMap[address, uint256]
 _profiles: HashMap[address, Profile]
 
+# sortition: member index (1-based) <-> address, Fenwick tree of stakes
+_index: HashMap[address, uint256]
+_members: HashMap[uint256, address]
+_member_count: uint256
+_tree: HashMap[uint256, uint256]
+
 
 @deploy
-def __init__(unbond_delay_: uint256):
+def __init__(unbond_delay_: uint256, audit_floor_bps_: uint256, collusion_bps_: uint256, bond_lambda_bps_: uint256):
     """
-    @dev Fixes the unbonding delay forever.
+    @dev Fixes the unbonding delay and the bond rule's parameters forever.
     @param unbond_delay_ Seconds between `unbond` and `withdraw_stake`.
+    @param audit_floor_bps_ p_min: the lowest audit probability a deal may ask for (1..10000).
+    @param collusion_bps_ d: the share of audit capacity assumed honest (<= 10000).
+    @param bond_lambda_bps_ lambda: the bond rule's safety margin (10000..1000000).
     """
-    assert unbond_delay_ <= _MAX_DELAY, "staking: delay too long"
+    if unbond_delay_ > _MAX_DELAY:
+        errors._fail("staking: delay too long")
+    if not (audit_floor_bps_ != 0 and audit_floor_bps_ <= _BPS):
+        errors._fail("staking: audit floor out of range")
+    if collusion_bps_ > _BPS:
+        errors._fail("staking: collusion out of range")
+    if not (bond_lambda_bps_ >= _BPS and bond_lambda_bps_ <= _MAX_LAMBDA_BPS):
+        errors._fail("staking: lambda out of range")
     unbond_delay = unbond_delay_
+    audit_floor_bps = audit_floor_bps_
+    collusion_bps = collusion_bps_
+    bond_lambda_bps = bond_lambda_bps_
+    # p_min * d = floor/1e4 * d/1e4, scaled to 1e18
+    _MISS_ONE = _ONE - audit_floor_bps_ * collusion_bps_ * 10**10
 
 
 @external
 def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     """
-    @dev Registers the caller as a provider, or updates its entry.
+    @dev Registers the caller as a provider, or updates its entry. The first
+         registration gives it a sortition index (while fewer than 1024 have one).
     @param endpoint The provider agent's URL for RFQs.
     @param resources An off-chain resource descriptor's hash (or packed summary).
     @param enc_key The provider's X25519 public key for sealed inputs.
     """
-    assert len(endpoint) != 0, "staking: empty endpoint"
+    if len(endpoint) == 0:
+        errors._fail("staking: empty endpoint")
     self._profiles[msg.sender] = Profile(endpoint=endpoint, resources=resources, enc_key=enc_key)
     work: uint256 = self._work[msg.sender]
     if work & _REGISTERED == 0:
         self._work[msg.sender] = work | _REGISTERED
+        count: uint256 = self._member_count
+        if count < _MAX_MEMBERS:
+            count += 1
+            self._member_count = count
+            self._index[msg.sender] = count
+            self._members[count] = msg.sender
+            # stake posted before registering starts counting now
+            self._tree_add(count, self._bond[msg.sender] & _U96)
         log ProviderRegistered(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
     else:
         log ProviderUpdated(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
@@ -136,13 +214,19 @@ def stake(amount: uint256):
     @dev Pulls `amount` tokens from the caller into its stake (needs an allowance).
     @param amount Token base units.
     """
-    assert amount != 0, "staking: zero amount"
+    if amount == 0:
+        errors._fail("staking: zero amount")
+    work: uint256 = self._work[msg.sender]
+    if work & _JAILED != 0:
+        errors._fail("staking: jailed")
     bond: uint256 = self._bond[msg.sender]
     stake: uint256 = (bond & _U96) + amount
-    assert stake <= _U96, "staking: amount too large"
+    if stake > _U96:
+        errors._fail("staking: amount too large")
     # stake and free are the low fields, free <= stake <= 2**96 - 1: no carry
     self._bond[msg.sender] = bond + amount
-    self._work[msg.sender] += amount
+    self._work[msg.sender] = work + amount
+    self._tree_add(self._index[msg.sender], amount)
     accounts._pull(msg.sender, amount)
     log Staked(provider=msg.sender, amount=amount, stake=stake)
 
@@ -153,18 +237,27 @@ def unbond(amount: uint256):
     """
     @dev Moves `amount` of free stake to unbonding; `withdraw_stake` opens
          after `unbond_delay`. Adding to an unbonding amount restarts the timer.
+         The stake left must still satisfy the bond rule for the deals in flight.
     @param amount Token base units, at most stake - locked.
     """
-    assert amount != 0, "staking: zero amount"
+    if amount == 0:
+        errors._fail("staking: zero amount")
     work: uint256 = self._work[msg.sender]
-    assert work & _U96 >= amount, "staking: insufficient free stake"
-    unbonding: uint256 = (self._unbond[msg.sender] & _U96) + amount
-    assert unbonding <= _U96, "staking: amount too large"
+    if work & _U96 < amount:
+        errors._fail("staking: insufficient free stake")
+    bond: uint256 = self._bond[msg.sender]
+    # stake >= free >= amount: no borrow
+    if not self._bond_ok(unsafe_sub(bond & _U96, amount), (bond >> 96) & _U96, bond >> 224):
+        errors._fail("staking: bond in use")
+    unbond: uint256 = self._unbond[msg.sender]
+    unbonding: uint256 = (unbond & _U96) + amount
+    if unbonding > _U96:
+        errors._fail("staking: amount too large")
     ready_at: uint256 = block.timestamp + unbond_delay
-    # stake >= free >= amount, both low fields: no borrow
-    self._bond[msg.sender] -= amount
-    self._work[msg.sender] = work - amount
-    self._unbond[msg.sender] = unbonding | (ready_at << 96)
+    self._bond[msg.sender] = unsafe_sub(bond, amount)
+    self._work[msg.sender] = unsafe_sub(work, amount)
+    self._unbond[msg.sender] = (unbond & (_U96 << 128)) | unbonding | (ready_at << 96)
+    self._tree_sub(self._index[msg.sender], amount)
     log Unbonded(provider=msg.sender, amount=amount, unbonding=unbonding, ready_at=ready_at)
 
 
@@ -176,9 +269,11 @@ def withdraw_stake():
     """
     word: uint256 = self._unbond[msg.sender]
     amount: uint256 = word & _U96
-    assert amount != 0, "staking: nothing unbonding"
-    assert block.timestamp >= word >> 96, "staking: unbond not ready"
-    self._unbond[msg.sender] = 0
+    if amount == 0:
+        errors._fail("staking: nothing unbonding")
+    if block.timestamp < (word >> 96) & _U32:
+        errors._fail("staking: unbond not ready")
+    self._unbond[msg.sender] = word & (_U96 << 128)
     accounts._push(msg.sender, amount)
     log StakeWithdrawn(provider=msg.sender, amount=amount)
 
@@ -190,10 +285,11 @@ def claim_earnings():
     @dev Pays the caller everything it has earned and not yet claimed.
     """
     volume: uint256 = (self._work[msg.sender] >> 96) & _U96
-    bond: uint256 = self._bond[msg.sender]
-    amount: uint256 = volume - ((bond >> 96) & _U96)
-    assert amount != 0, "staking: no earnings"
-    self._bond[msg.sender] = (bond & ~(_U96 << 96)) | (volume << 96)
+    unbond: uint256 = self._unbond[msg.sender]
+    amount: uint256 = volume - (unbond >> 128)
+    if amount == 0:
+        errors._fail("staking: no earnings")
+    self._unbond[msg.sender] = (unbond & ~(_U96 << 128)) | (volume << 128)
     accounts._push(msg.sender, amount)
     log EarningsClaimed(provider=msg.sender, amount=amount)
 
@@ -219,8 +315,8 @@ def provider_info(provider: address) -> ProviderInfo:
         # checked: reverts if free ever exceeded stake
         locked=(bond & _U96) - (work & _U96),
         unbonding=unbond & _U96,
-        unbond_ready_at=unbond >> 96,
-        earnings=((work >> 96) & _U96) - ((bond >> 96) & _U96),
+        unbond_ready_at=(unbond >> 96) & _U32,
+        earnings=((work >> 96) & _U96) - (unbond >> 128),
     )
 
 
@@ -242,62 +338,176 @@ def reputation(provider: address) -> (uint256, uint256, uint256, uint256):
     @dev On-chain outcome counters of `provider`.
     @param provider Any address.
     @return uint256 completed: jobs finalized (saturates at 2**32 - 1).
-    @return uint256 missed: jobs reclaimed after a missed deadline (saturates at 2**31 - 1).
-    @return uint256 slashed: times stake was slashed (saturating).
+    @return uint256 missed: jobs reclaimed after a missed deadline (saturates at 2**30 - 1).
+    @return uint256 slashed: times stake was slashed or forfeited (saturating).
     @return uint256 volume: lifetime earnings in token base units.
     """
     work: uint256 = self._work[provider]
-    return (work >> 192) & _U32, (work >> 224) & _U31, (self._bond[provider] >> 192) & _U32, (work >> 96) & _U96
+    return (work >> 192) & _U32, (work >> 224) & _U30, (self._bond[provider] >> 192) & _U32, (work >> 96) & _U96
+
+
+@external
+@view
+def in_flight(provider: address) -> (uint256, uint256):
+    """
+    @dev What the bond rule weighs against the provider's stake.
+    @param provider Any address.
+    @return uint256 V: total price of its open deals.
+    @return uint256 N: number of its open deals.
+    """
+    bond: uint256 = self._bond[provider]
+    return (bond >> 96) & _U96, bond >> 224
+
+
+@external
+@view
+def jailed(provider: address) -> bool:
+    """
+    @dev True once `provider` forfeited its stake; it stays jailed forever.
+    @param provider Any address.
+    @return bool Jailed.
+    """
+    return self._work[provider] & _JAILED != 0
+
+
+@external
+@view
+def sortition_weight(provider: address) -> uint256:
+    """
+    @dev The provider's weight in auditor draws: its stake if it holds a
+         sortition index (zero when jailed, whose stake is zero), else zero.
+    @param provider Any address.
+    @return uint256 Token base units.
+    """
+    if self._index[provider] == 0:
+        return 0
+    return self._bond[provider] & _U96
+
+
+@external
+@view
+def sortition_total() -> uint256:
+    """
+    @dev Total weight in the sortition tree (the stake of every member).
+    @return uint256 Token base units.
+    """
+    return self._tree[_MAX_MEMBERS]
+
+
+@external
+@view
+def bond_allows(stake: uint256, in_flight: uint256, deals: uint256) -> bool:
+    """
+    @dev The bond rule: stake * (1 - (1 - p_min * d)^deals) >= lambda * value, 18 decimals.
+    @param stake B, token base units.
+    @param in_flight V, the total price in flight (including a new deal).
+    @param deals N, the number of deals in flight (including a new deal).
+    @return bool True when a provider with that stake may carry that much.
+    """
+    return self._bond_ok(stake, in_flight, deals)
 
 
 @internal
-def _lock(provider: address, amount: uint256) -> (bool, bool):
+def _lock(provider: address, collateral: uint256, price: uint256) -> uint256:
     """
-    @dev Locks `amount` of free stake as deal collateral if `provider` is
-         registered and has that much free; reads and writes slot A only.
+    @dev For a new deal: locks `collateral` of free stake and adds `price` to
+         the value in flight if `provider` is registered, not jailed, has that
+         much free stake and its stake satisfies the bond rule with the new
+         deal; reads and writes slots A and B only.
     @param provider The provider.
-    @param amount Token base units.
-    @return bool registered
-    @return bool enough free stake (nothing is locked unless both hold)
+    @param collateral Token base units to lock.
+    @param price The deal's price (< 2**96).
+    @return uint256 LOCK_OK, or the first failing LOCK_* condition (nothing changes then).
     """
     work: uint256 = self._work[provider]
-    registered: bool = work & _REGISTERED != 0
-    enough: bool = work & _U96 >= amount
-    if registered and enough:
-        # free is the low field and amount <= free: no borrow
-        self._work[provider] = unsafe_sub(work, amount)
-    return registered, enough
+    if work & _REGISTERED == 0:
+        return LOCK_UNREGISTERED
+    if work & _JAILED != 0:
+        return LOCK_JAILED
+    if work & _U96 < collateral:
+        return LOCK_NO_FREE_STAKE
+    bond: uint256 = self._bond[provider]
+    flight: uint256 = ((bond >> 96) & _U96) + price
+    count: uint256 = (bond >> 224) + 1
+    if flight > _U96 or count > _U32 or not self._bond_ok(bond & _U96, flight, count):
+        return LOCK_BOND_TOO_SMALL
+    # free is the low field and collateral <= free: no borrow
+    self._work[provider] = unsafe_sub(work, collateral)
+    self._bond[provider] = (bond & (_U96 | (_U32 << 192))) | (flight << 96) | (count << 224)
+    return LOCK_OK
 
 
 @internal
 def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint256):
     """
-    @dev Pays a finalized deal: frees `collateral`, adds `price` to lifetime
-         volume (so to earnings) and `jobs` to completed. Writes slot A only.
+    @dev Pays a finalized deal: frees `collateral` (not for a jailed
+         provider: it was forfeited), adds `price` to lifetime volume (so to
+         earnings) and `jobs` to completed, and takes the deal out of the
+         value in flight. Writes slots A and B.
     @param provider The provider.
     @param collateral The deal's locked collateral (free + collateral <= stake < 2**96).
     @param price The deal's escrowed price.
     @param jobs The deal's job count.
     """
     work: uint256 = self._work[provider]
-    assert ((work >> 96) & _U96) + price <= _U96, "staking: amount too large"
+    if ((work >> 96) & _U96) + price > _U96:
+        errors._fail("staking: amount too large")
     completed: uint256 = self._saturate((work >> 192) & _U32, jobs, _U32)
+    if work & _JAILED != 0:
+        collateral = 0
     # neither field carries (free stays <= stake, volume checked above)
     work = unsafe_add(work, collateral | (price << 96))
     self._work[provider] = (work & ~(_U32 << 192)) | (completed << 192)
+    self._leave(provider, price)
 
 
 @internal
-def _miss(provider: address, collateral: uint256, jobs: uint256):
+def _leave(provider: address, price: uint256):
     """
-    @dev Records a missed deal: frees `collateral` and adds `jobs` to missed.
+    @dev Takes one deal of `price` out of the provider's value in flight.
+    @param provider The provider.
+    @param price The deal's price (counted in when it opened).
+    """
+    bond: uint256 = self._bond[provider]
+    # checked: both fields hold at least this deal
+    flight: uint256 = ((bond >> 96) & _U96) - price
+    count: uint256 = (bond >> 224) - 1
+    self._bond[provider] = (bond & (_U96 | (_U32 << 192))) | (flight << 96) | (count << 224)
+
+
+@internal
+def _unlock(provider: address, collateral: uint256):
+    """
+    @dev Frees a deal's collateral without paying anything (voided audits);
+         nothing for a jailed provider, whose collateral was forfeited.
     @param provider The provider.
     @param collateral The deal's locked collateral.
-    @param jobs The deal's job count.
     """
     work: uint256 = self._work[provider]
-    missed: uint256 = self._saturate((work >> 224) & _U31, jobs, _U31)
-    self._work[provider] = ((work & ~(_U31 << 224)) + collateral) | (missed << 224)
+    if work & _JAILED == 0:
+        # free + collateral <= stake < 2**96: no carry
+        self._work[provider] = unsafe_add(work, collateral)
+
+
+@internal
+def _miss(provider: address, collateral: uint256, price: uint256, jobs: uint256) -> bool:
+    """
+    @dev Records a missed deal: frees `collateral` (unless jailed), adds
+         `jobs` to missed and takes the deal out of the value in flight.
+    @param provider The provider.
+    @param collateral The deal's locked collateral.
+    @param price The deal's price.
+    @param jobs The deal's job count.
+    @return bool True when the provider is jailed (nothing left to slash).
+    """
+    work: uint256 = self._work[provider]
+    jailed: bool = work & _JAILED != 0
+    if jailed:
+        collateral = 0
+    missed: uint256 = self._saturate((work >> 224) & _U30, jobs, _U30)
+    self._work[provider] = ((work & ~(_U30 << 224)) + collateral) | (missed << 224)
+    self._leave(provider, price)
+    return jailed
 
 
 @internal
@@ -310,14 +520,159 @@ def _slash(provider: address, amount: uint256, to: address):
     @param to The account credited (requester, auditor, ...).
     """
     work: uint256 = self._work[provider]
-    assert work & _U96 >= amount, "staking: insufficient free stake"
+    if work & _U96 < amount:
+        errors._fail("staking: insufficient free stake")
     bond: uint256 = self._bond[provider]
     slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
     # stake >= free >= amount, both low fields: no borrow
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
     self._work[provider] = work - amount
+    self._tree_sub(self._index[provider], amount)
     accounts._credit(to, amount)
     log ProviderSlashed(provider=provider, to=to, amount=amount)
+
+
+@internal
+def _forfeit_all(provider: address) -> uint256:
+    """
+    @dev The jailing full slash: takes the provider's whole stake (free and
+         locked) and its unbonding stake, jails it for good and drops its
+         sortition weight to zero. The caller distributes the amount.
+    @param provider The provider (or auditor) in the minority.
+    @return uint256 The amount taken (zero when already jailed).
+    """
+    work: uint256 = self._work[provider]
+    bond: uint256 = self._bond[provider]
+    unbond: uint256 = self._unbond[provider]
+    stake: uint256 = bond & _U96
+    amount: uint256 = stake + (unbond & _U96)
+    slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
+    self._work[provider] = (work & ~_U96) | _JAILED
+    self._bond[provider] = (bond & ~(_U96 | (_U32 << 192))) | (slashed << 192)
+    self._unbond[provider] = unbond & (_U96 << 128)
+    self._tree_sub(self._index[provider], stake)
+    log StakeForfeited(provider=provider, amount=amount)
+    return amount
+
+
+@internal
+@view
+def _free(provider: address) -> uint256:
+    """
+    @dev Free stake of `provider`.
+    @param provider Any address.
+    @return uint256 Token base units.
+    """
+    return self._work[provider] & _U96
+
+
+@internal
+@view
+def _total_weight() -> uint256:
+    """
+    @dev Sum of all members' sortition weights (the tree's root node).
+    @return uint256 Token base units.
+    """
+    return self._tree[_MAX_MEMBERS]
+
+
+@internal
+@view
+def _member_at(point: uint256) -> address:
+    """
+    @dev The member whose stake interval holds `point`: the smallest index i
+         with prefix_sum(i) > point (Fenwick descent, ten reads).
+    @param point A number below `_total_weight()`.
+    @return address The member.
+    """
+    pos: uint256 = 0
+    rest: uint256 = point
+    step: uint256 = _MAX_MEMBERS
+    for _: uint256 in range(_TREE_DEPTH):
+        nxt: uint256 = pos + step
+        if nxt <= _MAX_MEMBERS:
+            node: uint256 = self._tree[nxt]
+            if node <= rest:
+                pos = nxt
+                rest -= node
+        step >>= 1
+    return self._members[pos + 1]
+
+
+@internal
+def _tree_add(index: uint256, amount: uint256):
+    """
+    @dev Adds `amount` to member `index`'s weight (no-op for index 0 or amount 0).
+    @param index The member index (1..1024), or 0 for none.
+    @param amount Token base units.
+    """
+    if index == 0 or amount == 0:
+        return
+    i: uint256 = index
+    for _: uint256 in range(_TREE_DEPTH):
+        if i > _MAX_MEMBERS:
+            break
+        self._tree[i] += amount
+        i += i & unsafe_sub(0, i)
+
+
+@internal
+def _tree_sub(index: uint256, amount: uint256):
+    """
+    @dev Subtracts `amount` from member `index`'s weight (no-op for index 0 or amount 0).
+    @param index The member index (1..1024), or 0 for none.
+    @param amount Token base units, at most the member's weight.
+    """
+    if index == 0 or amount == 0:
+        return
+    i: uint256 = index
+    for _: uint256 in range(_TREE_DEPTH):
+        if i > _MAX_MEMBERS:
+            break
+        self._tree[i] -= amount
+        i += i & unsafe_sub(0, i)
+
+
+@internal
+@view
+def _bond_ok(stake: uint256, in_flight: uint256, deals: uint256) -> bool:
+    """
+    @dev stake * (1 - (1 - p_min * d)^deals) >= lambda * value, with the power
+         taken in 18-decimal fixed point by squaring (each product rounded up, so
+         the power is never too small and the rule never more permissive than
+         the exact formula; verification/bond.py computes the same integers).
+    @param stake B, token base units (< 2**96).
+    @param in_flight V, token base units (< 2**96).
+    @param deals N (< 2**32).
+    @return bool True when the rule holds (always when nothing is in flight).
+    """
+    if in_flight == 0:
+        return True
+    cover: uint256 = _ONE - self._pow(_MISS_ONE, deals)
+    return stake * cover * _BPS >= bond_lambda_bps * in_flight * _ONE
+
+
+@internal
+@pure
+def _pow(base: uint256, exponent: uint256) -> uint256:
+    """
+    @dev base^exponent in 18-decimal fixed point by squaring, lowest bit first;
+         every product is rounded up. verification/bond.py mirrors it exactly.
+    @param base A fixed-point number <= 1e18.
+    @param exponent Any exponent < 2**32.
+    @return uint256 The power, <= 1e18.
+    """
+    result: uint256 = _ONE
+    b: uint256 = base
+    e: uint256 = exponent
+    for _: uint256 in range(32):
+        if e == 0:
+            break
+        if e & 1 != 0:
+            result = (result * b + _ONE - 1) // _ONE
+        b = (b * b + _ONE - 1) // _ONE
+        e >>= 1
+    return result
 
 
 @internal
@@ -327,7 +682,7 @@ def _saturate(counter: uint256, add: uint256, cap: uint256) -> uint256:
     @dev counter + add, capped at `cap` (counters must never block settlement).
     @param counter A counter <= cap.
     @param add The increment (any size).
-    @param cap The counter's largest value (2**32 - 1 or 2**31 - 1).
+    @param cap The counter's largest value (2**32 - 1 or 2**30 - 1).
     @return uint256 The new counter.
     """
     return min(counter + min(add, cap), cap)

@@ -18,9 +18,10 @@ from typing import Any
 
 from mercato.errors import ConfigError
 
-__all__ = ["RetryPolicy", "Settings", "DEVNET_CHAIN_ID", "default_anvil_path"]
+__all__ = ["RetryPolicy", "Settings", "DEVNET_CHAIN_ID", "DEFAULT_KEYSTORE", "default_anvil_path"]
 
 DEVNET_CHAIN_ID = 31337
+DEFAULT_KEYSTORE = Path("~/.mercato/keys")  # encrypted keys (mercato.chain.keys); expanded where used
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/mercato/config.py -> repo root
 
 
@@ -53,11 +54,14 @@ class Settings:
     anvil_path: Path = field(default_factory=default_anvil_path)
     devnet_host: str = "127.0.0.1"
     devnet_port: int = 8545
-    account: str = "requester1"  # a named dev account from the deployment, or 0x… private key
+    account: str = "requester1"  # a named dev account, keystore:NAME, or 0x… private key (devnet only in a file)
     rpc_timeout: float = 10.0
     tx_timeout: float = 60.0
     gas_margin: float = 1.2
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    keystore: Path | None = None  # None: DEFAULT_KEYSTORE
+    password_file: Path | None = None  # first line = passphrase of keystore: accounts; None: prompt
+    account_origin: Path | None = None  # the config file `account` was read from (not settable)
 
     @property
     def deployment_path(self) -> Path:
@@ -82,11 +86,18 @@ class Settings:
         values: dict[str, Any] = {"home": home}
         if toml_path is not None or path.exists():
             values |= _read_toml(path)
-        values |= _from_env(env)
+            if "account" in values:
+                values["account_origin"] = path  # a plain key there is refused off the devnet
+        env_values = _from_env(env)
+        if "account" in env_values:
+            values.pop("account_origin", None)
+        values |= env_values
         return _build(values)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (e.g. from CLI options)."""
+        if "account" in changes:
+            changes.setdefault("account_origin", None)  # no longer the config file's value
         return replace(self, **changes)
 
 
@@ -101,8 +112,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "MERCATO_RPC_TIMEOUT": ("rpc_timeout", float),
     "MERCATO_TX_TIMEOUT": ("tx_timeout", float),
     "MERCATO_RPC_RETRIES": ("retry_attempts", int),
+    "MERCATO_KEYSTORE": ("keystore", Path),
+    "MERCATO_PASSWORD_FILE": ("password_file", Path),
 }
-_FIELDS = {f for f in Settings.__dataclass_fields__} | {"retry_attempts", "retry_base_delay", "retry_max_delay"}
+_FIELDS = ({f for f in Settings.__dataclass_fields__} | {"retry_attempts", "retry_base_delay", "retry_max_delay"}) - {
+    "account_origin"}
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -141,7 +155,7 @@ def _build(values: dict[str, Any]) -> Settings:
         base_delay=float(values.pop("retry_base_delay", default.base_delay)),
         max_delay=float(values.pop("retry_max_delay", default.max_delay)),
     )
-    for key in ("home", "deployment_file", "anvil_path"):
+    for key in ("home", "deployment_file", "anvil_path", "keystore", "password_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key]).expanduser()
     if retry.attempts < 1:

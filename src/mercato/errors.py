@@ -5,6 +5,11 @@ their data as attributes so callers can act on them without parsing text.
 
     MercatoError
     ├── ConfigError                 bad settings file / environment / CLI option
+    │   └── PlainKeyRefused         a plain 0x private key in a config file off the devnet
+    ├── KeystoreError               an encrypted key could not be stored, found or read (bad name …)
+    │   ├── KeyNotFound             no key by that name (or no such keystore file)
+    │   ├── KeyExists               a key by that name exists already: keys are never overwritten
+    │   └── WrongPassphrase         the passphrase does not decrypt the key
     ├── SpecError                   a job spec that does not validate (names the field)
     ├── ChainError                  anything on the settlement plane
     │   ├── RpcUnavailable          node down, refused, or too slow after retries
@@ -35,7 +40,11 @@ their data as attributes so callers can act on them without parsing text.
     │           ├── DeadlinePassed          committing after the deadline
     │           ├── DeadlineNotPassed       reclaiming before the deadline
     │           ├── ChallengeWindowOpen     finalizing before the challenge window ends
-    │           └── NotAuthorized           the caller is not the party allowed to do it
+    │           ├── NotAuthorized           the caller is not the party allowed to do it
+    │           ├── LotteryError            the audit lottery cannot run now (seed, beacon, window)
+    │           ├── AuditPending            finalizing a deal that is not drawn or whose audit is open
+    │           ├── BondTooSmall            the provider's stake cannot secure more value in flight
+    │           └── AuditError              "audits: ..." (not a seat, wrong phase, bad reveal, ...)
     ├── RequesterError              the requester SDK could not get a verified result
     │   ├── NoBids                  no compliant bid arrived in the bid window (names the causes)
     │   ├── BalanceTooLow           the escrow balance does not cover the winning price
@@ -51,8 +60,11 @@ their data as attributes so callers can act on them without parsing text.
     │   └── NotReady                asked for results before the seal is on-chain
     └── SandboxError                the sandbox could not run a workload
         ├── WorkloadError           the workload itself is unacceptable (malformed, too big, bad imports)
+        │   └── ImageRejected       a container image that is missing or does not match its declared digest
         ├── InputError              an input is missing, oversized, or fails its hash check
-        └── RuntimeUnavailable      a runtime's engine is missing on this machine
+        ├── RuntimeUnavailable      a runtime's engine is missing on this machine
+        ├── GpuUnavailable          the job needs GPUs this machine does not have (or has busy)
+        └── EngineError             the container engine failed at something it should do
 
 Resource exhaustion inside the sandbox (fuel, memory, wall clock, output size) is *not*
 an exception: it is a normal, deterministic outcome recorded in the execution receipt,
@@ -64,6 +76,11 @@ from __future__ import annotations
 __all__ = [
     "MercatoError",
     "ConfigError",
+    "PlainKeyRefused",
+    "KeystoreError",
+    "KeyNotFound",
+    "KeyExists",
+    "WrongPassphrase",
     "SpecError",
     "ChainError",
     "RpcUnavailable",
@@ -106,6 +123,9 @@ __all__ = [
     "WorkloadError",
     "InputError",
     "RuntimeUnavailable",
+    "ImageRejected",
+    "GpuUnavailable",
+    "EngineError",
 ]
 
 
@@ -115,6 +135,26 @@ class MercatoError(Exception):
 
 class ConfigError(MercatoError):
     """Settings that cannot be used as given."""
+
+
+class PlainKeyRefused(ConfigError):
+    """A config file holds a plain ``0x…`` private key on a chain other than the local devnet."""
+
+
+class KeystoreError(MercatoError):
+    """An encrypted key could not be stored, found or read (bad name, unreadable file, ...)."""
+
+
+class KeyNotFound(KeystoreError):
+    """No key by that name in the keystore, or no keystore file at that path."""
+
+
+class KeyExists(KeystoreError):
+    """A key by that name exists already; keys are never overwritten."""
+
+
+class WrongPassphrase(KeystoreError):
+    """The passphrase does not decrypt the key (the file's MAC does not match)."""
 
 
 class SpecError(MercatoError):
@@ -254,6 +294,23 @@ class NotAuthorized(DealsError):
     """The caller is not the party allowed to do this."""
 
 
+class LotteryError(DealsError):
+    """The audit lottery cannot run for this deal now: bad seed, beacon not mined yet, or its window."""
+
+
+class AuditPending(DealsError):
+    """The deal cannot be paid yet: its lottery has not run, or its audit is not passed."""
+
+
+class BondTooSmall(DealsError):
+    """The provider's stake does not secure this much value in flight (docs/SPEC.md §14.6)."""
+
+
+class AuditError(DealsError):
+    """An audit step refused: the caller holds no seat, the phase is wrong or over, or a reveal
+    does not open its seal."""
+
+
 class RequesterError(MercatoError):
     """The requester SDK could not get a verified result for a job."""
 
@@ -371,3 +428,28 @@ class InputError(SandboxError):
 
 class RuntimeUnavailable(SandboxError):
     """The runtime's engine is not installed or cannot start here."""
+
+
+class ImageRejected(WorkloadError):
+    """A container image that cannot be had as declared: its archive or pulled image does not
+    hash to the spec's image digest, or no source (archive, registry) provides it."""
+
+
+class GpuUnavailable(SandboxError):
+    """The job asks for GPUs this machine cannot give: ``requested`` wanted, ``available``
+    matching ones (free or not); the message says which requirement failed."""
+
+    def __init__(self, message: str, *, requested: int = 0, available: int = 0) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.available = available
+
+
+class EngineError(SandboxError):
+    """The container engine (podman or docker) failed at a step it should manage;
+    ``command`` is the engine sub-command and ``stderr`` its last words."""
+
+    def __init__(self, message: str, *, command: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.stderr = stderr

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import boa
 import pytest
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+
+from mercato.verification.bond import BondParams, detection_wad, min_stake
+from mercato.verification.bond import bond_ok as _bond_ok
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -21,6 +26,25 @@ DEPOSIT = 1_000 * 10**6
 STAKE = 10_000 * 10**6
 PRICE = 2 * 10**6
 COLLATERAL = 38 * 10**6
+AUDIT_FEE = PRICE // 10
+
+# SPEC §14.1 devnet defaults, in AuditParams order
+AUDIT_FLOOR_BPS = 300
+COLLUSION_BPS = 9000
+BOND_LAMBDA_BPS = 15000
+BEACON_DELAY = 2
+DRAW_BLOCKS = 200
+AUDIT_PERIOD = 20
+COMMITTEE_SIZE = 5
+AUDIT_PARAMS = (AUDIT_FLOOR_BPS, COLLUSION_BPS, BOND_LAMBDA_BPS, BEACON_DELAY, DRAW_BLOCKS, AUDIT_PERIOD, COMMITTEE_SIZE)
+MAX_AUDIT_ROUNDS = 3
+
+# the requester's secret lottery seed and its commitment in Terms
+SEED = b"\x5e" + b"\xed" * 31
+SEED_HASH = keccak(SEED)
+
+UNDRAWN, CLEARED, AUDITED = 0, 1, 2
+NONE, COMMIT, REVEAL, PASSED, FAILED, VOID = range(6)
 
 TERMS_FIELDS = (
     "requester",
@@ -33,6 +57,9 @@ TERMS_FIELDS = (
     "collateral",
     "deadline",
     "expiry",
+    "seed_hash",
+    "audit_bps",
+    "audit_fee",
 )
 _TERMS_TYPE = [
     {"name": "requester", "type": "address"},
@@ -45,6 +72,9 @@ _TERMS_TYPE = [
     {"name": "collateral", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
     {"name": "expiry", "type": "uint256"},
+    {"name": "seed_hash", "type": "bytes32"},
+    {"name": "audit_bps", "type": "uint256"},
+    {"name": "audit_fee", "type": "uint256"},
 ]
 
 _TOKEN_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "stable_token.vy"))
@@ -73,11 +103,20 @@ def token():
     return _TOKEN_DEPLOYER.deploy()
 
 
+def deploy_market(token, audit=AUDIT_PARAMS, **overrides):
+    """A market with the test parameters; override any AuditParams field by name."""
+    names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps", "beacon_delay", "draw_blocks", "audit_period",
+             "committee_size")
+    params = tuple(overrides.pop(n, v) for n, v in zip(names, audit))
+    assert not overrides, overrides
+    return _MARKET_DEPLOYER.deploy(
+        token.address, CHALLENGE_WINDOW, UNBOND_DELAY, WITHDRAWAL_DELAY, MISS_PENALTY_BPS, params
+    )
+
+
 @pytest.fixture
 def market(token):
-    return _MARKET_DEPLOYER.deploy(
-        token.address, CHALLENGE_WINDOW, UNBOND_DELAY, WITHDRAWAL_DELAY, MISS_PENALTY_BPS
-    )
+    return deploy_market(token)
 
 
 @dataclass(frozen=True)
@@ -129,12 +168,21 @@ def as_tuple(terms: dict) -> tuple:
     return tuple(terms[f] for f in TERMS_FIELDS)
 
 
-def deal_tuple(terms: dict, seal: bytes = b"\0" * 32, committed_at: int = 0) -> tuple:
-    return (as_tuple(terms), seal, committed_at)
+def deal_tuple(terms: dict, seal: bytes = b"\0" * 32, committed_at: int = 0, committed_block: int = 0,
+               status: int = UNDRAWN) -> tuple:
+    return (as_tuple(terms), seal, committed_at, committed_block, status)
+
+
+def with_status(deal: tuple, status: int) -> tuple:
+    return (*deal[:4], status)
 
 
 def now() -> int:
     return boa.env.evm.patch.timestamp
+
+
+def block_number() -> int:
+    return boa.env.evm.patch.block_number
 
 
 @pytest.fixture
@@ -173,6 +221,9 @@ def make_terms(requester, provider):
             "collateral": COLLATERAL,
             "deadline": t + 3600,
             "expiry": t + 600,
+            "seed_hash": SEED_HASH,
+            "audit_bps": AUDIT_FLOOR_BPS,
+            "audit_fee": AUDIT_FEE,
         }
         terms.update(overrides)
         return terms
@@ -200,11 +251,152 @@ def open_and_commit(market, terms: dict, requester: Party, seal: bytes = SEAL) -
     sig = sign(market, "Acceptance", terms, requester.key)
     with boa.env.prank(terms["provider"]):
         market.open_and_commit(as_tuple(terms), sig, seal)
-    return deal_tuple(terms, seal, now())
+    return deal_tuple(terms, seal, now(), block_number())
 
 
 def commit(market, terms: dict, seal: bytes = SEAL) -> tuple:
     """The provider commits `seal` for an open deal; returns the stored Deal."""
     with boa.env.prank(terms["provider"]):
         market.commit_result(deal_tuple(terms), seal)
-    return deal_tuple(terms, seal, now())
+    return deal_tuple(terms, seal, now(), block_number())
+
+
+# --- bond rule (SPEC §14.6): the contract must agree with verification/bond.py to the unit ---
+
+ONE = 10**18
+_BOND = BondParams(AUDIT_FLOOR_BPS, COLLUSION_BPS, BOND_LAMBDA_BPS)
+
+
+def bond_cover(deals: int) -> int:
+    """1 - (1 - p_min * d)^N in 18 decimals, as the off-chain SDK and provider compute it."""
+    return detection_wad(deals, _BOND)
+
+
+def bond_ok(stake: int, value: int, deals: int) -> bool:
+    return value == 0 or _bond_ok(stake, deals, value, _BOND)
+
+
+def min_bond(value: int, deals: int) -> int:
+    """The smallest stake that carries `deals` deals worth `value` in total."""
+    return min_stake(deals, value, _BOND)
+
+
+# --- lottery helpers -------------------------------------------------------------------------
+
+_BLOCKHASH = None
+
+
+def blockhash(n: int) -> bytes:
+    """The chain's BLOCKHASH(n), read through a tiny contract (valid for the last 256 blocks)."""
+    global _BLOCKHASH
+    if _BLOCKHASH is None or boa.env.get_code(_BLOCKHASH.address) == b"":
+        _BLOCKHASH = boa.loads("@external\n@view\ndef bh(n: uint256) -> bytes32:\n    return blockhash(n)\n")
+    return _BLOCKHASH.bh(n)
+
+
+def deal_id_of(terms: dict) -> bytes:
+    return keccak(encode(["address", "uint256", "uint256"], [terms["provider"], terms["lane"], terms["nonce"]]))
+
+
+def lottery_roll(deal: tuple, seed: bytes = SEED) -> int:
+    """r mod 10000 of `deal`'s lottery, once its beacon block is past (SPEC §14.3)."""
+    terms = dict(zip(TERMS_FIELDS, deal[0]))
+    beacon = blockhash(deal[3] + BEACON_DELAY)
+    r = keccak(encode(["bytes32", "bytes32", "bytes32"], [seed, beacon, deal_id_of(terms)]))
+    return int.from_bytes(r, "big") % 10_000
+
+
+def mine_to_beacon(deal: tuple) -> None:
+    """Mine blocks until `draw` accepts the deal (block.number = committed_block + k + 1)."""
+    target = deal[3] + BEACON_DELAY + 1
+    if block_number() < target:
+        boa.env.time_travel(blocks=target - block_number(), block_delta=1)
+
+
+def draw(market, deal: tuple, seed: bytes = SEED) -> tuple:
+    """Mine past the beacon and run the lottery for one deal; returns the Deal with its new status."""
+    mine_to_beacon(deal)
+    audited = lottery_roll(deal, seed) < deal[0][TERMS_FIELDS.index("audit_bps")]
+    market.draw([deal], [seed])
+    return with_status(deal, AUDITED if audited else CLEARED)
+
+
+def clear(market, deal: tuple, seed: bytes = SEED) -> tuple:
+    """Draw `deal` and insist the lottery cleared it (tests pick terms so it does)."""
+    drawn = draw(market, deal, seed)
+    assert drawn[4] == CLEARED, "lottery audited this deal: pick another seed or lane"
+    return drawn
+
+
+def settle(market, deal: tuple, seed: bytes = SEED) -> tuple:
+    """Clear `deal`, wait out the challenge window and finalize it; returns the drawn Deal."""
+    drawn = clear(market, deal, seed)
+    if now() < deal[2] + CHALLENGE_WINDOW:
+        boa.env.time_travel(seconds=deal[2] + CHALLENGE_WINDOW - now())
+    market.finalize([drawn])
+    return drawn
+
+
+# --- audit helpers ----------------------------------------------------------------------------
+
+ROOT = b"\x77" * 32  # the honest execution's result root
+FUEL = 1_000_000
+WRONG_ROOT = b"\x66" * 32
+
+
+def salt_of(who: str) -> bytes:
+    return keccak(bytes.fromhex(who[2:]))
+
+
+def seal_for(market, who: str, deal_id: bytes, root: bytes = ROOT, fuel: int = FUEL) -> bytes:
+    return market.seal_of(who, deal_id, root, fuel, salt_of(who))
+
+
+def open_committed(market, terms: dict, requester: Party, root: bytes = ROOT, fuel: int = FUEL) -> tuple:
+    """open_and_commit with the provider's real seal over (root, fuel); returns the stored Deal."""
+    seal = seal_for(market, terms["provider"], deal_id_of(terms), root, fuel)
+    return open_and_commit(market, terms, requester, seal)
+
+
+def start_audit(market, terms: dict, requester: Party, root: bytes = ROOT, fuel: int = FUEL) -> tuple:
+    """Open (audit_bps = 10000), commit and draw: the deal is AUDITED; returns (deal, deal_id)."""
+    terms = dict(terms, audit_bps=10_000)
+    deal = draw(market, open_committed(market, terms, requester, root, fuel))
+    assert deal[4] == AUDITED
+    return deal, deal_id_of(terms)
+
+
+def commit_as(market, who: str, deal_id: bytes, root: bytes = ROOT, fuel: int = FUEL) -> None:
+    with boa.env.prank(who):
+        market.commit_audit(deal_id, seal_for(market, who, deal_id, root, fuel))
+
+
+def reveal_as(market, who: str, deal_id: bytes, root: bytes = ROOT, fuel: int = FUEL) -> None:
+    with boa.env.prank(who):
+        market.reveal(deal_id, root, fuel, salt_of(who))
+
+
+def audit_view(market, deal_id: bytes) -> dict:
+    names = ("phase", "dispute", "round", "deadline", "requester", "provider", "jobs_root", "fee", "provider_seal",
+             "provider_claim", "claim", "seats", "seals", "claims")
+    return dict(zip(names, market.audit(deal_id)))
+
+
+def past_deadline(market, deal_id: bytes) -> None:
+    boa.env.time_travel(seconds=audit_view(market, deal_id)["deadline"] - now() + 1)
+
+
+def add_provider(token, market, seed: int, stake: int = STAKE) -> Party:
+    """Register and stake a provider (an auditor candidate)."""
+    party = make_party(seed)
+    fund(token, market, party.address, stake)
+    with boa.env.prank(party.address):
+        market.register("http://auditor", b"\0" * 32, b"\0" * 32)
+        market.stake(stake)
+    return party
+
+
+@pytest.fixture
+def auditors(token, market, provider) -> list:
+    """Six staked providers besides the deal's provider: enough for a first auditor and a full committee."""
+    return [add_provider(token, market, 0xA000 + i) for i in range(6)]

@@ -27,6 +27,11 @@ STAKING = (
     "staking: nothing unbonding",
     "staking: unbond not ready",
     "staking: no earnings",
+    "staking: audit floor out of range",
+    "staking: collusion out of range",
+    "staking: lambda out of range",
+    "staking: jailed",
+    "staking: bond in use",
 )
 
 DEALS = (
@@ -54,6 +59,35 @@ DEALS = (
     "deals: not committed",
     "deals: challenge window open",
     "deals: deadline not passed",
+    # SPEC §14: audit terms, bond rule, lottery and settlement after it
+    "deals: no seed",
+    "deals: audit probability out of range",
+    "deals: provider jailed",
+    "deals: bond too small",
+    "deals: length mismatch",
+    "deals: already drawn",
+    "deals: bad seed",
+    "deals: beacon not ready",
+    "deals: draw window over",
+    "deals: draw window open",
+    "deals: already audited",
+    "deals: challenge window over",
+    "deals: not drawn",
+    "deals: audit pending",
 )
 
-REVERT_STRINGS: tuple[str, ...] = ACCOUNTS + STAKING + DEALS
+AUDITS = (
+    "audits: draw window out of range",
+    "audits: period too long",
+    "audits: committee out of range",
+    "audits: wrong phase",
+    "audits: phase over",
+    "audits: phase not over",
+    "audits: empty seal",
+    "audits: not a seat",
+    "audits: already committed",
+    "audits: already revealed",
+    "audits: bad reveal",
+)
+
+REVERT_STRINGS: tuple[str, ...] = ACCOUNTS + STAKING + DEALS + AUDITS

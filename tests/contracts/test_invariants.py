@@ -1,7 +1,10 @@
 """Stateful test of the whole market against a simpler Python model.
 
 Rules only act when the model says the action is valid, so every call must succeed;
-invariants only read state.
+invariants only read state. The model follows SPEC §14 on its own terms (lottery
+outcome from the off-chain roll, audit phases, no-show penalties, forfeits and the
+pool split); only the sortition (who is drawn) is read from the contract, and checked
+(never the provider, the requester or a seat drawn before).
 """
 
 from __future__ import annotations
@@ -9,14 +12,32 @@ from __future__ import annotations
 import boa
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import contracts_kit as c
 
 REQUESTERS = [c.make_party(0x100 + i) for i in range(2)]
-PROVIDERS = [c.make_party(0x200 + i) for i in range(2)]
+PROVIDERS = [c.make_party(0x200 + i) for i in range(3)]
 EVERYONE = [p.address for p in REQUESTERS + PROVIDERS]
 MINT = 10**9
+INITIAL_STAKE = 5 * 10**7
+INITIAL_DEPOSIT = 10**7
+ROOTS = (c.ROOT, c.WRONG_ROOT)
+NONE, COMMIT, REVEAL, PASSED, FAILED, VOID = range(6)
+# set to a collections.Counter() to see what the runs covered (print it at exit)
+STATS = None
+
+
+class Audit:
+    def __init__(self, deal_id, requester, provider, fee, seat):
+        self.deal_id, self.requester, self.provider, self.fee = deal_id, requester, provider, fee
+        self.phase, self.round, self.dispute = COMMIT, 1, False
+        self.deadline = c.now() + c.AUDIT_PERIOD
+        self.seats = [seat]
+        self.roots = {seat: None}  # committed root per seat (None: not committed)
+        self.claims = {seat: None}  # revealed root per seat
+        self.provider_claim = None
+        self.drawn = {seat}
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -25,28 +46,197 @@ class MarketMachine(RuleBasedStateMachine):
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.token = c._TOKEN_DEPLOYER.deploy()
-        self.market = c._MARKET_DEPLOYER.deploy(
-            self.token.address, c.CHALLENGE_WINDOW, c.UNBOND_DELAY, c.WITHDRAWAL_DELAY, c.MISS_PENALTY_BPS
-        )
+        self.market = c.deploy_market(self.token)
         self.wallet = {a: MINT for a in EVERYONE}
         self.available = {a: 0 for a in EVERYONE}
         self.pending = {a: (0, 0) for a in EVERYONE}
         self.stake = {a: 0 for a in EVERYONE}
-        self.locked = {a: 0 for a in EVERYONE}
         self.unbonding = {a: (0, 0) for a in EVERYONE}
         self.earned = {a: 0 for a in EVERYONE}
-        self.open: dict[tuple, dict] = {}  # (provider, lane) -> {terms, seal, committed_at}
+        self.jailed = {a: False for a in EVERYONE}
+        self.burned = 0
+        # (provider, lane) -> {terms, deal, honest, fee_escrowed}
+        self.open: dict[tuple, dict] = {}
         self.nonce: dict[tuple, int] = {}
         self.paid_out: set = set()
+        self.audits: dict[bytes, Audit] = {}
         for a in EVERYONE:
             c.fund(self.token, self.market, a, MINT)
         for p in PROVIDERS:
             with boa.env.prank(p.address):
                 self.market.register("http://p", b"\0" * 32, b"\0" * 32)
+                self.market.stake(INITIAL_STAKE)
+            self.wallet[p.address] -= INITIAL_STAKE
+            self.stake[p.address] = INITIAL_STAKE
+        for r in REQUESTERS:
+            with boa.env.prank(r.address):
+                self.market.deposit(INITIAL_DEPOSIT)
+            self.wallet[r.address] -= INITIAL_DEPOSIT
+            self.available[r.address] = INITIAL_DEPOSIT
 
     def teardown(self):
+        if STATS is not None:
+            STATS["examples"] += 1
+            STATS["opened"] += len(self.paid_out) + len(self.open)
+            STATS["audits"] += len(self.audits)
+            for au in self.audits.values():
+                STATS[("phase", au.phase, "dispute", au.dispute)] += 1
+            STATS["jailed"] += sum(self.jailed.values())
         if hasattr(self, "_anchor"):
             self._anchor.__exit__(None, None, None)
+
+    # model helpers
+    def locked(self, a):
+        if self.jailed[a]:
+            return 0
+        return sum(v["terms"]["collateral"] for (p, _), v in self.open.items() if p == a)
+
+    def flight(self, a):
+        deals = [v["terms"]["price"] for (p, _), v in self.open.items() if p == a]
+        return sum(deals), len(deals)
+
+    def key_of(self, deal_id):
+        return next(k for k, v in self.open.items() if c.deal_id_of(v["terms"]) == deal_id)
+
+    def forfeit(self, a):
+        amount = self.stake[a] + self.unbonding[a][0]
+        self.stake[a], self.unbonding[a], self.jailed[a] = 0, (0, 0), True
+        return amount
+
+    def penalize(self, au, seat):
+        penalty = min(self.stake[seat] - self.locked(seat), au.fee)
+        self.stake[seat] -= penalty
+        self.available[au.requester] += penalty
+
+    def view(self, au):
+        return self.market.audit(au.deal_id)
+
+    def check_seat(self, au, seat):
+        assert seat not in (au.provider, au.requester) and seat not in au.drawn
+        au.drawn.add(seat)
+
+    def pass_by_default(self, au):
+        self.available[au.requester] += au.fee
+        self.open[self.key_of(au.deal_id)]["fee_escrowed"] = False
+        au.phase = PASSED
+
+    def next_round(self, au):
+        if au.round >= c.MAX_AUDIT_ROUNDS:
+            self.pass_by_default(au)
+            return
+        view = self.view(au)
+        if view.phase == PASSED:  # nobody could be drawn
+            self.pass_by_default(au)
+            return
+        au.round += 1
+        seat = view.seats[0]
+        self.check_seat(au, seat)
+        au.seats[0] = seat
+        au.roots, au.claims = {seat: None}, {seat: None}
+        au.phase, au.deadline = COMMIT, c.now() + c.AUDIT_PERIOD
+
+    def resolve(self, au, outcome, winner):
+        key = self.key_of(au.deal_id)
+        entry = self.open[key]
+        pool, provers = 0, []
+        for seat in au.seats:
+            claim = au.claims.get(seat)
+            if claim is None:
+                continue
+            if claim == winner:
+                provers.append(seat)
+            else:
+                pool += self.forfeit(seat)
+        if outcome == FAILED:
+            pool += self.forfeit(au.provider)
+        first = au.seats[0]
+        if winner is not None and au.claims.get(first) == winner:
+            self.available[first] += au.fee
+        else:
+            self.available[au.requester] += au.fee
+        if pool:
+            half, quarter = pool // 2, pool // 4
+            if provers:
+                share = half // len(provers)
+                for p in provers:
+                    self.available[p] += share
+                paid = share * len(provers) + quarter
+                self.available[au.requester] += quarter
+            else:
+                paid = half + quarter
+                self.available[au.requester] += paid
+            self.burned += pool - paid
+        entry["fee_escrowed"] = False
+        if outcome == FAILED:
+            self.available[au.requester] += entry["terms"]["price"]
+            self.leave(key)
+        au.phase = outcome
+
+    def resolve_dispute(self, au):
+        claims = [au.provider_claim] + [au.claims[s] for s in au.seats if au.claims.get(s) is not None]
+        claims = [x for x in claims if x is not None]
+        winner = None
+        if len(claims) >= 3:
+            for x in claims:
+                if 2 * claims.count(x) > len(claims):
+                    winner = x
+        if winner is None:
+            key = self.key_of(au.deal_id)
+            t = self.open[key]["terms"]
+            self.available[au.requester] += t["price"] + t["audit_fee"]
+            self.leave(key)
+            au.phase = VOID
+            assert self.market.is_flagged(t["jobs_root"])
+        elif winner == au.provider_claim:
+            self.resolve(au, PASSED, winner)
+        else:
+            self.resolve(au, FAILED, winner)
+
+    def conclude(self, au):
+        if au.dispute:
+            self.resolve_dispute(au)
+            return
+        first = au.seats[0]
+        pc, ac = au.provider_claim, au.claims[first]
+        if pc is None:
+            self.resolve(au, FAILED, ac)
+        elif ac is None:
+            self.next_round(au)
+        elif pc == ac:
+            self.resolve(au, PASSED, pc)
+        else:
+            au.dispute = True
+            committee = self.view(au).seats[1:]
+            for seat in committee:
+                self.check_seat(au, seat)
+                au.roots[seat] = au.claims[seat] = None
+            au.seats += committee
+            if not committee:
+                self.resolve_dispute(au)
+            else:
+                au.phase, au.deadline = COMMIT, c.now() + c.AUDIT_PERIOD
+
+    def active(self, au):
+        return au.seats[1:] if au.dispute else au.seats[:1]
+
+    def leave(self, key):
+        t = self.open.pop(key)["terms"]
+        assert (key, t["nonce"]) not in self.paid_out
+        self.paid_out.add((key, t["nonce"]))
+
+    def start(self, key, deal_id):
+        entry = self.open[key]
+        view = self.market.audit(deal_id)
+        t = entry["terms"]
+        if view.phase == PASSED:  # nobody to draw: passed by default at once
+            au = Audit(deal_id, t["requester"], t["provider"], t["audit_fee"], None)
+            au.seats = []
+            self.audits[deal_id] = au
+            self.pass_by_default(au)
+            return
+        au = Audit(deal_id, t["requester"], t["provider"], t["audit_fee"], view.seats[0])
+        assert view.seats[0] not in (au.provider, au.requester)
+        self.audits[deal_id] = au
 
     # accounts
     @rule(who=st.sampled_from(EVERYONE), amount=st.integers(1, 10**6))
@@ -89,6 +279,8 @@ class MarketMachine(RuleBasedStateMachine):
     # staking
     @rule(who=st.sampled_from(EVERYONE), amount=st.integers(1, 10**7))
     def stake_more(self, who, amount):
+        if self.jailed[who]:
+            return
         with boa.env.prank(who):
             self.market.stake(amount)
         self.wallet[who] -= amount
@@ -96,8 +288,13 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(EVERYONE), frac=st.floats(0.01, 1))
     def unbond(self, who, frac):
-        amount = int((self.stake[who] - self.locked[who]) * frac)
+        amount = int((self.stake[who] - self.locked(who)) * frac)
         if amount == 0:
+            return
+        value, n = self.flight(who)
+        if not c.bond_ok(self.stake[who] - amount, value, n):
+            with boa.env.prank(who), boa.reverts("staking: bond in use"):
+                self.market.unbond(amount)
             return
         with boa.env.prank(who):
             self.market.unbond(amount)
@@ -126,47 +323,160 @@ class MarketMachine(RuleBasedStateMachine):
     # deals
     @rule(r=st.sampled_from(REQUESTERS), p=st.sampled_from(PROVIDERS), lane=st.integers(0, 2),
           price=st.integers(0, 10**5), collateral=st.integers(0, 10**6), jobs=st.integers(1, 100),
-          optimistic=st.booleans())
-    def open(self, r, p, lane, price, collateral, jobs, optimistic):
+          fee=st.integers(0, 10**4), audit_bps=st.sampled_from([300, 10_000, 10_000]), honest=st.booleans(),
+          optimistic=st.sampled_from([True, True, False]))
+    def open(self, r, p, lane, price, collateral, jobs, fee, audit_bps, honest, optimistic):
         key = (p.address, lane)
-        if key in self.open or self.available[r.address] < price:
+        if key in self.open or self.available[r.address] < price + fee or self.jailed[p.address]:
             return
-        if self.stake[p.address] - self.locked[p.address] < collateral:
+        if self.stake[p.address] - self.locked(p.address) < collateral:
             return
+        value, n = self.flight(p.address)
         t = c.now()
         terms = dict(requester=r.address, provider=p.address, lane=lane, nonce=self.nonce.get(key, 0) + 1,
                      jobs_root=b"\x11" * 32, jobs=jobs, price=price, collateral=collateral,
-                     deadline=t + 100, expiry=t + 50)
+                     deadline=t + 100, expiry=t + 50, seed_hash=c.SEED_HASH, audit_bps=audit_bps, audit_fee=fee)
+        if not c.bond_ok(self.stake[p.address], value + price, n + 1):
+            with boa.reverts("deals: bond too small"):
+                c.open_deal(self.market, terms, p)
+            return
+        root = c.ROOT if honest else c.WRONG_ROOT
         if optimistic:
-            deal = c.open_and_commit(self.market, terms, r)
+            deal = c.open_committed(self.market, terms, r, root)
         else:
             c.open_deal(self.market, terms, p)
             deal = c.deal_tuple(terms)
         self.nonce[key] = terms["nonce"]
-        self.open[key] = {"terms": terms, "deal": deal}
-        self.available[r.address] -= price
-        self.locked[p.address] += collateral
+        self.open[key] = {"terms": terms, "deal": deal, "root": root, "fee_escrowed": True}
+        self.available[r.address] -= price + fee
 
+    @precondition(lambda self: any(v["deal"][2] == 0 for v in self.open.values()))
     @rule(data=st.data())
     def commit(self, data):
         todo = [k for k, v in self.open.items() if v["deal"][2] == 0 and c.now() <= v["terms"]["deadline"]]
         if not todo:
             return
         key = data.draw(st.sampled_from(todo))
-        self.open[key]["deal"] = c.commit(self.market, self.open[key]["terms"])
+        v = self.open[key]
+        seal = c.seal_for(self.market, key[0], c.deal_id_of(v["terms"]), v["root"])
+        v["deal"] = c.commit(self.market, v["terms"], seal)
 
+    @precondition(lambda self: any(v["deal"][2] and v["deal"][4] == c.UNDRAWN for v in self.open.values()))
+    @rule(data=st.data())
+    def draw(self, data):
+        todo = [k for k, v in self.open.items() if v["deal"][2] and v["deal"][4] == c.UNDRAWN]
+        if not todo:
+            return
+        key = data.draw(st.sampled_from(todo))
+        v = self.open[key]
+        deal, deal_id = v["deal"], c.deal_id_of(v["terms"])
+        if c.block_number() > deal[3] + c.BEACON_DELAY + c.DRAW_BLOCKS:
+            self.market.audit_by_default(deal)
+            audited = True
+        else:
+            c.mine_to_beacon(deal)
+            audited = c.lottery_roll(deal) < v["terms"]["audit_bps"]
+            self.market.draw([deal], [c.SEED])
+        v["deal"] = c.with_status(deal, c.AUDITED if audited else c.CLEARED)
+        if audited:
+            self.start(key, deal_id)
+
+    @precondition(lambda self: any(v["deal"][2] and v["deal"][4] != c.AUDITED for v in self.open.values()))
+    @rule(data=st.data())
+    def challenge(self, data):
+        todo = [k for k, v in self.open.items() if v["deal"][2] and v["deal"][4] != c.AUDITED
+                and c.now() < v["deal"][2] + c.CHALLENGE_WINDOW]
+        if not todo:
+            return
+        key = data.draw(st.sampled_from(todo))
+        v = self.open[key]
+        with boa.env.prank(v["terms"]["requester"]):
+            self.market.challenge(v["deal"])
+        v["deal"] = c.with_status(v["deal"], c.AUDITED)
+        self.start(key, c.deal_id_of(v["terms"]))
+
+    @precondition(lambda self: any(au.phase in (COMMIT, REVEAL) for au in self.audits.values()))
+    @rule(data=st.data(), actions=st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=8))
+    def audit_steps(self, data, actions):
+        """Moves audits on, one action each: a seat commits (honestly or not) or someone reveals;
+        with stall == 0 nobody acts and the phase is advanced after its deadline (no-shows pay)."""
+        for honest, stall in actions:
+            live = [au for au in self.audits.values() if au.phase in (COMMIT, REVEAL)]
+            if not live:
+                return
+            self.audit_step(data.draw(st.sampled_from(live)), honest, stall)
+
+    def audit_step(self, au, honest, stall):
+        if au.phase == COMMIT:
+            todo = [s for s in self.active(au) if au.roots[s] is None]
+        else:
+            todo = [s for s in self.active(au) if au.roots[s] is not None and au.claims[s] is None]
+            if not au.dispute and au.provider_claim is None:
+                todo.append(au.provider)
+        if stall == 0 or c.now() > au.deadline or not todo:
+            self.advance(au)
+            return
+        who = todo[stall % len(todo)]
+        if au.phase == COMMIT:
+            root = c.ROOT if honest else c.WRONG_ROOT
+            c.commit_as(self.market, who, au.deal_id, root)
+            au.roots[who] = root
+            if all(au.roots[s] is not None for s in self.active(au)):
+                au.phase, au.deadline = REVEAL, c.now() + c.AUDIT_PERIOD
+            return
+        if who == au.provider:
+            root = self.open[self.key_of(au.deal_id)]["root"]
+            c.reveal_as(self.market, who, au.deal_id, root)
+            au.provider_claim = root
+        else:
+            c.reveal_as(self.market, who, au.deal_id, au.roots[who])
+            au.claims[who] = au.roots[who]
+        due = [s for s in self.active(au) if au.roots[s] is not None and au.claims[s] is None]
+        if not due and (au.dispute or au.provider_claim is not None):
+            self.conclude(au)
+
+    def advance(self, au):
+        if c.now() <= au.deadline:
+            boa.env.time_travel(seconds=au.deadline - c.now() + 1)
+        self.market.advance(au.deal_id)
+        if au.phase == COMMIT:
+            missing = [s for s in self.active(au) if au.roots[s] is None]
+            for s in missing:
+                self.penalize(au, s)
+            if not au.dispute:
+                self.next_round(au)
+            elif len(missing) < len(self.active(au)):
+                au.phase, au.deadline = REVEAL, c.now() + c.AUDIT_PERIOD
+            else:
+                self.resolve_dispute(au)
+        else:
+            for s in self.active(au):
+                if au.roots[s] is not None and au.claims[s] is None:
+                    self.penalize(au, s)
+            self.conclude(au)
+
+    @precondition(lambda self: any(v["deal"][2] for v in self.open.values()))
     @rule()
     def finalize(self):
-        ready = [k for k, v in self.open.items() if v["deal"][2] and c.now() >= v["deal"][2] + c.CHALLENGE_WINDOW]
-        if not ready:
+        def ready(v):
+            d = v["deal"]
+            if not d[2] or c.now() < d[2] + c.CHALLENGE_WINDOW:
+                return False
+            if d[4] == c.CLEARED:
+                return True
+            au = self.audits.get(c.deal_id_of(v["terms"]))
+            return d[4] == c.AUDITED and au is not None and au.phase == PASSED
+        keys = [k for k, v in self.open.items() if ready(v)]
+        if not keys:
             return
-        self.market.finalize([self.open[k]["deal"] for k in ready])
-        for k in ready:
-            t = self.open.pop(k)["terms"]
-            assert (k, t["nonce"]) not in self.paid_out
-            self.paid_out.add((k, t["nonce"]))
+        self.market.finalize([self.open[k]["deal"] for k in keys])
+        for k in keys:
+            v = self.open[k]
+            t = v["terms"]
             self.earned[t["provider"]] += t["price"]
-            self.locked[t["provider"]] -= t["collateral"]
+            if v["fee_escrowed"]:
+                self.available[t["requester"]] += t["audit_fee"]
+            self.leave(k)
 
     @rule()
     def reclaim(self):
@@ -175,13 +485,11 @@ class MarketMachine(RuleBasedStateMachine):
             return
         self.market.reclaim([self.open[k]["deal"] for k in late])
         for k in late:
-            t = self.open.pop(k)["terms"]
-            assert (k, t["nonce"]) not in self.paid_out
-            self.paid_out.add((k, t["nonce"]))
-            penalty = t["collateral"] * c.MISS_PENALTY_BPS // 10_000
-            self.locked[t["provider"]] -= t["collateral"]
+            t = self.open[k]["terms"]
+            penalty = 0 if self.jailed[t["provider"]] else t["collateral"] * c.MISS_PENALTY_BPS // 10_000
+            self.leave(k)
             self.stake[t["provider"]] -= penalty
-            self.available[t["requester"]] += t["price"] + penalty
+            self.available[t["requester"]] += t["price"] + t["audit_fee"] + penalty
 
     @rule(seconds=st.integers(1, 120))
     def time_travel(self, seconds):
@@ -192,11 +500,14 @@ class MarketMachine(RuleBasedStateMachine):
     def conservation(self):
         m = self.market
         held = sum(m.balance_of(a) + m.pending_withdrawal(a)[0] for a in EVERYONE)
-        held += sum(v["terms"]["price"] for v in self.open.values())
+        held += sum(v["terms"]["price"] + (v["terms"]["audit_fee"] if v["fee_escrowed"] else 0)
+                    for v in self.open.values())
         for a in EVERYONE:
             info = m.provider_info(a)
             held += info[4] + info[6] + info[8]
+        held += m.burned()
         assert self.token.balanceOf(m.address) == held
+        assert m.burned() == self.burned
 
     @invariant()
     def pays_out_at_most_once(self):
@@ -210,9 +521,21 @@ class MarketMachine(RuleBasedStateMachine):
         for a in EVERYONE:
             info = self.market.provider_info(a)
             assert info[5] <= info[4]
-            assert (info[4], info[5]) == (self.stake[a], self.locked[a])
-            # free stake is what the contract stores; locked is derived from it
-            assert self.market.free_stake(a) == self.stake[a] - self.locked[a]
+            assert (info[4], info[5]) == (self.stake[a], self.locked(a))
+            assert self.market.free_stake(a) == self.stake[a] - self.locked(a)
+            assert info[6] == self.unbonding[a][0]
+            assert self.market.jailed(a) == self.jailed[a]
+            assert self.market.in_flight(a) == self.flight(a)
+            assert self.market.sortition_weight(a) == (self.stake[a] if a in [p.address for p in PROVIDERS] else 0)
+
+    @invariant()
+    def audits_match(self):
+        for au in self.audits.values():
+            view = self.market.audit(au.deal_id)
+            assert view.phase == au.phase
+            if au.phase in (COMMIT, REVEAL):
+                assert (view.dispute, view.round, view.deadline) == (au.dispute, au.round, au.deadline)
+                assert view.seats == au.seats
 
     @invariant()
     def nobody_withdraws_what_is_not_theirs(self):
@@ -223,6 +546,6 @@ class MarketMachine(RuleBasedStateMachine):
 
 
 MarketMachine.TestCase.settings = settings(
-    settings.default, max_examples=100, stateful_step_count=25
+    settings.default, max_examples=80, stateful_step_count=50, deadline=None
 )
 TestMarket = MarketMachine.TestCase

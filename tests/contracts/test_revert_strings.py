@@ -8,7 +8,7 @@ from pathlib import Path
 from revert_strings import REVERT_STRINGS
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
-PATTERN = re.compile(r'"((?:accounts|staking|deals): [^"]+)"')
+PATTERN = re.compile(r'"((?:accounts|staking|deals|audits): [^"]+)"')
 
 
 def _strings_in_contracts() -> set[str]:

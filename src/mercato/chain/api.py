@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 from mercato.domain.deals import Deal, Terms
 
 __all__ = [
+    "AuditRecord",
+    "AuditState",
     "Event",
     "Tx",
     "DealTx",
@@ -94,6 +96,81 @@ class Reputation:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """Verification counters of a provider (docs/SPEC.md §14): as provider, audits passed and
+    failed; as anyone, disputes lost; as auditor, audits done; and audit no-shows."""
+
+    audits_passed: int
+    audits_failed: int
+    disputes_lost: int
+    audits_done: int
+    no_shows: int
+
+
+# AuditState.phase values
+AUDIT_NONE, AUDIT_COMMIT, AUDIT_REVEAL, AUDIT_PASSED, AUDIT_FAILED, AUDIT_VOID = range(6)
+
+
+_ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True, slots=True)
+class AuditState:
+    """One deal's audit as the contract's ``audit(deal_id)`` view returns it (``phase`` 0 when
+    the deal has none). Seat 0 is the first auditor of the current round, seats 1.. the dispute
+    committee; a zero seal means the seat has not committed, a zero claim that it has not
+    revealed (``provider_claim`` likewise for the provider)."""
+
+    phase: int
+    dispute: bool
+    round: int
+    deadline: int
+    requester: str
+    provider: str
+    jobs_root: bytes
+    fee: int
+    provider_seal: bytes
+    provider_claim: bytes
+    claim: bytes  # the winning claim once resolved
+    seats: tuple[str, ...]
+    seals: tuple[bytes, ...]
+    claims: tuple[bytes, ...]
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the audit has an outcome (passed, failed or void)."""
+        return self.phase >= AUDIT_PASSED
+
+    @property
+    def provider_revealed(self) -> bool:
+        return self.provider_claim != _ZERO32
+
+    def seat_of(self, auditor: str) -> int | None:
+        """``auditor``'s seat index, or None when it holds none."""
+        for i, seat in enumerate(self.seats):
+            if seat.lower() == auditor.lower():
+                return i
+        return None
+
+    def committed(self, seat: int) -> bool:
+        return seat < len(self.seals) and self.seals[seat] != _ZERO32
+
+    def revealed(self, seat: int) -> bool:
+        return seat < len(self.claims) and self.claims[seat] != _ZERO32
+
+    def acts_now(self, seat: int) -> bool:
+        """Whether ``seat`` is part of the current round: seat 0 outside a dispute, 1.. in one."""
+        return (seat >= 1) == self.dispute
+
+    @classmethod
+    def from_view(cls, v: Any) -> AuditState:
+        """From the contract's ``audit(deal_id)`` (an ``AuditView`` tuple)."""
+        return cls(int(v[0]), bool(v[1]), int(v[2]), int(v[3]), str(v[4]), str(v[5]), bytes(v[6]), int(v[7]),
+                   bytes(v[8]), bytes(v[9]), bytes(v[10]), tuple(str(a) for a in v[11]),
+                   tuple(bytes(b) for b in v[12]), tuple(bytes(b) for b in v[13]))
+
+
+@dataclass(frozen=True, slots=True)
 class LaneState:
     """One lane word: the truncated hash of its open deal (0 = free) and its last nonce."""
 
@@ -145,6 +222,13 @@ class MarketApi(Protocol):
     def finalize(self, deals: Sequence[Deal]) -> Tx: ...
     def reclaim(self, deals: Sequence[Deal]) -> Tx: ...
     def lane(self, provider: str, lane: int) -> LaneState: ...
+
+    # the lottery (docs/SPEC.md §14.3)
+    def draw(self, deals: Sequence[Deal], seeds: Sequence[bytes]) -> list[DealTx]: ...
+    def audit_by_default(self, deal: Deal) -> DealTx: ...
+    def challenge(self, deal: Deal) -> DealTx: ...
+    def block_number(self) -> int: ...
+    def parameters(self) -> dict[str, int]: ...  # the deployment parameters (docs/SPEC.md §2, §14.1)
 
     # signing with this account's key, and chain facts
     def sign_bid(self, terms: Terms) -> bytes: ...

@@ -16,11 +16,13 @@ from eth_account import Account
 from web3 import Web3
 
 from mercato.chain.artifacts import Artifact
+from mercato.chain.keys import Unlocker, resolve_account
 from mercato.chain.rpc import TxSender
 from mercato.errors import ChainError, DeploymentNotFound
 
 __all__ = [
     "ANVIL_MNEMONIC",
+    "DEV_ACCOUNT_COUNT",
     "DEV_ACCOUNT_NAMES",
     "DevnetParams",
     "Deployment",
@@ -31,17 +33,31 @@ __all__ = [
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNT_NAMES = ("deployer", "requester1", "requester2", "requester3",
-                     "provider1", "provider2", "provider3", "provider4", "provider5")
+                     "provider1", "provider2", "provider3", "provider4", "provider5",
+                     "provider6", "provider7", "provider8", "provider9", "provider10")
+DEV_ACCOUNT_COUNT = 16  # anvil --accounts: every named dev account gets ether
 
 
 @dataclass(frozen=True, slots=True)
 class DevnetParams:
-    """Constructor parameters of the Market (devnet defaults, docs/SPEC.md §2)."""
+    """Constructor parameters of the Market (devnet defaults, docs/SPEC.md §2 and §14.1)."""
 
     challenge_window: int = 5
     unbond_delay: int = 60
     withdrawal_delay: int = 30
     miss_penalty_bps: int = 5000
+    audit_floor_bps: int = 300
+    collusion_bps: int = 9000
+    bond_lambda_bps: int = 15000
+    beacon_delay: int = 2
+    draw_blocks: int = 200
+    audit_period: int = 20
+    committee_size: int = 5
+
+    def audit_tuple(self) -> tuple[int, ...]:
+        """The constructor's ``AuditParams`` struct, in field order."""
+        return (self.audit_floor_bps, self.collusion_bps, self.bond_lambda_bps, self.beacon_delay,
+                self.draw_blocks, self.audit_period, self.committee_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +74,11 @@ class Deployment:
     keys: dict[str, str] = field(default_factory=dict)  # name -> private key (devnet only)
     abi: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def key_of(self, name_or_key: str) -> str:
-        """A private key: a named dev account's, or ``name_or_key`` itself when it is a key."""
-        if name_or_key in self.keys:
-            return self.keys[name_or_key]
-        if name_or_key.startswith("0x") and len(name_or_key) == 66:
-            return name_or_key
-        raise ChainError(f"no key for account {name_or_key!r}: use one of {sorted(self.keys)} "
-                         "or pass a 0x-prefixed private key")
+    def key_of(self, name_or_key: str, *, unlock: Unlocker | None = None, origin: Path | str | None = None) -> str:
+        """A private key: a named dev account's, ``keystore:<name>`` decrypted by ``unlock``, or
+        ``name_or_key`` itself when it is a key (refused off the devnet if read from ``origin``,
+        a config file). See :func:`mercato.chain.keys.resolve_account`."""
+        return resolve_account(name_or_key, chain_id=self.chain_id, dev_keys=self.keys, unlock=unlock, origin=origin)
 
     def save(self, path: Path) -> None:
         """Write atomically (readers never see half a file)."""
@@ -89,7 +102,7 @@ class Deployment:
 
 
 def dev_accounts(mnemonic: str = ANVIL_MNEMONIC) -> dict[str, str]:
-    """Name -> private key for :data:`DEV_ACCOUNT_NAMES`, anvil's accounts 0..8."""
+    """Name -> private key for :data:`DEV_ACCOUNT_NAMES`, anvil's accounts 0..13."""
     Account.enable_unaudited_hdwallet_features()
     return {name: Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
             for i, name in enumerate(DEV_ACCOUNT_NAMES)}
@@ -112,7 +125,8 @@ def deploy(w3: Web3, artifacts: dict[str, Artifact], deployer_key: str, params: 
     start = w3.eth.block_number
     token_address = token or _deploy_one(sender, artifacts["token"])
     market = _deploy_one(sender, artifacts["market"], token_address, params.challenge_window,
-                         params.unbond_delay, params.withdrawal_delay, params.miss_penalty_bps)
+                         params.unbond_delay, params.withdrawal_delay, params.miss_penalty_bps,
+                         params.audit_tuple())
     return Deployment(w3.eth.chain_id, rpc_url, token_address, market, start + 1, params,
                       abi={"market": artifacts["market"].abi, "token": artifacts["token"].abi})
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from web3 import Web3
 
 from mercato.chain.artifacts import load_artifacts
-from mercato.chain.deployment import Deployment, DevnetParams, deploy, dev_accounts, fund
+from mercato.chain.deployment import DEV_ACCOUNT_COUNT, Deployment, DevnetParams, deploy, dev_accounts, fund
 from mercato.chain.rpc import RetryingProvider
 from mercato.config import RetryPolicy, Settings
 from mercato.errors import DevnetError, RpcUnavailable
@@ -131,7 +131,8 @@ class Devnet:
         anvil = resolve_anvil(self.settings.anvil_path)
         self.dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(anvil), "--host", self.settings.devnet_host, "--port", str(self.settings.devnet_port),
-               "--chain-id", str(self.settings.chain_id), "--state", str(self.state_file),
+               "--chain-id", str(self.settings.chain_id), "--accounts", str(DEV_ACCOUNT_COUNT),
+               "--state", str(self.state_file),
                "--state-interval", str(_STATE_INTERVAL)]
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

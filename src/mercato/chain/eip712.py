@@ -43,6 +43,9 @@ _FIELDS = [
     {"name": "collateral", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
     {"name": "expiry", "type": "uint256"},
+    {"name": "seed_hash", "type": "bytes32"},
+    {"name": "audit_bps", "type": "uint256"},
+    {"name": "audit_fee", "type": "uint256"},
 ]
 _DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},

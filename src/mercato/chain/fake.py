@@ -8,6 +8,11 @@
     (60, 40)
 
 Time only moves with :meth:`FakeLedger.advance`; every write mines one block.
+
+The lottery runs as on-chain with a stand-in beacon (the keccak of the beacon block's
+number, since the fake has no block hashes). There are no auditors in memory: a deal the
+lottery (or a challenge) sends to audit passes at once, its audit fee going back to the
+requester; audits, disputes and slashing are tested against the real contract.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from mercato.chain import eip712
 from mercato.chain.api import (
+    AUDIT_PASSED,
+    AuditState,
     DealTx,
     Event,
     LaneState,
@@ -32,7 +41,17 @@ from mercato.chain.api import (
 )
 from mercato.chain.market import check_batch
 from mercato.chain.reverts import error_for
-from mercato.domain.deals import MAX_NONCE, ZERO32, Deal, Terms, deal_hash, lane_word
+from mercato.domain.deals import (
+    AUDITED,
+    CLEARED,
+    MAX_NONCE,
+    UNDRAWN,
+    ZERO32,
+    Deal,
+    Terms,
+    deal_hash,
+    lane_word,
+)
 
 __all__ = ["FakeLedger", "FakeMarket", "DEALS_REASONS"]
 
@@ -60,10 +79,22 @@ DEALS_REASONS = {
     "uncommitted": "deals: not committed",
     "window": "deals: challenge window open",
     "early": "deals: deadline not passed",
+    "no_seed": "deals: no seed",
+    "audit_range": "deals: audit probability out of range",
+    "not_drawn": "deals: not drawn",
+    "drawn": "deals: already drawn",
+    "bad_seed": "deals: bad seed",
+    "beacon": "deals: beacon not ready",
+    "draw_over": "deals: draw window over",
+    "draw_open": "deals: draw window open",
+    "challenge_over": "deals: challenge window over",
+    "audited": "deals: already audited",
+    "length": "deals: length mismatch",
 }
 _R = DEALS_REASONS
 _U32 = 2**32 - 1
 _U31 = 2**31 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
 _MAX_S = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0  # secp256k1n / 2
 
 
@@ -98,13 +129,17 @@ class FakeLedger:
 
     def __init__(self, *, chain_id: int = 31337, market: str = "0x" + "4d" * 20,
                  challenge_window: int = 5, unbond_delay: int = 60, withdrawal_delay: int = 30,
-                 miss_penalty_bps: int = 5000, start_time: int = 1_700_000_000) -> None:
+                 miss_penalty_bps: int = 5000, audit_floor_bps: int = 300, beacon_delay: int = 2,
+                 draw_blocks: int = 200, start_time: int = 1_700_000_000) -> None:
         self.chain_id = chain_id
         self.market = to_checksum_address(market)
         self.challenge_window = challenge_window
         self.unbond_delay = unbond_delay
         self.withdrawal_delay = withdrawal_delay
         self.miss_penalty_bps = miss_penalty_bps
+        self.audit_floor_bps = audit_floor_bps
+        self.beacon_delay = beacon_delay
+        self.draw_blocks = draw_blocks
         self.time = start_time
         self.block = 1
         self.tokens: dict[str, int] = {}
@@ -116,10 +151,14 @@ class FakeLedger:
         """The market as seen from the account of ``private_key``."""
         return FakeMarket(self, private_key)
 
-    def advance(self, seconds: int) -> None:
-        """Move the clock (like ``evm_increaseTime`` + ``evm_mine``)."""
+    def advance(self, seconds: int, blocks: int = 1) -> None:
+        """Move the clock (like ``evm_increaseTime`` + ``evm_mine``) and mine ``blocks`` blocks."""
         self.time += seconds
-        self.block += 1
+        self.block += blocks
+
+    def beacon(self, block: int) -> bytes:
+        """The fake's stand-in for ``blockhash(block)``."""
+        return keccak(b"beacon" + block.to_bytes(32, "big"))
 
     def mint(self, to: str, amount: int) -> None:
         """Give ``to`` tokens (the mock token's open faucet)."""
@@ -262,7 +301,9 @@ class FakeMarket:
         _require(terms.jobs != 0, _R["no_jobs"])
         _require(terms.expiry <= terms.deadline, _R["expiry"])
         _require(terms.nonce <= MAX_NONCE, _R["nonce_range"])
-        _require(terms.price < 2**96, _R["amount_range"])
+        _require(terms.price < 2**96 and terms.audit_fee < 2**96, _R["amount_range"])
+        _require(terms.seed_hash != ZERO32, _R["no_seed"])
+        _require(self.ledger.audit_floor_bps <= terms.audit_bps <= 10_000, _R["audit_range"])
 
     def _check_signature(self, kind: eip712.Kind, terms: Terms, signature: bytes, signer: str) -> None:
         try:
@@ -277,11 +318,11 @@ class FakeMarket:
         word = led.lanes.get((t.provider, t.lane), 0)
         _require(word >> 64 == 0, _R["busy"])
         _require(t.nonce > word & MAX_NONCE, _R["replayed"])
-        _require(led._account(t.requester)[0] >= t.price, _R["unfunded"])
+        _require(led._account(t.requester)[0] >= t.escrow, _R["unfunded"])
         p = led._provider(t.provider)
         _require(p.registered, _R["unregistered"])
         _require(p.stake - p.locked >= t.collateral, _R["stake"])
-        led._account(t.requester)[0] -= t.price
+        led._account(t.requester)[0] -= t.escrow
         p.locked += t.collateral
         led.lanes[(t.provider, t.lane)] = lane_word(deal, t.nonce)
 
@@ -310,7 +351,7 @@ class FakeMarket:
         _require(self.ledger.time <= terms.expiry, _R["acceptance_expired"])
         _require(bytes(seal) != ZERO32, _R["empty_seal"])
         self._check_signature("Acceptance", terms, acceptance_signature, terms.requester)
-        done = Deal(terms).with_commit(seal, self.ledger.time)
+        done = Deal(terms).with_commit(seal, self.ledger.time, self.ledger.block + 1)
         self._open(done)
         return DealTx(done, self.ledger._mine(Event("DealOpened", _opened_args(done))))
 
@@ -320,7 +361,7 @@ class FakeMarket:
         _require(deal.seal == ZERO32, _R["committed"])
         _require(self.ledger.time <= deal.terms.deadline, _R["late"])
         _require(bytes(seal) != ZERO32, _R["empty_seal"])
-        done = deal.with_commit(seal, self.ledger.time)
+        done = deal.with_commit(seal, self.ledger.time, self.ledger.block + 1)
         self.ledger.lanes[(deal.terms.provider, deal.terms.lane)] = lane_word(done, word & MAX_NONCE)
         return DealTx(done, self.ledger._mine(Event("ResultCommitted", _committed_args(done))))
 
@@ -332,9 +373,12 @@ class FakeMarket:
             for deal in deals:
                 word = self._require_open(deal)
                 _require(deal.seal != ZERO32, _R["uncommitted"])
+                _require(deal.status != UNDRAWN, _R["not_drawn"])
                 _require(self.ledger.time >= deal.committed_at + self.ledger.challenge_window, _R["window"])
                 t = deal.terms
                 self.ledger.lanes[(t.provider, t.lane)] = word & MAX_NONCE
+                # a cleared deal's fee goes back; an audited one passed at once (see the module doc)
+                self.ledger._account(t.requester)[0] += t.audit_fee
                 p = self.ledger._provider(t.provider)
                 p.locked -= t.collateral
                 p.volume += t.price
@@ -370,15 +414,80 @@ class FakeMarket:
         _require(p.stake - p.locked >= penalty, "staking: insufficient free stake")
         p.stake -= penalty
         p.slashed = min(p.slashed + 1, _U32)
-        self.ledger._account(t.requester)[0] += penalty + t.price
+        self.ledger._account(t.requester)[0] += penalty + t.escrow
         return [
             Event("ProviderSlashed", {"provider": t.provider, "to": t.requester, "amount": penalty}),
             Event("DealReclaimed", {"deal_id": deal.deal_id, "requester": t.requester,
-                                    "provider": t.provider, "refund": t.price, "penalty": penalty}),
+                                    "provider": t.provider, "refund": t.escrow, "penalty": penalty}),
         ]
 
     def lane(self, provider: str, lane: int) -> LaneState:
         return LaneState.from_word(self.ledger.lanes.get((provider, lane), 0))
+
+    # the lottery --------------------------------------------------------------------------
+    def draw(self, deals: Sequence[Deal], seeds: Sequence[bytes]) -> list[DealTx]:
+        check_batch(deals)
+        _require(len(deals) == len(seeds), _R["length"])
+        led = self.ledger
+        snapshot = led.snapshot()
+        done, events = [], []
+        try:
+            for deal, seed in zip(deals, seeds, strict=True):
+                word = self._require_open(deal)
+                _require(deal.seal != ZERO32, _R["uncommitted"])
+                _require(deal.status == UNDRAWN, _R["drawn"])
+                _require(keccak(bytes(seed)) == deal.terms.seed_hash, _R["bad_seed"])
+                beacon_block = deal.committed_block + led.beacon_delay
+                _require(led.block + 1 > beacon_block, _R["beacon"])
+                _require(led.block + 1 <= beacon_block + led.draw_blocks, _R["draw_over"])
+                r = int.from_bytes(keccak(encode(["bytes32", "bytes32", "bytes32"],
+                                                 [bytes(seed), led.beacon(beacon_block), deal.deal_id])), "big")
+                audited = r % 10_000 < deal.terms.audit_bps
+                drawn = deal.with_status(AUDITED if audited else CLEARED)
+                led.lanes[(deal.terms.provider, deal.terms.lane)] = lane_word(drawn, word & MAX_NONCE)
+                done.append(drawn)
+                events.append(Event("DealDrawn", {"deal_id": deal.deal_id, "audited": audited, "reason": 0}))
+        except Exception:
+            led.restore(snapshot)
+            raise
+        tx = led._mine(*events)
+        return [DealTx(d, tx) for d in done]
+
+    def challenge(self, deal: Deal) -> DealTx:
+        _require(self.address == deal.terms.requester, _R["not_requester"])
+        word = self._require_open(deal)
+        _require(deal.seal != ZERO32, _R["uncommitted"])
+        _require(deal.status != AUDITED, _R["audited"])
+        _require(self.ledger.time < deal.committed_at + self.ledger.challenge_window, _R["challenge_over"])
+        drawn = deal.with_status(AUDITED)
+        self.ledger.lanes[(deal.terms.provider, deal.terms.lane)] = lane_word(drawn, word & MAX_NONCE)
+        return DealTx(drawn, self.ledger._mine(Event("DealDrawn", {"deal_id": deal.deal_id, "audited": True,
+                                                                   "reason": 2})))
+
+    def audit_by_default(self, deal: Deal) -> DealTx:
+        word = self._require_open(deal)
+        _require(deal.seal != ZERO32, _R["uncommitted"])
+        _require(deal.status == UNDRAWN, _R["drawn"])
+        led = self.ledger
+        _require(led.block + 1 > deal.committed_block + led.beacon_delay + led.draw_blocks, _R["draw_open"])
+        drawn = deal.with_status(AUDITED)
+        led.lanes[(deal.terms.provider, deal.terms.lane)] = lane_word(drawn, word & MAX_NONCE)
+        return DealTx(drawn, led._mine(Event("DealDrawn", {"deal_id": deal.deal_id, "audited": True, "reason": 1})))
+
+    def block_number(self) -> int:
+        return self.ledger.block
+
+    def audit(self, deal_id: bytes) -> AuditState:
+        """Every audit in the fake has passed already (see the module doc)."""
+        return AuditState(AUDIT_PASSED, False, 1, 0, ZERO_ADDRESS, ZERO_ADDRESS, ZERO32, 0, ZERO32, ZERO32,
+                          ZERO32, (), (), ())
+
+    def parameters(self) -> dict[str, int]:
+        led = self.ledger
+        return {"challenge_window": led.challenge_window, "unbond_delay": led.unbond_delay,
+                "withdrawal_delay": led.withdrawal_delay, "miss_penalty_bps": led.miss_penalty_bps,
+                "audit_floor_bps": led.audit_floor_bps, "beacon_delay": led.beacon_delay,
+                "draw_blocks": led.draw_blocks}
 
     # signing and chain facts --------------------------------------------------------------
     def sign_bid(self, terms: Terms) -> bytes:
@@ -386,6 +495,9 @@ class FakeMarket:
 
     def sign_acceptance(self, terms: Terms) -> bytes:
         return eip712.sign_acceptance(terms, self._key, chain_id=self.chain_id, market=self.market)
+
+    def sign_text(self, text: str) -> bytes:
+        return bytes(Account.sign_message(encode_defunct(text=text), self._key).signature)
 
     def now(self) -> int:
         return self.ledger.time

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3RPCError
@@ -21,6 +23,8 @@ from web3.types import TxReceipt
 
 from mercato.chain import eip712
 from mercato.chain.api import (
+    AuditRecord,
+    AuditState,
     DealTx,
     Event,
     LaneState,
@@ -31,7 +35,7 @@ from mercato.chain.api import (
 )
 from mercato.chain.deployment import Deployment
 from mercato.chain.rpc import TxSender
-from mercato.domain.deals import Deal, Terms
+from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms
 from mercato.errors import TransactionFailed
 
 __all__ = ["MarketClient", "MAX_BATCH", "check_batch", "chunks"]
@@ -180,13 +184,13 @@ class MarketClient:
     def commit_result(self, deal: Deal, seal: bytes) -> DealTx:
         """Commit the result seal (sent by the provider); returns the deal as now stored."""
         tx = self._send(self._f.commit_result(deal.to_tuple(), bytes(seal)))
-        return DealTx(deal.with_commit(seal, _committed_at(tx)), tx)
+        return DealTx(deal.with_commit(seal, _committed_at(tx), tx.block_number), tx)
 
     def open_and_commit(self, terms: Terms, acceptance_signature: bytes, seal: bytes) -> DealTx:
         """Open with the requester's signed Acceptance and commit at once (sent by the provider)."""
         tx = self._send(self._f.open_and_commit(terms.to_tuple(), bytes(acceptance_signature), bytes(seal)))
-        # DealOpened carries the seal; committed_at is that block's timestamp
-        return DealTx(Deal(terms).with_commit(seal, tx.timestamp), tx)
+        # DealOpened carries the seal; committed_at and committed_block are that block's
+        return DealTx(Deal(terms).with_commit(seal, tx.timestamp, tx.block_number), tx)
 
     def finalize(self, deals: Sequence[Deal]) -> Tx:
         """Settle committed deals after their challenge window (one transaction)."""
@@ -198,6 +202,63 @@ class MarketClient:
 
     def lane(self, provider: str, lane: int) -> LaneState:
         return LaneState.from_word(int(self._view(self._f.lane(provider, lane))))
+
+    # the lottery and audits (docs/SPEC.md §14) ----------------------------------------------
+    def draw(self, deals: Sequence[Deal], seeds: Sequence[bytes]) -> list[DealTx]:
+        """Run the lottery for committed deals with their requesters' seeds (one transaction);
+        returns each deal as now stored (``CLEARED`` or ``AUDITED``)."""
+        check_batch(deals)
+        if len(deals) != len(seeds):
+            raise ValueError(f"{len(deals)} deals but {len(seeds)} seeds")
+        tx = self._send(self._f.draw([d.to_tuple() for d in deals], [bytes(s) for s in seeds]))
+        audited = {bytes(ev.args["deal_id"]): bool(ev.args["audited"]) for ev in tx.events_named("DealDrawn")}
+        return [DealTx(d.with_status(AUDITED if audited.get(d.deal_id) else CLEARED), tx) for d in deals]
+
+    def audit_by_default(self, deal: Deal) -> DealTx:
+        """Send an undrawn deal whose draw window is over to audit (anyone)."""
+        tx = self._send(self._f.audit_by_default(deal.to_tuple()))
+        return DealTx(deal.with_status(AUDITED), tx)
+
+    def challenge(self, deal: Deal) -> DealTx:
+        """The requester sends its deal to audit within the challenge window (its fee pays)."""
+        tx = self._send(self._f.challenge(deal.to_tuple()))
+        return DealTx(deal.with_status(AUDITED), tx)
+
+    def commit_audit(self, deal_id: bytes, seal: bytes) -> Tx:
+        """A drawn auditor commits its blind seal."""
+        return self._send(self._f.commit_audit(bytes(deal_id), bytes(seal)))
+
+    def reveal(self, deal_id: bytes, result_root: bytes, fuel: int, salt: bytes) -> Tx:
+        """The provider or a committed auditor opens its seal."""
+        return self._send(self._f.reveal(bytes(deal_id), bytes(result_root), fuel, bytes(salt)))
+
+    def advance(self, deal_id: bytes) -> Tx:
+        """Move an audit past a phase whose deadline is over (anyone)."""
+        return self._send(self._f.advance(bytes(deal_id)))
+
+    def audit(self, deal_id: bytes) -> AuditState:
+        """The audit record of ``deal_id`` (phase 0 when none)."""
+        return AuditState.from_view(self._view(self._f.audit(bytes(deal_id))))
+
+    def audit_record(self, provider: str | None = None) -> AuditRecord:
+        return AuditRecord(*(int(x) for x in self._view(self._f.audit_record(provider or self.address))))
+
+    def is_flagged(self, jobs_root: bytes) -> bool:
+        return bool(self._view(self._f.is_flagged(bytes(jobs_root))))
+
+    def jailed(self, provider: str | None = None) -> bool:
+        return bool(self._view(self._f.jailed(provider or self.address)))
+
+    def in_flight(self, provider: str | None = None) -> tuple[int, int]:
+        value, deals = self._view(self._f.in_flight(provider or self.address))
+        return int(value), int(deals)
+
+    def burned(self) -> int:
+        return int(self._view(self._f.burned()))
+
+    def block_number(self) -> int:
+        """The latest block's number."""
+        return int(self.w3.eth.block_number)
 
     def deal_id(self, provider: str, lane: int, nonce: int) -> bytes:
         """The contract's own deal id (equals ``domain.deals.deal_id``)."""
@@ -214,7 +275,9 @@ class MarketClient:
 
     def parameters(self) -> dict[str, int]:
         """The deployment parameters the contract was built with."""
-        names = ("challenge_window", "unbond_delay", "withdrawal_delay", "miss_penalty_bps")
+        names = ("challenge_window", "unbond_delay", "withdrawal_delay", "miss_penalty_bps",
+                 "audit_floor_bps", "collusion_bps", "bond_lambda_bps", "beacon_delay", "draw_blocks",
+                 "audit_period", "committee_size")
         return {n: int(self._view(getattr(self._f, n)())) for n in names}
 
     # signing and chain facts --------------------------------------------------------------
@@ -223,6 +286,10 @@ class MarketClient:
 
     def sign_acceptance(self, terms: Terms) -> bytes:
         return eip712.sign_acceptance(terms, self.sender.account.key, chain_id=self.chain_id, market=self.market)
+
+    def sign_text(self, text: str) -> bytes:
+        """An EIP-191 (personal_sign) signature of ``text`` (e.g. an auditor's request)."""
+        return bytes(Account.sign_message(encode_defunct(text=text), self.sender.account.key).signature)
 
     def now(self) -> int:
         """The timestamp the next block will carry (the pending block's): what time-gated calls

@@ -46,6 +46,14 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "staking: unbond not ready": (
         e.UnbondNotReady, "wait until the unbond delay has passed (see `provider_info`)"),
     "staking: no earnings": (e.NothingToClaim, "finalize committed deals first; earnings come from them"),
+    "staking: audit floor out of range": (e.StakingError, "deploy with 1 <= audit_floor_bps <= 10000"),
+    "staking: collusion out of range": (e.StakingError, "deploy with 1 <= collusion_bps <= 10000"),
+    "staking: lambda out of range": (e.StakingError, "deploy with bond_lambda_bps of at least 10000 (λ >= 1)"),
+    "staking: jailed": (
+        e.StakingError, "this provider was jailed for a proven fault: it can never stake or take deals again"),
+    "staking: bond in use": (
+        e.InsufficientFreeStake, "the stake secures the value of open deals (the bond rule): unbond less, "
+                                 "or wait until they settle"),
     # deals
     "deals: window too long": (e.DealsError, "deploy with a challenge window of at most a year"),
     "deals: penalty above 100%": (e.DealsError, "deploy with miss_penalty_bps <= 10000"),
@@ -59,7 +67,14 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "deals: no jobs": (e.InvalidTerms, "terms must cover at least one job"),
     "deals: expiry after deadline": (e.InvalidTerms, "set expiry <= deadline"),
     "deals: nonce out of range": (e.InvalidTerms, "use a nonce below 2**64"),
-    "deals: amount out of range": (e.InvalidTerms, "use a price below 2**96"),
+    "deals: amount out of range": (e.InvalidTerms, "use a price and an audit fee below 2**96"),
+    "deals: no seed": (e.InvalidTerms, "put keccak256 of your 32-byte lottery seed in seed_hash, never zero"),
+    "deals: audit probability out of range": (
+        e.InvalidTerms, "set audit_bps between the market's audit_floor_bps and 10000 (see `parameters`)"),
+    "deals: bond too small": (
+        e.BondTooSmall, "the provider's stake cannot secure more value in flight: stake more, or wait until "
+                        "its open deals settle"),
+    "deals: provider jailed": (e.DealsError, "this provider was jailed for a proven fault: choose another"),
     "deals: lane busy": (e.LaneBusy, "use another lane, or finalize/reclaim the lane's open deal first"),
     "deals: bid replayed": (
         e.BidReplayed, "this nonce was used on the lane: sign new terms with a higher nonce (see `lane`)"),
@@ -75,7 +90,36 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "deals: deadline not passed": (e.DeadlineNotPassed, "wait until the deadline has passed to reclaim"),
     "deals: already settled": (e.AlreadySettled, "nothing to do: the deal was finalized or reclaimed"),
     "deals: unknown deal": (
-        e.UnknownDeal, "pass the deal exactly as stored (terms, seal, committed_at; see `deal_hash`)"),
+        e.UnknownDeal, "pass the deal exactly as stored (terms, seal, committed_at, committed_block, status; "
+                       "see `deal_hash`)"),
+    # the lottery (docs/SPEC.md §14.3)
+    "deals: length mismatch": (e.LotteryError, "pass one seed per deal, in the same order"),
+    "deals: already drawn": (e.LotteryError, "nothing to do: the lottery of this deal has run"),
+    "deals: bad seed": (e.LotteryError, "pass the 32-byte seed whose keccak256 is the terms' seed_hash"),
+    "deals: beacon not ready": (
+        e.LotteryError, "wait until block committed_block + beacon_delay has been mined, then draw"),
+    "deals: draw window over": (
+        e.LotteryError, "too late to draw: anyone may now call audit_by_default for this deal"),
+    "deals: draw window open": (
+        e.LotteryError, "the deal can still be drawn: wait until committed_block + beacon_delay + draw_blocks"),
+    "deals: already audited": (e.LotteryError, "nothing to do: the deal is being (or was) audited"),
+    "deals: challenge window over": (
+        e.LotteryError, "a challenge must come before committed_at + challenge_window"),
+    "deals: not drawn": (e.AuditPending, "run the lottery first (draw with the requester's seed)"),
+    "deals: audit pending": (e.AuditPending, "wait until the deal's audit has passed (see `audit`)"),
+    # audits (docs/SPEC.md §14.4)
+    "audits: draw window out of range": (e.AuditError, "deploy with 1 <= draw_blocks <= 240"),
+    "audits: period too long": (e.AuditError, "deploy with a shorter audit_period"),
+    "audits: committee out of range": (e.AuditError, "deploy with 1 <= committee_size <= 5"),
+    "audits: wrong phase": (e.AuditError, "the audit is not in the phase this step belongs to (see `audit`)"),
+    "audits: phase over": (e.AuditError, "the phase's deadline passed: call advance"),
+    "audits: phase not over": (e.AuditError, "wait until the phase's deadline has passed, then advance"),
+    "audits: empty seal": (e.AuditError, "commit keccak256(abi.encode(you, deal_id, root, fuel, salt)), never zero"),
+    "audits: already committed": (e.AuditError, "nothing to do: this seat committed its seal"),
+    "audits: already revealed": (e.AuditError, "nothing to do: this execution was revealed"),
+    "audits: not a seat": (e.AuditError, "only the deal's provider and its drawn auditors take part"),
+    "audits: bad reveal": (
+        e.AuditError, "reveal exactly the result_root, fuel and salt the committed seal was made of"),
 }
 
 

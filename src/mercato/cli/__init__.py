@@ -6,8 +6,10 @@ import typer
 
 from mercato.cli import devnet as _devnet
 from mercato.cli import exec as _exec
+from mercato.cli import keys as _keys
 from mercato.cli import provider as _provider
 from mercato.cli import requester as _requester
+from mercato.cli import verify as _verify
 
 app = typer.Typer(
     name="mercato",
@@ -18,8 +20,10 @@ app = typer.Typer(
 )
 app.add_typer(_devnet.app, name="devnet")
 app.add_typer(_provider.app, name="provider")
+app.add_typer(_keys.app, name="keys")
 _exec.register(app)
 _requester.register(app)
+_verify.register(app)
 
 
 def main() -> None:

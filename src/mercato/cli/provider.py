@@ -40,6 +40,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     import uvicorn
 
     from mercato.chain import Deployment, MarketClient, connect
+    from mercato.chain.keys import Unlocker
     from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
     from mercato.provider.chainio import wall_clock_floor
     from mercato.provider.logs import configure_logging
@@ -51,7 +52,8 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     dep = Deployment.load(settings.deployment_path)
     rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
     w3 = connect(rpc_url, settings.retry, settings.rpc_timeout, chain_id=dep.chain_id)
-    client = MarketClient.from_deployment(w3, dep, dep.key_of(cfg.account), gas_margin=settings.gas_margin,
+    key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
+    client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
                                           timeout=settings.tx_timeout)
     agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
                           clock=wall_clock_floor(client))

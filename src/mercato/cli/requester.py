@@ -44,7 +44,7 @@ from mercato.requester import (
 
 console = Console()
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.")]
-AccountOption = Annotated[str | None, typer.Option("--account", help="Dev account name or 0x private key.")]
+AccountOption = Annotated[str | None, typer.Option("--account", help="keystore:NAME, a dev account name, or (devnet only) a 0x private key.")]
 
 
 

@@ -29,14 +29,21 @@ __all__ = [
     "verify_proof",
     "lane_word",
     "MAX_NONCE",
+    "UNDRAWN",
+    "CLEARED",
+    "AUDITED",
 ]
 
 DealId = NewType("DealId", bytes)
 ZERO32 = b"\x00" * 32
 MAX_NONCE = 2**64 - 1
 
-_TERMS_TYPES = "(address,address,uint256,uint256,bytes32,uint256,uint256,uint256,uint256,uint256)"
-_DEAL_TYPES = f"({_TERMS_TYPES},bytes32,uint256)"
+# Deal.status (docs/SPEC.md §14.2): the lottery has not run / ran and passed / sent it to audit
+UNDRAWN, CLEARED, AUDITED = 0, 1, 2
+
+_TERMS_TYPES = ("(address,address,uint256,uint256,bytes32,uint256,uint256,uint256,uint256,uint256,"
+                "bytes32,uint256,uint256)")
+_DEAL_TYPES = f"({_TERMS_TYPES},bytes32,uint256,uint256,uint256)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,11 @@ class Terms:
     """What requester and provider agreed off-chain; signed as a Bid or an Acceptance.
 
     Example: ``Terms(req, prov, lane=0, nonce=1, jobs_root=leaf, jobs=1, price=10,
-    collateral=190, deadline=now + 600, expiry=now + 60)``.
+    collateral=190, deadline=now + 600, expiry=now + 60, seed_hash=keccak(seed),
+    audit_bps=300, audit_fee=10)``. The last three are the verification terms (§14.2):
+    the requester's committed lottery seed, the audit probability in basis points and
+    the fee one audit pays; the contract rejects a zero ``seed_hash`` and an
+    ``audit_bps`` below its floor, so the defaults only suit unit tests of other fields.
     """
 
     requester: str
@@ -57,13 +68,19 @@ class Terms:
     collateral: int
     deadline: int
     expiry: int
+    seed_hash: bytes = ZERO32
+    audit_bps: int = 0
+    audit_fee: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "requester", to_checksum_address(self.requester))
         object.__setattr__(self, "provider", to_checksum_address(self.provider))
         object.__setattr__(self, "jobs_root", bytes(self.jobs_root))
+        object.__setattr__(self, "seed_hash", bytes(self.seed_hash))
         if len(self.jobs_root) != 32:
             raise ValueError("jobs_root must be 32 bytes")
+        if len(self.seed_hash) != 32:
+            raise ValueError("seed_hash must be 32 bytes")
 
     def to_tuple(self) -> tuple[object, ...]:
         """The ABI tuple, field order identical to the contract struct."""
@@ -78,14 +95,23 @@ class Terms:
             self.collateral,
             self.deadline,
             self.expiry,
+            self.seed_hash,
+            self.audit_bps,
+            self.audit_fee,
         )
 
     @classmethod
     def from_tuple(cls, values: tuple[object, ...] | list[object]) -> Terms:
         """Inverse of :meth:`to_tuple` (accepts what web3 decodes)."""
-        r, p, lane, nonce, root, jobs, price, coll, deadline, expiry = values
+        r, p, lane, nonce, root, jobs, price, coll, deadline, expiry, seed_hash, bps, fee = values
         return cls(str(r), str(p), int(lane), int(nonce), bytes(root), int(jobs),  # type: ignore[call-overload, arg-type]
-                   int(price), int(coll), int(deadline), int(expiry))  # type: ignore[call-overload]
+                   int(price), int(coll), int(deadline), int(expiry),  # type: ignore[call-overload]
+                   bytes(seed_hash), int(bps), int(fee))  # type: ignore[arg-type, call-overload]
+
+    @property
+    def escrow(self) -> int:
+        """What opening the deal takes from the requester: price plus the audit fee."""
+        return self.price + self.audit_fee
 
     def as_message(self) -> dict[str, object]:
         """The EIP-712 message (same field names as the struct)."""
@@ -99,21 +125,25 @@ class Terms:
 
 @dataclass(frozen=True, slots=True)
 class Deal:
-    """A deal as stored (by hash) on-chain: terms plus the result seal and commit time."""
+    """A deal as stored (by hash) on-chain: terms, the result seal, the commit's time and
+    block, and the lottery status (``UNDRAWN``, ``CLEARED`` or ``AUDITED``)."""
 
     terms: Terms
     seal: bytes = ZERO32
     committed_at: int = 0
+    committed_block: int = 0
+    status: int = UNDRAWN
 
     def to_tuple(self) -> tuple[object, ...]:
-        """The ABI tuple ``(terms, seal, committed_at)``."""
-        return (self.terms.to_tuple(), bytes(self.seal), self.committed_at)
+        """The ABI tuple ``(terms, seal, committed_at, committed_block, status)``."""
+        return (self.terms.to_tuple(), bytes(self.seal), self.committed_at, self.committed_block, self.status)
 
     @classmethod
     def from_tuple(cls, values: tuple[object, ...] | list[object]) -> Deal:
         """Inverse of :meth:`to_tuple`."""
-        terms, seal, committed_at = values
-        return cls(Terms.from_tuple(terms), bytes(seal), int(committed_at))  # type: ignore[arg-type, call-overload]
+        terms, seal, committed_at, committed_block, status = values
+        return cls(Terms.from_tuple(terms), bytes(seal), int(committed_at),  # type: ignore[arg-type, call-overload]
+                   int(committed_block), int(status))  # type: ignore[call-overload]
 
     @property
     def deal_id(self) -> DealId:
@@ -125,9 +155,13 @@ class Deal:
         """Whether a result seal was committed."""
         return self.committed_at != 0
 
-    def with_commit(self, seal: bytes, committed_at: int) -> Deal:
+    def with_commit(self, seal: bytes, committed_at: int, committed_block: int) -> Deal:
         """The same deal after ``commit_result``."""
-        return replace(self, seal=bytes(seal), committed_at=committed_at)
+        return replace(self, seal=bytes(seal), committed_at=committed_at, committed_block=committed_block)
+
+    def with_status(self, status: int) -> Deal:
+        """The same deal after the lottery (``CLEARED`` or ``AUDITED``)."""
+        return replace(self, status=status)
 
     @property
     def hash(self) -> bytes:

@@ -11,6 +11,11 @@ produce the same ``result_root`` and ``fuel_used``.
 Compute units: 1 CU = 10**9 fuel. ``fuel_used`` is the exact count; ``cu_used`` is that
 count rounded *up* to whole CUs (a job that ran at all costs at least 1 CU), which is what
 bids are priced in.
+
+``runtime="container"`` specs are the exception: an OCI image (``workload`` is its image ID,
+the digest of its config) run by podman or docker with the reservation in ``JobSpec.container``.
+They are not deterministic: their receipts say ``deterministic=False`` and bill
+``resource_seconds`` (vCPU-, GiB- and GPU-seconds) instead of fuel.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from mercato.errors import SpecError
 
 __all__ = [
     "FUEL_PER_CU",
+    "CONTAINER_RUNTIME",
+    "ContainerSpec",
     "Limits",
     "JobSpec",
     "Outcome",
     "OutputFile",
     "Timings",
     "Receipt",
+    "ResourceSeconds",
     "cu_from_fuel",
     "seed_from_text",
     "is_content_hash",
@@ -40,10 +48,16 @@ __all__ = [
 
 FUEL_PER_CU = 10**9
 RuntimeName = Literal["wasm", "python"]
-RUNTIMES: tuple[str, ...] = ("wasm", "python")
+RUNTIMES: tuple[str, ...] = ("wasm", "python")  # the deterministic runtimes
+CONTAINER_RUNTIME = "container"
+SPEC_RUNTIMES: tuple[str, ...] = (*RUNTIMES, CONTAINER_RUNTIME)  # every runtime a spec may name
+NETWORK_MODES: tuple[str, ...] = ("none", "bridge")
 SEED_BYTES = 32
 _HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# a registry reference pinned by manifest digest: "registry/repo@sha256:<64 hex>" (no tag)
+_IMAGE_REF_RE = re.compile(r"^[a-z0-9][a-z0-9._:/-]{0,254}@sha256:[0-9a-f]{64}$")
+_GPU_MODEL_RE = re.compile(r"^[A-Za-z0-9 ._-]{0,64}$")
 
 
 def cu_from_fuel(fuel: int) -> int:
@@ -106,11 +120,91 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What a ``runtime="container"`` job reserves and how its image reaches the provider.
+
+    ``ContainerSpec(cpu_millis=2000, gpus=1, gpu_model="H100", image_archive=ref)`` asks for
+    two vCPUs and one H100, the image shipped as a ``podman save`` archive stored under ``ref``.
+
+    - ``cpu_millis``: vCPUs x 1000 (``--cpus``); ``pids``: the process cap (``--pids-limit``);
+    - ``tmp_bytes``: the size of the writable ``/tmp`` tmpfs (counted against the memory cap);
+    - ``gpus``: NVIDIA GPUs wanted, each with at least ``gpu_memory_mb`` MiB and, when
+      ``gpu_model`` is set, a name containing it (case-insensitive, e.g. ``"H100"``);
+    - ``network``: ``"none"`` (the default) or ``"bridge"`` (outbound, where a provider allows it);
+    - ``image_archive``: content hash of an image archive to load, or ``""``;
+    - ``image_ref``: where to pull the image from, pinned by manifest digest
+      (``"registry/repo@sha256:<hex>"``), or ``""``.
+
+    Memory, wall clock, output and stream caps stay in ``Limits``; ``Limits.fuel`` is unused.
+    """
+
+    cpu_millis: int = 1000
+    pids: int = 256
+    tmp_bytes: int = 64 << 20
+    gpus: int = 0
+    gpu_memory_mb: int = 0
+    gpu_model: str = ""
+    network: str = "none"
+    image_archive: str = ""
+    image_ref: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("cpu_millis", "pids", "tmp_bytes"):
+            _check_int(getattr(self, name), f"container.{name}", minimum=1)
+        for name in ("gpus", "gpu_memory_mb"):
+            _check_int(getattr(self, name), f"container.{name}", minimum=0)
+        if not isinstance(self.gpu_model, str) or not _GPU_MODEL_RE.match(self.gpu_model):
+            raise SpecError("container.gpu_model must be up to 64 letters, digits, spaces, '.', '_' or '-'",
+                            field="container.gpu_model")
+        if self.network not in NETWORK_MODES:
+            raise SpecError(f"container.network must be one of {', '.join(NETWORK_MODES)}, got {self.network!r}",
+                            field="container.network")
+        if self.image_archive != "" and not is_content_hash(self.image_archive):
+            raise SpecError("container.image_archive must be a content hash 'sha256:<64 hex>' or empty",
+                            field="container.image_archive")
+        if self.image_ref != "" and not (isinstance(self.image_ref, str) and _IMAGE_REF_RE.match(self.image_ref)):
+            raise SpecError("container.image_ref must be pinned by digest: 'registry/repo@sha256:<64 hex>'",
+                            field="container.image_ref")
+
+    def to_json(self) -> dict[str, object]:
+        """The canonical JSON form (part of ``JobSpec.spec_hash`` for container jobs)."""
+        return {
+            "cpu_millis": self.cpu_millis,
+            "pids": self.pids,
+            "tmp_bytes": self.tmp_bytes,
+            "gpus": self.gpus,
+            "gpu_memory_mb": self.gpu_memory_mb,
+            "gpu_model": self.gpu_model,
+            "network": self.network,
+            "image_archive": self.image_archive,
+            "image_ref": self.image_ref,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> ContainerSpec:
+        """The inverse of :meth:`to_json`; missing keys take their defaults."""
+        if not isinstance(data, dict):
+            raise SpecError("container must be an object", field="container")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpecError(f"container has unknown fields {sorted(unknown)}", field="container")
+        return cls(**data)
+
+
+def _check_int(value: object, name: str, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(f"{name} must be an integer of at least {minimum}, got {value!r}", field=name)
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """Everything that determines an execution's result.
 
     ``inputs`` are ``(name, content hash)`` pairs, sorted by name; the workload sees each at
     ``/input/<name>``. ``seed`` (32 bytes) drives the sandbox's random and clock streams.
+
+    ``container`` is set exactly when ``runtime == "container"``; ``workload`` is then the
+    image ID (``sha256:`` of the image config) and ``args``, when given, replace its command.
     """
 
     runtime: str
@@ -120,10 +214,12 @@ class JobSpec:
     inputs: tuple[tuple[str, str], ...] = ()
     limits: Limits = field(default_factory=Limits)
     seed: bytes = bytes(SEED_BYTES)
+    container: ContainerSpec | None = None
 
     def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise SpecError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="runtime")
+        if self.runtime not in SPEC_RUNTIMES:
+            raise SpecError(f"runtime must be one of {', '.join(SPEC_RUNTIMES)}, got {self.runtime!r}", field="runtime")
+        _check_container(self.runtime, self.container)
         if not is_content_hash(self.workload):
             raise SpecError(
                 f"workload must be a content hash 'sha256:<64 hex>', got {self.workload!r}", field="workload"
@@ -146,7 +242,17 @@ class JobSpec:
             "inputs": [list(kv) for kv in self.inputs],
             "limits": self.limits.to_json(),
             "seed": self.seed.hex(),
+            # only container specs carry the key, so wasm and python hashes are unchanged
+            **({"container": self.container.to_json()} if self.container is not None else {}),
         }
+
+    def blob_refs(self) -> tuple[str, ...]:
+        """Every content-addressed blob the job needs: the workload (or image archive) and inputs."""
+        if self.container is not None:
+            head = (self.container.image_archive,) if self.container.image_archive else ()
+        else:
+            head = (self.workload,)
+        return (*head, *(ref for _, ref in self.inputs))
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -177,6 +283,7 @@ class JobSpec:
                     stdout_bytes=limits.get("stdout_bytes", defaults.stdout_bytes),
                 ),
                 seed=seed_bytes,
+                container=ContainerSpec.from_json(data["container"]) if "container" in data else None,
             )
         except TypeError as exc:
             raise SpecError(f"malformed job spec: {exc}", field="spec") from None
@@ -185,6 +292,19 @@ class JobSpec:
         """``"sha256:<hex>"`` over the canonical JSON (sorted keys, no spaces, UTF-8)."""
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _check_container(runtime: str, container: object) -> None:
+    if runtime == CONTAINER_RUNTIME and container is None:
+        raise SpecError(
+            "runtime 'container' needs a container section (cpus, GPUs, image source): "
+            "JobSpec(..., container=ContainerSpec())",
+            field="runtime",
+        )
+    if runtime != CONTAINER_RUNTIME and container is not None:
+        raise SpecError(f"a {runtime!r} job cannot carry a container section", field="container")
+    if container is not None and not isinstance(container, ContainerSpec):
+        raise SpecError("container must be a ContainerSpec instance", field="container")
 
 
 def _check_args(args: object) -> None:
@@ -256,8 +376,36 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceSeconds:
+    """What a container job held, integrated over its run time: the basis of its bill.
+
+    ``vcpu_s`` is reserved vCPUs x seconds, ``gib_s`` reserved memory in GiB x seconds,
+    ``gpu_s`` GPUs x seconds; ``cpu_time_s`` is the CPU time actually used where the engine
+    could measure it (informative).
+    """
+
+    vcpu_s: float = 0.0
+    gib_s: float = 0.0
+    gpu_s: float = 0.0
+    cpu_time_s: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """Rounded to milliseconds; ``cpu_time_s`` only when measured."""
+        out: dict[str, object] = {"vcpu_s": round(self.vcpu_s, 3), "gib_s": round(self.gib_s, 3),
+                                  "gpu_s": round(self.gpu_s, 3)}
+        if self.cpu_time_s is not None:
+            out["cpu_time_s"] = round(self.cpu_time_s, 3)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
-    """The result of one execution, as reported by a provider and checked by an auditor."""
+    """The result of one execution, as reported by a provider and checked by an auditor.
+
+    ``deterministic`` is False for container runs: two honest providers may disagree, so
+    they are checked by redundancy, never by a single re-execution. ``resource_seconds`` is
+    set by runtimes that bill by reservation x time instead of fuel.
+    """
 
     outcome: Outcome
     exit_code: int | None
@@ -268,6 +416,8 @@ class Receipt:
     result_root: str
     timings: Timings = field(default_factory=Timings)
     message: str = ""
+    deterministic: bool = True
+    resource_seconds: ResourceSeconds | None = None
 
     @property
     def cu_used(self) -> int:
@@ -291,4 +441,7 @@ class Receipt:
                 "wall_ms": round(self.timings.wall_ms, 3),
             },
             "message": self.message,
+            # only non-deterministic runs carry these keys, so existing receipts read the same
+            **({"deterministic": False} if not self.deterministic else {}),
+            **({"resource_seconds": self.resource_seconds.to_json()} if self.resource_seconds is not None else {}),
         }

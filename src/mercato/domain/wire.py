@@ -18,6 +18,12 @@ Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §13):
     HEAD /v1/blobs/{content_hash}         200 if present, 404 if not
     GET  /v1/deals/{deal_id}              DealStatusMsg
     GET  /v1/deals/{deal_id}/outputs/{path}   the output file's bytes
+    POST /v1/deals/{deal_id}/seed         SeedMsg -> DealStatusMsg (the requester reveals its lottery
+                                          seed so the provider can run the draw; checked against seed_hash)
+    GET  /v1/audits/{deal_id}/job         AuditJobMsg, only to an auditor drawn for the deal on-chain
+    GET  /v1/audits/{deal_id}/blobs/{content_hash}   the job's workload or an input, same condition
+        (both authenticated by the headers X-Mercato-Auditor: <address> and X-Mercato-Signature:
+         <EIP-191 signature of audit_auth_message(deal_id)>)
     GET  /metrics                         Prometheus text format
 
 Amounts are integers in token base units; byte strings are 0x-prefixed hex; deal ids are the
@@ -35,7 +41,10 @@ from mercato.domain.deals import Terms
 
 __all__ = [
     "DEAL_STATES",
+    "AUDIT_AUTH_HEADERS",
     "AcceptMsg",
+    "AuditJobMsg",
+    "audit_auth_message",
     "BidMsg",
     "BlobMsg",
     "DealState",
@@ -44,6 +53,7 @@ __all__ = [
     "ProviderInfoMsg",
     "Rfq",
     "RfqAnswer",
+    "SeedMsg",
     "TermsMsg",
     "new_id",
 ]
@@ -73,19 +83,25 @@ class TermsMsg(_Msg):
     collateral: int = Field(ge=0, lt=2**96)
     deadline: int = Field(ge=0)
     expiry: int = Field(ge=0)
+    seed_hash: str
+    audit_bps: int = Field(ge=0, le=10_000)
+    audit_fee: int = Field(ge=0, lt=2**96)
 
     @classmethod
     def of(cls, terms: Terms) -> TermsMsg:
         """The wire form of ``terms``."""
         return cls(requester=terms.requester, provider=terms.provider, lane=terms.lane, nonce=terms.nonce,
                    jobs_root="0x" + terms.jobs_root.hex(), jobs=terms.jobs, price=terms.price,
-                   collateral=terms.collateral, deadline=terms.deadline, expiry=terms.expiry)
+                   collateral=terms.collateral, deadline=terms.deadline, expiry=terms.expiry,
+                   seed_hash="0x" + terms.seed_hash.hex(), audit_bps=terms.audit_bps, audit_fee=terms.audit_fee)
 
     def to_terms(self) -> Terms:
         """Back to the domain dataclass (validates addresses and sizes)."""
         return Terms(requester=self.requester, provider=self.provider, lane=self.lane, nonce=self.nonce,
                      jobs_root=bytes.fromhex(self.jobs_root.removeprefix("0x")), jobs=self.jobs,
-                     price=self.price, collateral=self.collateral, deadline=self.deadline, expiry=self.expiry)
+                     price=self.price, collateral=self.collateral, deadline=self.deadline, expiry=self.expiry,
+                     seed_hash=bytes.fromhex(self.seed_hash.removeprefix("0x")), audit_bps=self.audit_bps,
+                     audit_fee=self.audit_fee)
 
 
 class ProviderInfoMsg(_Msg):
@@ -123,6 +139,10 @@ class Rfq(_Msg):
     deadline_s: int = Field(ge=1, le=30 * 86400)
     accept_window_s: int = Field(ge=1, le=3600)
     input_bytes: int = Field(default=0, ge=0)  # total size of the inputs and workload to upload
+    # verification terms (docs/SPEC.md §14), copied into the bid's terms unchanged
+    seed_hash: str  # 0x-hex keccak256 of the requester's secret lottery seed
+    audit_bps: int = Field(ge=1, le=10_000)  # audit probability in basis points (>= the market's floor)
+    audit_fee: int = Field(ge=0, lt=2**96)  # what one audit pays its auditor, escrowed with the price
 
 
 class BidMsg(_Msg):
@@ -159,6 +179,30 @@ class AcceptMsg(_Msg):
     acceptance_signature: str  # 0x-hex, 65 bytes, EIP-712 Acceptance signed by terms.requester
 
 
+class SeedMsg(_Msg):
+    """The requester's lottery seed for a deal (0x-hex, 32 bytes): revealed once it has the
+    result, so the provider can run ``draw`` as soon as the beacon block is mined."""
+
+    seed: str
+
+
+AUDIT_AUTH_HEADERS = ("X-Mercato-Auditor", "X-Mercato-Signature")
+
+
+def audit_auth_message(deal_id: str) -> str:
+    """The text an auditor signs (EIP-191) to fetch a deal's job from its provider."""
+    return f"mercato audit {deal_id.lower()}"
+
+
+class AuditJobMsg(_Msg):
+    """What an auditor needs to re-execute a deal blind: its terms and the job spec (whose
+    hash, price and collateral must give ``terms.jobs_root``)."""
+
+    deal_id: str
+    terms: TermsMsg
+    spec: dict[str, Any]
+
+
 class BlobMsg(_Msg):
     """A stored blob."""
 
@@ -171,7 +215,7 @@ DealState = Literal[
     "accepted",  # acceptance or DealOpened seen; waiting for inputs
     "running",  # in the sandbox
     "executed",  # receipt ready, seal not yet on-chain
-    "committed",  # seal on-chain; challenge window running
+    "committed",  # seal on-chain; lottery, then the challenge window (and an audit, if drawn)
     "finalized",  # paid
     "failed",  # could not run or commit; ``error`` says why
     "expired",  # bid never accepted, or released by the requester (DELETE /v1/bids/{id}); lane released
@@ -181,8 +225,9 @@ DEAL_STATES: tuple[str, ...] = DealState.__args__  # type: ignore[attr-defined]
 
 
 class DealStatusMsg(_Msg):
-    """Where a deal stands at the provider. ``salt`` is revealed once the seal is on-chain,
-    so the requester can check ``keccak256(result_root ‖ salt) == seal``."""
+    """Where a deal stands at the provider. ``salt`` is revealed once the seal is on-chain, so
+    the requester can check ``keccak256(abi.encode(provider, deal_id, result_root, fuel, salt)) == seal``
+    (``fuel`` is the receipt's)."""
 
     deal_id: str
     state: DealState

@@ -36,6 +36,10 @@ class Ask:
     deadline: int
     expiry: int
     slack_s: int = 30
+    # the verification terms every bid must carry unchanged (docs/SPEC.md §14.2)
+    seed_hash: bytes = b"\x00" * 32
+    audit_bps: int = 0
+    audit_fee: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,8 @@ def check_bid(offer: Offer, ask: Ask, facts: ProviderFacts | None) -> str | None
         return f"collateral {t.collateral} below your min_collateral {ask.min_collateral}"
     if facts.free_stake < t.collateral:
         return f"free stake {facts.free_stake} does not cover its collateral {t.collateral}"
+    if (t.seed_hash, t.audit_bps, t.audit_fee) != (ask.seed_hash, ask.audit_bps, ask.audit_fee):
+        return "verification terms (seed_hash, audit_bps, audit_fee) differ from the RFQ's"
     return _check_times(t, ask)
 
 

@@ -18,12 +18,27 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import keccak
+
 from mercato.chain.api import MarketApi
 from mercato.chain.eip712 import recover_acceptance
-from mercato.domain.deals import ZERO32
+from mercato.domain.deals import AUDITED, CLEARED, ZERO32
 from mercato.domain.jobs import JobSpec, is_content_hash
-from mercato.domain.wire import AcceptMsg, BlobMsg, DealStatusMsg, ProviderInfoMsg, Rfq, RfqAnswer
+from mercato.domain.wire import (
+    AcceptMsg,
+    AuditJobMsg,
+    BlobMsg,
+    DealStatusMsg,
+    ProviderInfoMsg,
+    Rfq,
+    RfqAnswer,
+    SeedMsg,
+    audit_auth_message,
+)
 from mercato.errors import AcceptanceRejected, BlobRejected, DealNotFound, NotReady, ProviderError
+from mercato.provider.auditor import Auditor
 from mercato.provider.bidder import Bidder
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
@@ -68,6 +83,7 @@ class ProviderAgent:
         self.strategy = strategy or strategy_for(cfg.pricing)
         self.bidder = Bidder(cfg, self.store, self.chain, self.strategy, self.metrics)
         self.executor = Executor(cfg, self.store, self.chain, self.blobs, self.metrics, runtimes)
+        self.auditor = Auditor(cfg, self.chain, self.executor, self.blobs)
         self.events = events
         self._challenge_window = challenge_window
         self.settler: Settler | None = None
@@ -82,16 +98,19 @@ class ProviderAgent:
     async def start(self) -> None:
         """Register and stake as configured, resync lanes, resume deals, start the loops."""
         await self.ensure_registered()
-        window = self._challenge_window
-        if window is None:
-            params = getattr(self.chain.market, "parameters", None)
-            window = int((await self.chain.read(params))["challenge_window"]) if params else 0
-        self.settler = Settler(self.cfg, self.store, self.chain, self.executor, self.metrics, window)
+        read_params = getattr(self.chain.market, "parameters", None)
+        params = dict(await self.chain.read(read_params)) if read_params else {}
+        window = self._challenge_window if self._challenge_window is not None else params.get("challenge_window", 0)
+        self.settler = Settler(self.cfg, self.store, self.chain, self.executor, self.metrics, int(window),
+                               beacon_delay=int(params.get("beacon_delay", 2)),
+                               draw_blocks=int(params.get("draw_blocks", 200)))
         await self._resync_lanes()
         self._resume()
         self._loops = [asyncio.create_task(self._loop(self.poll_events, self.cfg.poll_interval_s), name="watcher"),
                        asyncio.create_task(self._loop(self.settler.run_once, self.cfg.housekeeping_interval_s),
-                                           name="housekeeping")]
+                                           name="housekeeping"),
+                       asyncio.create_task(self._loop(self.auditor.run_once, self.cfg.housekeeping_interval_s),
+                                           name="audits")]
         self.started = True
         log.info("provider started", extra={"provider": self.address, "endpoint": self.cfg.public_endpoint,
                                             "lanes": self.cfg.lanes})
@@ -159,6 +178,10 @@ class ProviderAgent:
         if ev.name not in WATCHED or "deal_id" not in ev.args:
             return
         deal_id = "0x" + bytes(ev.args["deal_id"]).hex()
+        if ev.name == "AuditorDrawn":
+            if str(ev.args["auditor"]).lower() == self.address.lower():
+                self.auditor.assign(deal_id)
+            return
         rec = self.store.get(deal_id)
         if rec is None:
             return
@@ -166,7 +189,9 @@ class ProviderAgent:
             self._on_opened(rec, ev)
         elif ev.name == "ResultCommitted":
             self.store.update(deal_id, expect=("executed", "committed"), state="committed", on_chain=1,
-                              committed_at=int(ev.args["committed_at"]))
+                              committed_at=int(ev.args["committed_at"]), committed_block=ev.block)
+        elif ev.name == "DealDrawn":
+            self.store.update(deal_id, status=AUDITED if ev.args["audited"] else CLEARED)
         elif ev.name in ("DealFinalized", "DealReclaimed"):
             state = "finalized" if ev.name == "DealFinalized" else "reclaimed"
             if self.store.update(deal_id, state=state, on_chain=1) is not None:
@@ -176,7 +201,7 @@ class ProviderAgent:
     def _on_opened(self, rec: DealRecord, ev: ChainEvent) -> None:
         if bytes(ev.args.get("seal", ZERO32)) != ZERO32:  # our own open_and_commit
             self.store.update(rec.deal_id, expect=("executed", "committed"), state="committed", on_chain=1,
-                              committed_at=ev.timestamp)
+                              committed_at=ev.timestamp, committed_block=ev.block)
             return
         self.executor.adopt_opened(rec)  # the requester opened it: even a released bid is honoured
 
@@ -253,6 +278,49 @@ class ProviderAgent:
             return self.status(rec.deal_id)
         raise ProviderError(f"the deal is {rec.state}{' and open on-chain' if rec.on_chain else ''}: "
                             "only a bid not yet accepted can be released", http_status=409)
+
+    def reveal_seed(self, deal_id: str, msg: SeedMsg) -> DealStatusMsg:
+        """``POST /v1/deals/{id}/seed``: keep the requester's lottery seed if it opens the deal's
+        ``seed_hash``; the settler runs ``draw`` with it once the beacon block is mined."""
+        rec = self._deal(deal_id)
+        try:
+            seed = bytes.fromhex(msg.seed.removeprefix("0x"))
+        except ValueError:
+            seed = b""
+        if len(seed) != 32 or keccak(seed) != rec.terms_obj.seed_hash:
+            raise ProviderError("the seed does not hash to the deal's seed_hash: send the 32-byte seed "
+                                "whose keccak256 you put in the RFQ", http_status=422)
+        self.store.update(deal_id, seed="0x" + seed.hex())
+        return self.status(deal_id)
+
+    async def _audit_caller(self, deal_id: str, auditor: str, signature: str) -> DealRecord:
+        """The deal, if ``auditor`` signed ``audit_auth_message(deal_id)`` and holds one of its
+        audit seats on-chain; else 403 (no one else gets a requester's job)."""
+        rec = self._deal(deal_id)
+        try:
+            signer = Account.recover_message(encode_defunct(text=audit_auth_message(rec.deal_id)),
+                                             signature=bytes.fromhex(signature.removeprefix("0x")))
+        except Exception:
+            signer = ""
+        if not auditor or signer.lower() != auditor.lower():
+            raise ProviderError("the audit request is not signed by the auditor it names: sign "
+                                "audit_auth_message(deal_id) with the auditor's key", http_status=403)
+        audit = await self.chain.read(self.chain.market.audit, bytes.fromhex(rec.deal_id[2:]))  # type: ignore[attr-defined]
+        if audit.seat_of(signer) is None:
+            raise ProviderError(f"{signer} holds no audit seat for deal {rec.deal_id}", http_status=403)
+        return rec
+
+    async def audit_job(self, deal_id: str, auditor: str, signature: str) -> AuditJobMsg:
+        """``GET /v1/audits/{id}/job``: the terms and spec, for a drawn auditor only."""
+        rec = await self._audit_caller(deal_id, auditor, signature)
+        return AuditJobMsg(deal_id=rec.deal_id, terms=rec.terms_msg, spec=rec.spec_json)
+
+    async def audit_blob(self, deal_id: str, ref: str, auditor: str, signature: str) -> bytes:
+        """``GET /v1/audits/{id}/blobs/{hash}``: the deal's workload or an input, for a drawn auditor."""
+        rec = await self._audit_caller(deal_id, auditor, signature)
+        if ref not in needed_blobs(JobSpec.from_json(rec.spec_json)) or not self.blobs.has(ref):
+            raise BlobRejected(f"deal {rec.deal_id} has no blob {ref} here", http_status=404)
+        return self.blobs.get(ref)
 
     def status(self, deal_id: str) -> DealStatusMsg:
         """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain."""

@@ -9,6 +9,9 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
     POST /v1/rfq                                Rfq -> RfqAnswer
     POST /v1/deals/{deal_id}/accept             AcceptMsg -> DealStatusMsg
     DELETE /v1/bids/{deal_id}                   release a losing bid's lane -> DealStatusMsg (409 taken, 404 unknown)
+    POST /v1/deals/{deal_id}/seed               SeedMsg -> DealStatusMsg (422 if it does not open seed_hash)
+    GET  /v1/audits/{deal_id}/job               AuditJobMsg (403 unless a drawn auditor signed the request)
+    GET  /v1/audits/{deal_id}/blobs/{hash}      the job's workload or an input, same condition
     GET  /v1/deals/{deal_id}                    DealStatusMsg
     GET  /v1/deals/{deal_id}/stdout | /stderr   the exact raw bytes (the receipt's text is lossy UTF-8)
     GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes
@@ -27,7 +30,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from mercato.domain.wire import AcceptMsg, BlobMsg, DealStatusMsg, ProviderInfoMsg, Rfq, RfqAnswer
+from mercato.domain.wire import (
+    AUDIT_AUTH_HEADERS,
+    AcceptMsg,
+    AuditJobMsg,
+    BlobMsg,
+    DealStatusMsg,
+    ProviderInfoMsg,
+    Rfq,
+    RfqAnswer,
+    SeedMsg,
+)
 from mercato.errors import BlobRejected, ProviderError
 from mercato.provider.agent import ProviderAgent
 from mercato.provider.metrics import CONTENT_TYPE
@@ -70,6 +83,21 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True) -> FastAP
     @app.delete("/v1/bids/{deal_id}")
     async def release(deal_id: str) -> DealStatusMsg:
         return agent.release(deal_id)
+
+    @app.post("/v1/deals/{deal_id}/seed")
+    async def seed(deal_id: str, msg: SeedMsg) -> DealStatusMsg:
+        return agent.reveal_seed(deal_id, msg)
+
+    @app.get("/v1/audits/{deal_id}/job")
+    async def audit_job(deal_id: str, request: Request) -> AuditJobMsg:
+        auditor, signature = (request.headers.get(h, "") for h in AUDIT_AUTH_HEADERS)
+        return await agent.audit_job(deal_id, auditor, signature)
+
+    @app.get("/v1/audits/{deal_id}/blobs/{content_hash}", response_class=Response)
+    async def audit_blob(deal_id: str, content_hash: str, request: Request) -> Response:
+        auditor, signature = (request.headers.get(h, "") for h in AUDIT_AUTH_HEADERS)
+        data = await agent.audit_blob(deal_id, content_hash, auditor, signature)
+        return Response(content=data, media_type="application/octet-stream")
 
     @app.get("/v1/deals/{deal_id}")
     async def status(deal_id: str) -> DealStatusMsg:

@@ -90,6 +90,9 @@ class Bidder:
                                     f"the RFQ names chain {rfq.chain_id} at {rfq.market}: check your deployment")
         if not is_address(rfq.requester):
             raise _Decline("spec", f"requester {rfq.requester!r} is not an address: send your 0x account address")
+        seed_hash = rfq.seed_hash.removeprefix("0x")
+        if len(seed_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in seed_hash) or int(seed_hash, 16) == 0:
+            raise _Decline("spec", "seed_hash must be the 0x-hex keccak256 of your 32-byte lottery seed")
         try:
             spec = JobSpec.from_json(rfq.spec)
         except SpecError as exc:
@@ -161,6 +164,8 @@ class Bidder:
             jobs_root=job_leaf(bytes.fromhex(rfq.spec_hash.removeprefix("sha256:")), quote.price, quote.collateral),
             jobs=1, price=quote.price, collateral=quote.collateral, deadline=deadline,
             expiry=min(now + rfq.accept_window_s, deadline),
+            seed_hash=bytes.fromhex(rfq.seed_hash.removeprefix("0x")), audit_bps=rfq.audit_bps,
+            audit_fee=rfq.audit_fee,
         )
         signature = self.chain.market.sign_bid(terms)
         return DealRecord(

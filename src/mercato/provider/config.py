@@ -21,8 +21,9 @@ from mercato.errors import ConfigError
 
 __all__ = ["Behaviour", "BEHAVIOURS", "PricingConfig", "ProviderConfig"]
 
-Behaviour = Literal["honest", "never_commit", "wrong_result"]
-BEHAVIOURS: tuple[str, ...] = ("honest", "never_commit", "wrong_result")
+Behaviour = Literal["honest", "never_commit", "wrong_result", "copied_seal", "lazy_auditor", "silent_auditor"]
+BEHAVIOURS: tuple[str, ...] = ("honest", "never_commit", "wrong_result", "copied_seal", "lazy_auditor",
+                               "silent_auditor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class PricingConfig:
 class ProviderConfig:
     """A provider agent's settings (see examples/provider.toml for every field)."""
 
-    account: str = "provider1"  # a named dev account of the deployment, or a 0x private key
+    account: str = "provider1"  # a named dev account, keystore:NAME (mercato keys), or a 0x key (devnet only)
     host: str = "127.0.0.1"
     port: int = 7001
     endpoint: str = ""  # the public URL put in the registry; "" means http://host:port
@@ -67,7 +68,9 @@ class ProviderConfig:
     finalize_batch: int = 32  # at most chain.MAX_BATCH
     claim_threshold: int = 1  # claim earnings once at least this much is claimable
     reclaim_grace_s: int = 30  # after a missed deadline, reclaim our own deal (frees the lane)
-    behaviour: Behaviour = "honest"  # TEST ONLY fault injection: never_commit | wrong_result
+    # TEST ONLY fault injection: never_commit | wrong_result | copied_seal (commits a seal it did not make)
+    # | lazy_auditor (commits the audited provider's seal instead of re-executing) | silent_auditor
+    behaviour: Behaviour = "honest"
 
     def __post_init__(self) -> None:
         if self.lanes < 1:

@@ -11,8 +11,8 @@ and the job is simply re-run after a restart — the sandbox is deterministic).
 Every outcome is committed (ok, exit_nonzero, fuel_exhausted, …): they are deterministic
 results. ``wall_clock_exceeded`` is committed too, although it depends on the host's speed.
 
-Commit: ``seal = keccak256(result_root ‖ salt)``; the salt is stored before the seal is
-sent. Deal open on-chain → ``commit_result``; otherwise, before expiry → ``open_and_commit``
+Commit: ``seal = keccak256(abi.encode(provider, deal_id, result_root, fuel_used, salt))``
+(docs/SPEC.md §14.2); the salt is stored before the seal is sent. Deal open on-chain → ``commit_result``; otherwise, before expiry → ``open_and_commit``
 with the requester's acceptance (``LaneBusy`` after which the lane holds this deal's nonce means
 the requester's open landed first → ``commit_result``).
 
@@ -35,8 +35,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eth_utils import keccak
-
 from mercato.chain.api import DealTx
 from mercato.domain.deals import Deal, Terms, deal_hash
 from mercato.domain.jobs import JobSpec, Receipt
@@ -53,16 +51,12 @@ from mercato.provider.config import ProviderConfig
 from mercato.provider.metrics import Metrics
 from mercato.provider.store import EXTERNAL, LANE_TAKEN, DealRecord, Store
 from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
+from mercato.verification.lottery import seal_of
 
-__all__ = ["Executor", "in_daemon_thread", "seal_of", "needed_blobs"]
+__all__ = ["Executor", "in_daemon_thread", "needed_blobs"]
 
 log = logging.getLogger("mercato.provider.executor")
 T = TypeVar("T")
-
-
-def seal_of(result_root_hex: str, salt: bytes) -> bytes:
-    """``keccak256(result_root ‖ salt)``: what goes on-chain before the result is revealed."""
-    return bytes(keccak(bytes.fromhex(result_root_hex) + salt))
 
 
 def needed_blobs(spec: JobSpec) -> list[str]:
@@ -246,11 +240,18 @@ class Executor:
         receipt = rec.receipt_json or {}
         root = str(receipt["result_root"])
         if self.cfg.behaviour == "wrong_result":  # TEST ONLY: a seal over a root we did not compute
-            root = hashlib.sha256(b"wrong" + bytes.fromhex(root)).hexdigest()
+            root = self.wrong_root(root)
         salt = secrets.token_bytes(32)
-        out = self.store.update(rec.deal_id, salt="0x" + salt.hex(), seal="0x" + seal_of(root, salt).hex())
+        seal = seal_of(self.chain.address, bytes.fromhex(rec.deal_id.removeprefix("0x")), bytes.fromhex(root),
+                       int(receipt["fuel_used"]), salt)
+        out = self.store.update(rec.deal_id, salt="0x" + salt.hex(), seal="0x" + seal.hex())
         assert out is not None
         return out
+
+    @staticmethod
+    def wrong_root(root: str) -> str:
+        """TEST ONLY (``behaviour = "wrong_result"``): the root a cheating provider claims."""
+        return hashlib.sha256(b"wrong" + bytes.fromhex(root)).hexdigest()
 
     async def _commit(self, rec: DealRecord) -> None:
         terms, seal = rec.terms_obj, bytes.fromhex(rec.seal.removeprefix("0x"))  # type: ignore[union-attr]
@@ -279,7 +280,8 @@ class Executor:
         if done is None:
             return
         self.store.update(rec.deal_id, expect=("executed",), state="committed", on_chain=1,
-                          commit_tx="0x" + done.tx.tx_hash.hex(), committed_at=done.deal.committed_at)
+                          commit_tx="0x" + done.tx.tx_hash.hex(), committed_at=done.deal.committed_at,
+                          committed_block=done.deal.committed_block)
         self.metrics.commits.labels(method=method).inc()
         log.info("committed", extra={"deal_id": rec.deal_id, "method": method, "tx": done.tx.tx_hash.hex()})
 

@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS deals (
     seal TEXT,
     commit_tx TEXT,
     committed_at INTEGER,
+    committed_block INTEGER,
+    status INTEGER NOT NULL DEFAULT 0,
+    seed TEXT,
     started_at REAL,
     error TEXT,
     created_at REAL NOT NULL,
@@ -92,6 +95,9 @@ class DealRecord:
     seal: str | None = None  # 0x-hex
     commit_tx: str | None = None
     committed_at: int | None = None
+    committed_block: int | None = None
+    status: int = 0  # the lottery's verdict on-chain: UNDRAWN, CLEARED or AUDITED (domain.deals)
+    seed: str | None = None  # 0x-hex lottery seed, once the requester revealed it
     started_at: float | None = None
     error: str | None = None
     created_at: float = 0.0
@@ -131,6 +137,15 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database written by an older agent up to the current ``deals`` columns."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(deals)").fetchall()}
+        for column, decl in (("committed_block", "INTEGER"), ("status", "INTEGER NOT NULL DEFAULT 0"),
+                             ("seed", "TEXT")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE deals ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:

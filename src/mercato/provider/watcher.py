@@ -23,7 +23,7 @@ from mercato.chain.market import MarketClient
 
 __all__ = ["ChainEvent", "EventSource", "LogEventSource", "WATCHED"]
 
-WATCHED = ("DealOpened", "ResultCommitted", "DealFinalized", "DealReclaimed")
+WATCHED = ("DealOpened", "ResultCommitted", "DealDrawn", "DealFinalized", "DealReclaimed", "AuditorDrawn")
 
 
 @dataclass(frozen=True, slots=True)

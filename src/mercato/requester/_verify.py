@@ -1,6 +1,7 @@
 """Downloading a result and proving it is the one sealed on-chain.
 
-The provider's receipt is a claim; the chain holds ``seal = keccak256(result_root ‖ salt)``.
+The provider's receipt is a claim; the chain holds
+``seal = keccak256(abi.encode(provider, deal_id, result_root, fuel_used, salt))``.
 We download stdout, stderr and every output, recompute the result root from those exact
 bytes plus the receipt's outcome and exit code, and check the seal against the chain.
 """
@@ -15,13 +16,14 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from eth_utils import event_abi_to_log_topic, keccak
+from eth_utils import event_abi_to_log_topic
 
 from mercato.chain import MarketClient
 from mercato.chain.api import MarketApi
 from mercato.domain.deals import ZERO32, Deal, Terms, deal_hash
 from mercato.domain.wire import DealStatusMsg
 from mercato.errors import ResultMismatch
+from mercato.verification.lottery import seal_of
 from mercato.verification.result_root import result_root
 
 __all__ = ["Download", "SealReader", "LogSealReader", "LaneSealReader", "seal_reader_for", "download", "verify", "write_outputs"]
@@ -44,13 +46,14 @@ class Download:
 
 
 class SealReader(Protocol):
-    """Where the committed seal of a deal is read from the chain."""
+    """Where the committed deal (its seal, commit time and block) is read from the chain."""
 
-    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None: ...
+    async def committed(self, terms: Terms, since: int, claimed: bytes) -> Deal | None: ...
 
 
 class LogSealReader:
-    """Reads ``DealOpened.seal`` (open-and-commit) or ``ResultCommitted.seal`` from the logs."""
+    """Rebuilds the committed ``Deal`` from ``DealOpened.seal`` (open-and-commit) or
+    ``ResultCommitted`` and the block it was mined in."""
 
     def __init__(self, client: MarketClient, call: Call) -> None:
         self.client, self.call = client, call
@@ -58,11 +61,11 @@ class LogSealReader:
         self.topics = {name: "0x" + event_abi_to_log_topic(abi[name]).hex()  # type: ignore[arg-type]
                        for name in ("DealOpened", "ResultCommitted")}
 
-    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None:
-        return await self.call(self._read, "0x" + terms.deal_id.hex())
+    async def committed(self, terms: Terms, since: int, claimed: bytes) -> Deal | None:
+        return await self.call(self._read, terms)
 
-    def _read(self, deal_id: str) -> bytes | None:
-        events = self.client.contract.events
+    def _read(self, terms: Terms) -> Deal | None:
+        events, deal_id = self.client.contract.events, "0x" + terms.deal_id.hex()
         for name in ("DealOpened", "ResultCommitted"):
             logs = self.client.w3.eth.get_logs({"address": self.client.contract.address,  # type: ignore[typeddict-item]
                                                 "topics": [self.topics[name], deal_id],
@@ -70,26 +73,30 @@ class LogSealReader:
             for log in logs:
                 seal = bytes(getattr(events, name)().process_log(log)["args"]["seal"])
                 if seal != ZERO32:
-                    return seal
+                    block = self.client.w3.eth.get_block(log["blockNumber"])
+                    return Deal(terms, seal, int(block["timestamp"]), int(log["blockNumber"]))
         return None
 
 
 class LaneSealReader:
     """For a ``MarketApi`` without logs (the fake): the lane word stores the hash of the deal
-    with its seal and commit time, so try the seal the provider claims at each commit time
-    since the RFQ. Works while the deal is open (the challenge window)."""
+    with its seal, commit time and block, so try the seal the provider claims at each commit
+    time since the RFQ and each recent block. Works while the deal is open and undrawn."""
 
-    def __init__(self, api: MarketApi, call: Call) -> None:
-        self.api, self.call = api, call
+    def __init__(self, api: MarketApi, call: Call, blocks: int = 64) -> None:
+        self.api, self.call, self.blocks = api, call, blocks
 
-    async def seal_of(self, terms: Terms, since: int, claimed: bytes) -> bytes | None:
+    async def committed(self, terms: Terms, since: int, claimed: bytes) -> Deal | None:
         if len(claimed) != 32 or claimed == ZERO32:
             return None
         lane = await self.call(self.api.lane, terms.provider, terms.lane)
         now = await self.call(self.api.now)
+        head = await self.call(self.api.block_number)
         for committed_at in range(max(0, since), now + 1):
-            if int.from_bytes(deal_hash(Deal(terms, claimed, committed_at)), "big") >> 64 == lane.deal_hash_prefix:
-                return claimed
+            for block in range(max(0, head - self.blocks), head + 1):
+                deal = Deal(terms, claimed, committed_at, block)
+                if int.from_bytes(deal_hash(deal), "big") >> 64 == lane.deal_hash_prefix:
+                    return deal
         return None
 
 
@@ -127,8 +134,8 @@ def verify(d: Download, *, salt: bytes, onchain_seal: bytes | None, provider: st
     def mismatch(what: str, detail: str) -> ResultMismatch:
         return ResultMismatch(
             f"{what} of deal {deal_id} from provider {provider} does not match: {detail}. Do not use this "
-            "result; the on-chain remedy (an audit/challenge that slashes the provider) comes with the "
-            "next release — until then report the provider and run the job elsewhere",
+            "result: the deal was challenged on-chain, so the provider must open its seal to an auditor "
+            "or lose its stake, and you are refunded if it cannot",
             provider=provider, deal_id=deal_id, what=what)
 
     for path, (sha, size) in d.claimed.items():
@@ -145,8 +152,10 @@ def verify(d: Download, *, salt: bytes, onchain_seal: bytes | None, provider: st
         raise mismatch("result root", f"the downloaded bytes give {root[:16]}…, the receipt claims {d.result_root[:16]}…")
     if onchain_seal is None:
         raise mismatch("seal", "no result seal for this deal is on-chain")
-    if keccak(bytes.fromhex(root) + salt) != onchain_seal:
-        raise mismatch("seal", "keccak256(result_root ‖ salt) differs from the seal committed on-chain")
+    if seal_of(provider, bytes.fromhex(deal_id.removeprefix("0x")), bytes.fromhex(root), d.fuel_used,
+               salt) != onchain_seal:
+        raise mismatch("seal", "keccak256(provider, deal_id, result_root, fuel, salt) differs from the seal "
+                               "committed on-chain")
     return root
 
 

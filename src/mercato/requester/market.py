@@ -24,10 +24,11 @@ from pydantic import ValidationError
 
 from mercato.chain import Deployment, MarketClient, connect
 from mercato.chain.api import MarketApi, PendingWithdrawal, Tx
+from mercato.chain.keys import Unlocker
 from mercato.config import Settings
 from mercato.domain.deals import Deal, Terms
 from mercato.domain.jobs import JobSpec
-from mercato.domain.wire import AcceptMsg, DealStatusMsg, TermsMsg, new_id
+from mercato.domain.wire import AcceptMsg, DealStatusMsg, SeedMsg, TermsMsg, new_id
 from mercato.domain.wire import Rfq as RfqMsg
 from mercato.errors import (
     BalanceTooLow,
@@ -38,6 +39,7 @@ from mercato.errors import (
     MercatoError,
     ProviderFailed,
     ProviderMissedDeadline,
+    ResultMismatch,
     SpecError,
     WithdrawalNotReady,
 )
@@ -60,6 +62,7 @@ from mercato.requester.events import (
 from mercato.requester.history import JobHistory, JobRecord
 from mercato.requester.money import format_musd
 from mercato.requester.request import DEFAULT_MAX_INPUT_BYTES, JobRequest
+from mercato.verification.lottery import new_seed, seed_hash
 
 __all__ = ["Market"]
 
@@ -88,6 +91,7 @@ class _Job:
     provider: str = ""
     price: int = 0
     started_at: float | None = None
+    seed: bytes = b""  # the lottery seed committed (hashed) in the RFQ, revealed after verification
     marks: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def mark(self, name: str) -> None:
@@ -103,6 +107,7 @@ class Market:
                  poll_interval: float = 0.02, max_poll_interval: float = 0.5, clock_slack_s: int = 30,
                  http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0) -> None:
         self.api = api
+        self._floor: int | None = None  # the market's audit_floor_bps, once read
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
         self._releases: set[asyncio.Task[None]] = set()
         self.bid_window = bid_window
@@ -135,7 +140,8 @@ class Market:
         s = settings or Settings()
         url = (s.rpc_url or dep.rpc_url) if settings is not None and deployment is None else dep.rpc_url
         w3 = connect(url, s.retry, s.rpc_timeout, chain_id=dep.chain_id)
-        client = MarketClient.from_deployment(w3, dep, key or dep.key_of(s.account), gas_margin=s.gas_margin,
+        key = key or dep.key_of(s.account, unlock=Unlocker.from_settings(s), origin=s.account_origin)
+        client = MarketClient.from_deployment(w3, dep, key, gas_margin=s.gas_margin,
                                               timeout=s.tx_timeout)
         if settings is not None:
             options.setdefault("history", JobHistory(settings.home / "requester.sqlite"))
@@ -261,11 +267,16 @@ class Market:
         if not targets:
             raise _auction.no_targets_error(len(facts), floor)
         spec_hash = req.spec.spec_hash()
+        audit_bps = req.audit_bps if req.audit_bps is not None else await self._audit_floor()
+        st.seed = new_seed()
+        committed_seed = seed_hash(st.seed)
         rfq = RfqMsg(rfq_id=new_id(), requester=api.address, chain_id=api.chain_id, market=api.market,
                      spec=req.spec.to_json(), spec_hash=spec_hash, max_price=req.max_price, min_collateral=floor,
-                     deadline_s=req.deadline_s, accept_window_s=req.accept_window_s, input_bytes=total)
+                     deadline_s=req.deadline_s, accept_window_s=req.accept_window_s, input_bytes=total,
+                     seed_hash="0x" + committed_seed.hex(), audit_bps=audit_bps, audit_fee=req.fee)
         ask = Ask(api.address, bytes.fromhex(spec_hash.removeprefix("sha256:")), req.max_price, floor,
-                  chain_now + req.deadline_s, chain_now + req.accept_window_s, self.clock_slack_s)
+                  chain_now + req.deadline_s, chain_now + req.accept_window_s, self.clock_slack_s,
+                  committed_seed, audit_bps, req.fee)
         rnd = await _auction.collect_bids(self._client(), targets, rfq, ask, window,
                                           chain_id=api.chain_id, market=api.market)
         st.mark("bids_ms")
@@ -281,11 +292,12 @@ class Market:
         self._emit(WinnerChosen(t.provider, winner.endpoint, t.price, t.collateral, st.deal_id,
                                 min(others) if others else None))
         balance = await balance_t
-        if balance < t.price:
+        if balance < t.escrow:
             self._release([(winner.endpoint, st.deal_id)])
             raise BalanceTooLow(f"your escrow balance {format_musd(balance)} mUSD does not cover the winning "
-                                f"price {format_musd(t.price)} mUSD: run `mercato deposit "
-                                f"{format_musd(t.price - balance)}` or more", balance=balance, price=t.price)
+                                f"price {format_musd(t.price)} mUSD plus the audit fee {format_musd(t.audit_fee)} "
+                                f"mUSD: run `mercato deposit {format_musd(t.escrow - balance)}` or more",
+                                balance=balance, price=t.escrow)
         return await self._deal(st, winner, chain_now)
 
     def _release(self, bids: list[tuple[str, str]]) -> None:
@@ -431,6 +443,33 @@ class Market:
             "— run the job again", provider=t.provider, deal_id=st.deal_id, refund=refund, penalty=penalty,
             reclaim_tx="0x" + tx.tx_hash.hex())
 
+    async def _audit_floor(self) -> int:
+        """The market's lowest audit probability (read once): the default a job asks for."""
+        if self._floor is None:
+            params = await self._call(self.api.parameters)  # type: ignore[attr-defined]
+            self._floor = int(params["audit_floor_bps"])
+        return self._floor
+
+    async def _reveal_seed(self, http: httpx.AsyncClient, endpoint: str, st: _Job) -> None:
+        """Give the provider the lottery seed so it can run ``draw`` (docs/SPEC.md §14.3). A failure
+        costs nothing but time: an undrawn deal is audited by default after its draw window."""
+        try:
+            resp = await http.post(f"{endpoint.rstrip('/')}/v1/deals/{st.deal_id}/seed",
+                                   json=SeedMsg(seed="0x" + st.seed.hex()).model_dump())
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("could not reveal the lottery seed", extra={"deal_id": st.deal_id, "error": str(exc)})
+
+    async def _challenge(self, deal: Deal) -> None:
+        """The result does not open the seal on-chain: send the deal to audit (the escrowed fee
+        pays), so the provider must reveal a result that opens its seal to an auditor or lose its
+        stake. A challenge that cannot be sent (window over, already audited) is logged."""
+        try:
+            await self._call(self.api.challenge, deal)
+            log.warning("result did not match its seal: deal challenged", extra={"deal_id": "0x" + deal.deal_id.hex()})
+        except MercatoError as exc:
+            log.warning("could not challenge the deal", extra={"deal_id": "0x" + deal.deal_id.hex(), "error": str(exc)})
+
     async def _reclaim(self, t: Terms, local_deadline: float) -> Tx:
         while await self._now() <= t.deadline and time.monotonic() <= local_deadline:
             await self.sleep(min(1.0, max(0.01, local_deadline - time.monotonic())))
@@ -447,10 +486,17 @@ class Market:
         got = await _verify.download(http, winner.endpoint, status, (limits.stdout_bytes, limits.output_bytes))
         salt = bytes.fromhex((status.salt or "").removeprefix("0x"))
         claimed = bytes.fromhex((status.seal or "").removeprefix("0x"))
-        onchain = await self._seals.seal_of(t, chain_now - self.clock_slack_s, claimed)
-        if onchain is None and opened.error is not None:
+        stored = await self._seals.committed(t, chain_now - self.clock_slack_s, claimed)
+        if stored is None and opened.error is not None:
             raise opened.error
-        root = _verify.verify(got, salt=salt, onchain_seal=onchain, provider=t.provider, deal_id=st.deal_id)
+        onchain = stored.seal if stored is not None else None
+        try:
+            root = _verify.verify(got, salt=salt, onchain_seal=onchain, provider=t.provider, deal_id=st.deal_id)
+        except ResultMismatch:
+            if stored is not None:
+                await self._challenge(stored)
+            raise
+        await self._reveal_seed(http, winner.endpoint, st)
         st.mark("verified_ms")
         self._emit(Verified(st.deal_id, root, len(got.outputs)))
         out_dir = _verify.write_outputs(st.req.out_dir, got.outputs)

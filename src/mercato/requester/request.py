@@ -24,6 +24,8 @@
     deadline_s = 600
     accept_window_s = 30
     bid_window_ms = 250
+    audit_bps = 300                     # audit probability, basis points (default: the market's floor)
+    audit_fee = "0.5"                   # paid to the auditor if audited (default: max_price)
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class JobRequest:
     deadline_s: int = 600
     accept_window_s: int = 30
     bid_window: float | None = None  # seconds; None: the Market's default
+    audit_bps: int | None = None  # audit probability in basis points; None: the market's floor (3 % on the devnet)
+    audit_fee: int | None = None  # what one audit pays; None: max_price (one re-execution at your price cap)
     out_dir: Path | None = None
     name: str = ""
     blobs: dict[str, bytes] = field(default_factory=dict, compare=False)  # in-memory blobs by hash
@@ -67,6 +71,11 @@ class JobRequest:
         if self.min_collateral is not None:
             _positive_int(self.min_collateral, "min_collateral", allow_zero=True)
         _positive_int(self.deadline_s, "deadline_s")
+        if self.audit_bps is not None and (not isinstance(self.audit_bps, int) or not 1 <= self.audit_bps <= 10_000):
+            raise SpecError(f"audit_bps must be an integer from 1 to 10000 (basis points), got {self.audit_bps!r}",
+                            field="audit_bps")
+        if self.audit_fee is not None:
+            _positive_int(self.audit_fee, "audit_fee", allow_zero=True)
         _positive_int(self.accept_window_s, "accept_window_s")
         if self.accept_window_s > self.deadline_s:
             raise SpecError(f"accept_window_s ({self.accept_window_s}) must not exceed deadline_s "
@@ -79,6 +88,11 @@ class JobRequest:
         if missing:
             raise SpecError(f"no local file or blob for {sorted(missing)}: pass files or blobs for "
                             "the workload and every input", field="files")
+
+    @property
+    def fee(self) -> int:
+        """What one audit of this job pays its auditor: ``audit_fee``, or ``max_price``."""
+        return self.audit_fee if self.audit_fee is not None else self.max_price
 
     @property
     def collateral_floor(self) -> int:
@@ -145,7 +159,8 @@ _SECTIONS = {
     "job": {"workload", "runtime", "args", "seed", "env", "out_dir", "name"},
     "inputs": None,  # free-form: name = path
     "limits": {"fuel", "memory_mib", "memory_bytes", "wall_clock_s", "output_bytes", "stdout_bytes"},
-    "market": {"max_price", "min_collateral", "deadline_s", "accept_window_s", "bid_window_ms"},
+    "market": {"max_price", "min_collateral", "deadline_s", "accept_window_s", "bid_window_ms",
+               "audit_bps", "audit_fee"},
 }
 
 
@@ -264,11 +279,13 @@ def _build_request(t: _Toml, base: Path) -> JobRequest:
             deadline_s=t.positive_int("market", "deadline_s", 600),
             accept_window_s=t.positive_int("market", "accept_window_s", 30),
             bid_window=bid_ms / 1000 if bid_ms else None,
+            audit_bps=t.positive_int("market", "audit_bps", None),
+            audit_fee=t.amount("market", "audit_fee", None),
             out_dir=base / out_dir if out_dir else None, name=t.string("job", "name") or t.path.stem,
         )
     except SpecError as exc:
         if str(exc).startswith(t.path.name):
             raise
         section = "market" if exc.field in ("max_price", "min_collateral", "deadline_s", "accept_window_s",
-                                            "bid_window") else "job"
+                                            "bid_window", "audit_bps", "audit_fee") else "job"
         raise SpecError(f"{t.path.name}: {exc}", field=f"{section}.{exc.field}") from None

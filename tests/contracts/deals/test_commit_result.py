@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import SEAL, commit, deal_tuple, events, make_terms, now, open_and_commit, open_deal
+from contracts_kit import SEAL, block_number, commit, deal_tuple, events, now, open_deal
 
 
 def test_commit_stores_seal(market, provider, make_terms):
@@ -9,6 +9,7 @@ def test_commit_stores_seal(market, provider, make_terms):
     deal = commit(market, terms)
     (log,) = events(market, "ResultCommitted")
     assert (log.seal, log.committed_at) == (SEAL, now())
+    assert deal[3] == block_number() and deal[4] == 0  # committed_block, UNDRAWN
     assert market.lane(provider.address, 0) >> 64 == int.from_bytes(market.deal_hash(deal), "big") >> 64
 
 

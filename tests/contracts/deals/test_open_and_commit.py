@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import DEPOSIT, PRICE, SEAL, as_tuple, events, make_party, now, open_and_commit, sign
+from contracts_kit import AUDIT_FEE, DEPOSIT, PRICE, SEAL, as_tuple, block_number, deal_tuple, events, make_party, now, open_and_commit, sign
 
 
 def test_opens_and_commits(market, requester, provider, make_terms):
@@ -13,10 +13,12 @@ def test_opens_and_commits(market, requester, provider, make_terms):
     assert events(market, "ResultCommitted") == []
     assert opened.deal_id == deal_id == market.deal_id(provider.address, 0, 1)
     assert (opened.requester, opened.provider, opened.lane, opened.nonce, opened.jobs_root, opened.jobs,
-            opened.price, opened.collateral, opened.deadline, opened.expiry, opened.seal) == (
+            opened.price, opened.collateral, opened.deadline, opened.expiry, opened.seed_hash, opened.audit_bps,
+            opened.audit_fee, opened.seal) == (
         *as_tuple(terms)[:4], terms["jobs_root"], *as_tuple(terms)[5:], SEAL)
-    assert market.balance_of(requester.address) == DEPOSIT - PRICE
-    full = market.deal_hash((as_tuple(terms), SEAL, now()))
+    assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
+    # committed at this block: the lottery's beacon is committed_block + beacon_delay
+    full = market.deal_hash(deal_tuple(terms, SEAL, now(), block_number()))
     assert market.lane(provider.address, 0) >> 64 == int.from_bytes(full, "big") >> 64
 
 

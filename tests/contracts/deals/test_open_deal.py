@@ -2,7 +2,8 @@ import boa
 import pytest
 
 from contracts_kit import (
-    COLLATERAL, DEPOSIT, PRICE, CHALLENGE_WINDOW, SEAL, STAKE, as_tuple, commit, events, make_party, now, open_deal, sign,
+    AUDIT_FEE, COLLATERAL, DEPOSIT, PRICE, SEED_HASH, STAKE, as_tuple, commit, deal_tuple, events, make_party, now,
+    open_deal, settle, sign,
 )
 
 
@@ -13,10 +14,13 @@ def test_open_escrows_price_and_locks_collateral(market, requester, provider, ma
     assert log.deal_id == deal_id == market.deal_id(provider.address, 0, 1)
     assert (log.requester, log.provider, log.lane, log.nonce, log.jobs, log.price, log.collateral) == (
         requester.address, provider.address, 0, 1, 1, PRICE, COLLATERAL)
+    assert (log.seed_hash, log.audit_bps, log.audit_fee) == (SEED_HASH, 300, AUDIT_FEE)
     assert log.seal == b"\0" * 32  # opened without a commit
-    assert market.balance_of(requester.address) == DEPOSIT - PRICE
+    # price and audit fee are escrowed; the price counts as value in flight
+    assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     assert market.free_stake(provider.address) == STAKE - COLLATERAL
-    stored = market.deal_hash((as_tuple(terms), b"\0" * 32, 0))
+    assert market.in_flight(provider.address) == (PRICE, 1)
+    stored = market.deal_hash(deal_tuple(terms))
     assert market.lane(provider.address, 0) == (int.from_bytes(stored, "big") & ~(2**64 - 1)) | 1
 
 
@@ -34,7 +38,12 @@ def test_not_requester_reverts(market, provider, make_terms):
         ({"expiry": 10**10, "deadline": 10**10 - 1}, "deals: expiry after deadline"),
         ({"nonce": 2**64}, "deals: nonce out of range"),
         ({"price": 2**96}, "deals: amount out of range"),
+        ({"seed_hash": b"\0" * 32}, "deals: no seed"),
+        ({"audit_bps": 299}, "deals: audit probability out of range"),
+        ({"audit_bps": 10_001}, "deals: audit probability out of range"),
+        ({"audit_fee": 2**96}, "deals: amount out of range"),
         ({"price": DEPOSIT + 1}, "deals: requester unfunded"),
+        ({"price": DEPOSIT - AUDIT_FEE + 1}, "deals: requester unfunded"),
         ({"collateral": STAKE + 1}, "deals: insufficient free stake"),
     ],
 )
@@ -80,9 +89,7 @@ def test_lane_busy_and_replay(market, provider, make_terms):
     open_deal(market, terms, provider)
     with boa.reverts("deals: lane busy"):
         open_deal(market, terms, provider)
-    deal = commit(market, terms)
-    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
-    market.finalize([deal])
+    settle(market, commit(market, terms))
     with boa.reverts("deals: bid replayed"):
         open_deal(market, terms, provider)
     open_deal(market, make_terms(nonce=2), provider)

@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import COLLATERAL, DEPOSIT, MISS_PENALTY_BPS, PRICE, STAKE, deal_tuple, events, now, open_and_commit, open_deal
+from contracts_kit import AUDIT_FEE, COLLATERAL, DEPOSIT, MISS_PENALTY_BPS, PRICE, STAKE, deal_tuple, events, now, open_and_commit, open_deal
 
 
 def test_reclaim_refunds_and_penalizes(market, requester, provider, make_terms):
@@ -11,7 +11,9 @@ def test_reclaim_refunds_and_penalizes(market, requester, provider, make_terms):
     penalty = COLLATERAL * MISS_PENALTY_BPS // 10_000
     (log,) = events(market, "DealReclaimed")
     (slash,) = events(market, "ProviderSlashed")
-    assert (log.refund, log.penalty, slash.amount, slash.to) == (PRICE, penalty, penalty, requester.address)
+    # the refund is price + audit fee
+    assert (log.refund, log.penalty, slash.amount, slash.to) == (PRICE + AUDIT_FEE, penalty, penalty, requester.address)
+    assert market.in_flight(provider.address) == (0, 0)
     assert market.balance_of(requester.address) == DEPOSIT + penalty
     assert market.provider_info(provider.address)[4] == STAKE - penalty
     assert market.free_stake(provider.address) == STAKE - penalty
@@ -41,13 +43,14 @@ def test_unknown_reverts(market, make_terms):
 
 
 def test_missed_counter_saturates_without_touching_registration(market, provider, make_terms):
-    # missed is 31 bits, just below the registered bit in the provider's work word
+    # missed is 30 bits, just below the jailed and registered bits in the provider's work word
     terms = make_terms(jobs=2**40)
     open_deal(market, terms, provider)
     boa.env.time_travel(seconds=terms["deadline"] - now() + 1)
     market.reclaim([deal_tuple(terms)])
-    assert market.reputation(provider.address)[1] == 2**31 - 1
+    assert market.reputation(provider.address)[1] == 2**30 - 1
     assert market.provider_info(provider.address)[0] is True
+    assert market.jailed(provider.address) is False
     penalty = COLLATERAL * MISS_PENALTY_BPS // 10_000
     assert market.free_stake(provider.address) == STAKE - penalty
     open_deal(market, make_terms(nonce=2), provider)  # still registered, still lockable

@@ -1,12 +1,10 @@
 import boa
 
-from contracts_kit import CHALLENGE_WINDOW, PRICE, events, open_and_commit
+from contracts_kit import PRICE, events, open_and_commit, settle
 
 
 def test_claim_pays_earnings_once(token, market, requester, provider, make_terms):
-    deal = open_and_commit(market, make_terms(), requester)
-    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
-    market.finalize([deal])
+    settle(market, open_and_commit(market, make_terms(), requester))
     assert market.provider_info(provider.address)[8] == PRICE
     with boa.env.prank(provider.address):
         market.claim_earnings()

@@ -1,13 +1,11 @@
 import boa
 
-from contracts_kit import CHALLENGE_WINDOW, PRICE, deal_tuple, make_party, open_and_commit, open_deal
+from contracts_kit import PRICE, deal_tuple, make_party, open_and_commit, open_deal, settle
 
 
 def test_reputation_counts_completed_jobs_and_volume(market, requester, provider, make_terms):
     assert market.reputation(provider.address) == (0, 0, 0, 0)
-    deal = open_and_commit(market, make_terms(jobs=3), requester)
-    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
-    market.finalize([deal])
+    settle(market, open_and_commit(market, make_terms(jobs=3), requester))
     assert market.reputation(provider.address) == (3, 0, 0, PRICE)
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from web3 import Web3
 
-from mercato.chain import Deployment, Devnet, MarketClient, connect
+from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
 from mercato.config import RetryPolicy, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,7 +33,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     home = tmp_path_factory.mktemp("provider-devnet")
-    net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1)))
+    # audits at 0.01 % unless a test asks for more: a deal sent to audit by chance would wait
+    # on auditors drawn from other tests' agents, long gone (tests/integration/market/test_verification.py
+    # asks for audits explicitly)
+    net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1)),
+                 DevnetParams(audit_floor_bps=1))
     net.start()
     yield net
     net.stop()

@@ -15,9 +15,11 @@ KEYS = dev_accounts()
 MARKET = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"  # the devnet market's address
 PROVIDER = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
 REQUESTER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-TERMS = Terms(REQUESTER, PROVIDER, 0, 1, b"\x11" * 32, 1, 2_000_000, 38_000_000, 1_800_000_600, 1_800_000_060)
+TERMS = Terms(REQUESTER, PROVIDER, 0, 1, b"\x11" * 32, 1, 2_000_000, 38_000_000, 1_800_000_600, 1_800_000_060,
+              keccak(b"\x42" * 32), 300, 2_000_000)
 FIELDS = ("address requester,address provider,uint256 lane,uint256 nonce,bytes32 jobs_root,uint256 jobs,"
-          "uint256 price,uint256 collateral,uint256 deadline,uint256 expiry")
+          "uint256 price,uint256 collateral,uint256 deadline,uint256 expiry,bytes32 seed_hash,uint256 audit_bps,"
+          "uint256 audit_fee")
 
 
 def _by_hand(kind: str, terms: Terms, chain_id: int, market: str) -> bytes:
@@ -25,8 +27,11 @@ def _by_hand(kind: str, terms: Terms, chain_id: int, market: str) -> bytes:
     separator = keccak(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
                               [domain_type, keccak(b"Mercato"), keccak(b"1"), chain_id, market]))
     typehash = keccak(f"{kind}({FIELDS})".encode())
+    values = [terms.requester, terms.provider, terms.lane, terms.nonce, terms.jobs_root, terms.jobs, terms.price,
+              terms.collateral, terms.deadline, terms.expiry, terms.seed_hash, terms.audit_bps, terms.audit_fee]
     struct = keccak(encode(["bytes32", "address", "address", "uint256", "uint256", "bytes32", "uint256",
-                            "uint256", "uint256", "uint256", "uint256"], [typehash, *terms.to_tuple()]))
+                            "uint256", "uint256", "uint256", "uint256", "bytes32", "uint256", "uint256"],
+                           [typehash, *values]))
     return keccak(b"\x19\x01" + separator + struct)
 
 
@@ -41,14 +46,27 @@ def test_digest_matches_hand_encoding(kind: eip712.Kind) -> None:
     assert eip712.digest(kind, TERMS, 31337, MARKET) == _by_hand(kind, TERMS, 31337, MARKET)
 
 
+@pytest.mark.parametrize("field", ["seed_hash", "audit_bps", "audit_fee"])
+def test_verification_terms_are_signed(field: str) -> None:
+    changed = {"seed_hash": keccak(b"\x43" * 32), "audit_bps": 301, "audit_fee": 2_000_001}[field]
+    other = Terms(**(TERMS.as_message() | {field: changed}))  # type: ignore[arg-type]
+    kinds: tuple[eip712.Kind, ...] = ("Bid", "Acceptance")
+    for kind in kinds:
+        assert eip712.digest(kind, other, 31337, MARKET) != eip712.digest(kind, TERMS, 31337, MARKET)
+    bid = eip712.sign_bid(TERMS, KEYS["provider1"], chain_id=31337, market=MARKET)
+    assert eip712.recover_bid(other, bid, chain_id=31337, market=MARKET) != PROVIDER
+
+
 def test_known_vectors() -> None:
+    # computed independently: the hand encoding above, cross-checked with eth_account's
+    # encode_typed_data over the full type string, signed with Account.unsafe_sign_hash
     assert eip712.digest("Bid", TERMS, 31337, MARKET).hex() == (
-        "1216903f5655394beef1fcde8c1f6ddd42b0e7a780ba3db2da2de79b4fcf7d70")
+        "bce5cf78bbd16f4f9eb17014860bc32b6a41c83f621e9837b05b6360ff60daf7")
     assert eip712.digest("Acceptance", TERMS, 31337, MARKET).hex() == (
-        "5d6b9544be39271cdda11a4024d162cf3fe744df9b941961b23ddd9f9c233a23")
+        "60661faf27de27a474be4d693d7ad5c29f448059d6d494e2a6a354cfb974249c")
     assert eip712.sign_bid(TERMS, KEYS["provider1"], chain_id=31337, market=MARKET).hex() == (
-        "200869c0ddbda3d4d1639bd12fab9a9ec65ff015c968daa3c7036dea65ee888c"
-        "37ab3062464c86ddaedb04b13a1226caef6bb008f6f9ef9e79dee61f0c08f64a1c")
+        "6f9c376d6bc0a835c276e6cd10d2b95a677284ad2cd9cad3395ee0f3725d7a57"
+        "434fdbb4603a60e45599db4cedb60947434a6f473cdb618d0a165be51230e8df1c")
 
 
 def test_sign_recover_round_trip_and_v_low_s() -> None:

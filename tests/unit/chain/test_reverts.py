@@ -51,7 +51,8 @@ def test_mapping_matches_namespace(reason: str) -> None:
     assert isinstance(err, e.ContractRevert) and err.reason == reason
     assert str(err).startswith(reason + ": ")  # what happened, then what to do
     namespace = reason.split(":")[0]
-    parent = {"accounts": e.AccountsError, "staking": e.StakingError, "deals": e.DealsError}[namespace]
+    parent = {"accounts": e.AccountsError, "staking": e.StakingError, "deals": e.DealsError,
+              "audits": e.AuditError}[namespace]
     # the one deliberate cross-namespace mapping: collateral checks in deals are about stake
     assert isinstance(err, parent) or type(err) in (e.InsufficientFreeStake, e.InvalidAmount)
 
@@ -69,6 +70,14 @@ def test_mapping_matches_namespace(reason: str) -> None:
     ("deals: challenge window open", e.ChallengeWindowOpen),
     ("deals: deadline not passed", e.DeadlineNotPassed),
     ("accounts: insufficient balance", e.InsufficientBalance),
+    ("deals: no seed", e.InvalidTerms),
+    ("deals: audit probability out of range", e.InvalidTerms),
+    ("deals: bond too small", e.BondTooSmall),
+    ("deals: bad seed", e.LotteryError),
+    ("deals: beacon not ready", e.LotteryError),
+    ("deals: not drawn", e.AuditPending),
+    ("deals: audit pending", e.AuditPending),
+    ("audits: bad reveal", e.AuditError),
 ])
 def test_key_reasons(reason: str, cls: type[e.ContractRevert]) -> None:
     assert type(error_for(reason)) is cls

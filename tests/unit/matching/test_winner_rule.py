@@ -27,13 +27,16 @@ REQ = Account.from_key("0x" + "11" * 32).address
 ADDRS = sorted((Account.from_key(bytes([i + 1]) * 32).address for i in range(6)), key=lambda a: bytes.fromhex(a[2:]))
 SPEC = b"\x42" * 32
 NOW = 1_700_000_000
-ASK = Ask(REQ, SPEC, max_price=1_000, min_collateral=19_000, deadline=NOW + 600, expiry=NOW + 30)
+SEED_HASH = b"\x5d" * 32
+ASK = Ask(REQ, SPEC, max_price=1_000, min_collateral=19_000, deadline=NOW + 600, expiry=NOW + 30,
+          seed_hash=SEED_HASH, audit_bps=300, audit_fee=1_000)
 
 
 def terms(provider: str, price: int = 500, collateral: int = 19_000, *, lane: int = 0, deadline: int = NOW + 600,
-          expiry: int = NOW + 30, spec: bytes = SPEC, requester: str = REQ) -> Terms:
+          expiry: int = NOW + 30, spec: bytes = SPEC, requester: str = REQ, seed_hash: bytes = SEED_HASH,
+          audit_bps: int = 300, audit_fee: int = 1_000) -> Terms:
     return Terms(requester, provider, lane, 1, job_leaf(spec, price, collateral), 1, price, collateral,
-                 deadline, expiry)
+                 deadline, expiry, seed_hash, audit_bps, audit_fee)
 
 
 def facts(address: str, *, stake: int = 100_000, free: int | None = None, rep: Reputation = Reputation(),
@@ -58,6 +61,12 @@ def offer(provider: str, price: int = 500, **kw: object) -> Offer:
     (offer(ADDRS[0], deadline=NOW + 600 + 31), facts(ADDRS[0]), "deadline"),
     (offer(ADDRS[0], deadline=NOW + 600 - 30), facts(ADDRS[0]), None),
     (offer(ADDRS[0], expiry=NOW + 100), facts(ADDRS[0]), "expiry"),
+    (offer(ADDRS[0], seed_hash=b"\x5e" * 32), facts(ADDRS[0]), "verification terms"),
+    (offer(ADDRS[0], seed_hash=b"\x00" * 32), facts(ADDRS[0]), "verification terms"),
+    (offer(ADDRS[0], audit_bps=299), facts(ADDRS[0]), "verification terms"),
+    (offer(ADDRS[0], audit_bps=10_000), facts(ADDRS[0]), "verification terms"),  # even a safer one: not what was asked
+    (offer(ADDRS[0], audit_fee=999), facts(ADDRS[0]), "verification terms"),
+    (offer(ADDRS[0], audit_fee=1_001), facts(ADDRS[0]), "verification terms"),
 ])
 def test_check_bid(bid: Offer, fact: ProviderFacts | None, reason: str | None) -> None:
     got = check_bid(bid, ASK, fact)

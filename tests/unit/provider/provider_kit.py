@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_utils import keccak
 
 from mercato.chain import FakeLedger, FakeMarket, dev_accounts
 from mercato.domain.deals import Terms
@@ -23,6 +24,8 @@ STAKE = 10_000 * 10**6
 DEPOSIT = 1_000 * 10**6
 WORKLOAD = b"\x00asm\x01\x00\x00\x00 provider unit test workload"
 INPUT = b"some input bytes"
+SEED = b"\x5d" * 32  # the requester's lottery seed; its keccak goes in every RFQ
+AUDIT_FEE = 10**6
 
 
 @pytest.fixture
@@ -86,7 +89,8 @@ def make_rfq(chain: FakeMarket | Any, requester: str, spec: JobSpec | None = Non
         kw.setdefault("spec_hash", spec.spec_hash())
     values: dict[str, Any] = dict(rfq_id=new_id(), requester=requester, chain_id=chain.chain_id, market=chain.market,
                                   spec=raw, max_price=10**9,
-                                  min_collateral=0, deadline_s=600, accept_window_s=60)
+                                  min_collateral=0, deadline_s=600, accept_window_s=60,
+                                  seed_hash="0x" + keccak(SEED).hex(), audit_bps=300, audit_fee=AUDIT_FEE)
     return Rfq(**(values | kw))
 
 
@@ -139,6 +143,16 @@ class Harness:
 
     async def state(self, deal_id: str) -> str:
         return str((await self.client.get(f"/v1/deals/{deal_id}")).json()["state"])
+
+    async def reveal(self, deal_id: str, seed: bytes = SEED) -> httpx.Response:
+        """The requester's ``POST /v1/deals/{id}/seed``."""
+        return await self.client.post(f"/v1/deals/{deal_id}/seed", json={"seed": "0x" + seed.hex()})
+
+    def past_beacon(self, deal_id: str) -> None:
+        """Mine the blocks the lottery waits for: the draw may land once the beacon block is past."""
+        rec = self.agent.store.get(deal_id)
+        assert rec is not None and rec.committed_block is not None
+        self.ledger.advance(0, blocks=max(0, rec.committed_block + self.ledger.beacon_delay - self.ledger.block))
 
 
 AgentFactory = Callable[..., Awaitable[Harness]]

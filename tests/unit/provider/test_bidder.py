@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from provider_kit import KEYS, STAKE, Harness, make_rfq, make_spec
+from eth_utils import keccak
+
+from provider_kit import AUDIT_FEE, KEYS, SEED, STAKE, Harness, make_rfq, make_spec
 
 from mercato.chain import FakeLedger, FakeMarket, recover_bid
 from mercato.domain.deals import deal_id, job_leaf
@@ -34,8 +36,17 @@ async def test_bid_terms_are_signed_and_priced(make_agent, requester: FakeMarket
     assert (terms.deadline, terms.expiry) == (ledger.time + 600, ledger.time + 30)
     assert terms.jobs_root == job_leaf(bytes.fromhex(spec.spec_hash()[7:]), 4000, 76000)
     assert bid["deal_id"] == "0x" + deal_id(h.provider.address, 0, 1).hex()
+    assert (terms.seed_hash, terms.audit_bps, terms.audit_fee) == (keccak(SEED), 300, AUDIT_FEE)  # the RFQ's
     sig = bytes.fromhex(bid["signature"][2:])
     assert recover_bid(terms, sig, chain_id=ledger.chain_id, market=ledger.market) == h.provider.address
+
+
+async def test_verification_terms_are_copied_unchanged(make_agent, requester: FakeMarket) -> None:
+    h: Harness = await make_agent()
+    seed_hash = "0x" + keccak(b"\x01" * 32).hex()
+    bid = await h.bid(requester, seed_hash=seed_hash.upper().replace("0X", "0x"), audit_bps=10_000, audit_fee=0)
+    terms = TermsMsg.model_validate(bid["terms"]).to_terms()
+    assert ("0x" + terms.seed_hash.hex(), terms.audit_bps, terms.audit_fee) == (seed_hash, 10_000, 0)
 
 
 async def test_utilization_raises_the_price_and_lanes_differ(make_agent, requester: FakeMarket) -> None:
@@ -58,6 +69,10 @@ async def test_min_collateral_wins_when_higher(make_agent, requester: FakeMarket
     ({"spec_hash": "sha256:" + "00" * 32}, "spec"),
     ({"spec": {"runtime": "wasm"}}, "spec"),
     ({"requester_address": "not-an-address"}, "spec"),
+    ({"seed_hash": "0x" + "00" * 32}, "spec"),
+    ({"seed_hash": "0x" + "ab" * 31}, "spec"),
+    ({"seed_hash": "0x" + "zz" * 32}, "spec"),
+    ({"seed_hash": ""}, "spec"),
     ({"spec": make_spec(fuel=10**15)}, "limits"),
     ({"spec": make_spec(memory_bytes=1 << 40)}, "limits"),
     ({"input_bytes": 1 << 40}, "inputs"),

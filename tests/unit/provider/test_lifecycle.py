@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from eth_utils import keccak
 
-from provider_kit import INPUT, WORKLOAD, Harness, accept_msg, terms_of, until
+from provider_kit import AUDIT_FEE, DEPOSIT, INPUT, SEED, WORKLOAD, Harness, accept_msg, terms_of, until
 
 from mercato.chain import FakeLedger, FakeMarket
-from mercato.domain.deals import Deal
+from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, Deal
 from mercato.errors import DealNotFound
+from mercato.provider.executor import Executor
+from mercato.verification.lottery import seal_of
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,8 @@ async def test_optimistic_start_open_and_commit_then_finalize_and_claim(
     st = (await h.client.get(f"/v1/deals/{deal}")).json()
     assert st["on_chain"] and st["commit_tx"] and st["started_at"]
     root, salt = st["receipt"]["result_root"], bytes.fromhex(st["salt"][2:])
-    assert st["seal"] == "0x" + keccak(bytes.fromhex(root) + salt).hex()
+    assert st["seal"] == "0x" + seal_of(h.provider.address, bytes.fromhex(deal[2:]), bytes.fromhex(root),
+                                        st["receipt"]["fuel_used"], salt).hex()
     assert (await h.client.get(f"/v1/deals/{deal}/stdout")).content == b"pi=3.14\n\xff raw"  # exact bytes
     assert (await h.client.get(f"/v1/deals/{deal}/outputs/pi.txt")).content == b"3.14\n"
     assert (await h.client.get(f"/v1/deals/{deal}/outputs/nope.txt")).status_code == 404
@@ -39,11 +41,17 @@ async def test_optimistic_start_open_and_commit_then_finalize_and_claim(
         h.agent.result_file(deal, "outputs/../stdout")
     assert h.provider.lane(h.provider.address, 0).busy
     tokens = h.provider.token_balance()
-    ledger.advance(ledger.challenge_window)
+    price = terms_of(bid).price
+    assert requester.balance_of() == DEPOSIT - price - AUDIT_FEE
+    ledger.advance(ledger.challenge_window)  # the window is over, but the lottery has not run
+    assert (await h.reveal(deal)).status_code == 200
+    h.past_beacon(deal)
     await until(lambda: h.agent.store.get(deal).state == "finalized")
-    await until(lambda: h.provider.token_balance() == tokens + terms_of(bid).price)
+    assert h.agent.store.get(deal).status in (CLEARED, AUDITED)
+    await until(lambda: h.provider.token_balance() == tokens + price)
     assert h.provider.reputation().completed == 1
     assert h.agent.store.busy_lanes(2) == 0
+    assert requester.balance_of() == DEPOSIT - price  # the audit fee came back
 
 
 async def test_requester_opens_first_then_commit_result(make_agent, requester: FakeMarket,
@@ -98,8 +106,11 @@ async def test_wrong_result_seals_another_root(make_agent, requester: FakeMarket
     h: Harness = await make_agent(behaviour="wrong_result")
     bid = await _run_to(h, requester, "committed")
     st = (await h.client.get(f"/v1/deals/{bid['deal_id']}")).json()
-    honest = keccak(bytes.fromhex(st["receipt"]["result_root"]) + bytes.fromhex(st["salt"][2:]))
-    assert st["seal"] != "0x" + honest.hex()
+    root, fuel, salt = st["receipt"]["result_root"], st["receipt"]["fuel_used"], bytes.fromhex(st["salt"][2:])
+    deal_id = bytes.fromhex(bid["deal_id"][2:])
+    assert st["seal"] != "0x" + seal_of(h.provider.address, deal_id, bytes.fromhex(root), fuel, salt).hex()
+    wrong = bytes.fromhex(Executor.wrong_root(root))
+    assert st["seal"] == "0x" + seal_of(h.provider.address, deal_id, wrong, fuel, salt).hex()
 
 
 async def test_expired_bid_releases_its_lane(make_agent, requester: FakeMarket, ledger: FakeLedger) -> None:
@@ -114,6 +125,10 @@ async def test_someone_else_finalizing_is_fine(make_agent, requester: FakeMarket
     h: Harness = await make_agent(housekeeping_interval_s=60)  # our own finalizer stays idle
     bid = await _run_to(h, requester, "committed")
     rec = h.agent.store.get(bid["deal_id"])
-    ledger.advance(ledger.challenge_window)
-    requester.finalize([Deal(terms_of(bid), bytes.fromhex(rec.seal[2:]), rec.committed_at)])
+    ledger.advance(ledger.challenge_window, blocks=ledger.beacon_delay)
+    stored = Deal(terms_of(bid), bytes.fromhex(rec.seal[2:]), rec.committed_at, rec.committed_block)
+    (drawn,) = requester.draw([stored], [SEED])  # the requester draws itself
+    await until(lambda: h.agent.store.get(bid["deal_id"]).status == drawn.deal.status)  # via DealDrawn
+    assert h.agent.store.get(bid["deal_id"]).status != UNDRAWN
+    requester.finalize([drawn.deal])
     await until(lambda: h.agent.store.get(bid["deal_id"]).state == "finalized")  # via DealFinalized

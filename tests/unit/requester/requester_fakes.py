@@ -27,12 +27,14 @@ from mercato.domain.wire import (
     DeclineMsg,
     Rfq,
     RfqAnswer,
+    SeedMsg,
     TermsMsg,
 )
 from mercato.errors import ChainError
 from mercato.provider.store import LANE_TAKEN
 from mercato.requester import Market
 from mercato.runtimes.blobs import content_hash
+from mercato.verification.lottery import seal_of
 from mercato.verification.result_root import result_root, sha256_hex
 
 KEYS = dev_accounts()
@@ -53,6 +55,8 @@ class FakeProvider:
     delay: float = 0.0  # seconds before answering an RFQ
     bad_signature: bool = False
     tamper_output: bool = False
+    wrong_seal: bool = False  # commit a seal over another root: the served result does not open it
+    seed_status: int | None = None  # answer POST /v1/deals/{id}/seed with this status instead
     never_commit: bool = False
     fail_run: str | None = None  # report "failed" with this error
     open_itself: bool = False  # open_and_commit with the acceptance instead of commit_result
@@ -101,6 +105,8 @@ class FakeProvider:
                 return httpx.Response(404, json={"detail": "unknown deal"})
             if method == "POST" and parts[4:] == ["accept"]:
                 return self._accept(deal, AcceptMsg.model_validate_json(request.content))
+            if method == "POST" and parts[4:] == ["seed"]:
+                return self._seed(deal, SeedMsg.model_validate_json(request.content))
             if method == "GET" and len(parts) == 4:
                 return self._status(deal)
             if method == "GET":
@@ -125,13 +131,14 @@ class FakeProvider:
         self.lane += 1
         leaf = job_leaf(bytes.fromhex(rfq.spec_hash.removeprefix("sha256:")), price, rfq.min_collateral)
         nonce = 1
+        verification = (bytes.fromhex(rfq.seed_hash.removeprefix("0x")), rfq.audit_bps, rfq.audit_fee)
         if self.lane_taken_by is not None:  # an earlier bid on this lane (released, say) is opened first
             earlier = Terms(self.lane_taken_by.address, self.address, self.lane, 1, leaf, 1, price,
-                            rfq.min_collateral, now + rfq.deadline_s, now + rfq.accept_window_s)
+                            rfq.min_collateral, now + rfq.deadline_s, now + rfq.accept_window_s, *verification)
             self.lane_taken_by.open_deal(earlier, self.api.sign_bid(earlier))
             nonce = 2
         terms = Terms(rfq.requester, self.address, self.lane, nonce, leaf, 1, price, rfq.min_collateral,
-                      now + rfq.deadline_s, now + rfq.accept_window_s)
+                      now + rfq.deadline_s, now + rfq.accept_window_s, *verification)
         signature = self.api.sign_bid(terms)
         if self.bad_signature:
             signature = self.ledger.client(KEYS["requester3"]).sign_bid(terms)
@@ -144,6 +151,15 @@ class FakeProvider:
     def _accept(self, deal: dict, msg: AcceptMsg) -> httpx.Response:
         deal["acceptance"] = bytes.fromhex(msg.acceptance_signature.removeprefix("0x"))
         deal["state"] = "accepted"
+        return self._status(deal)
+
+    def _seed(self, deal: dict, msg: SeedMsg) -> httpx.Response:
+        if self.seed_status is not None:
+            return httpx.Response(self.seed_status, json={"detail": "no"})
+        seed = bytes.fromhex(msg.seed.removeprefix("0x"))
+        if keccak(seed) != deal["terms"].seed_hash:
+            return httpx.Response(422, json={"detail": "the seed does not hash to the deal's seed_hash"})
+        deal["seed"] = seed
         return self._status(deal)
 
     async def _release(self, deal_id: str) -> httpx.Response:
@@ -179,7 +195,8 @@ class FakeProvider:
         root = result_root(outputs=[(p, sha256_hex(b)) for p, b in OUTPUTS.items()], stdout=STDOUT, stderr=b"",
                            outcome="ok", exit_code=0)
         salt = secrets.token_bytes(32)
-        seal = keccak(bytes.fromhex(root) + salt)
+        sealed = keccak(b"another result") if self.wrong_seal else bytes.fromhex(root)
+        seal = seal_of(self.address, deal["terms"].deal_id, sealed, 123, salt)
         deal["receipt"] = {"outcome": "ok", "exit_code": 0, "fuel_used": 123, "cu_used": 1, "result_root": root,
                            "stdout": STDOUT.decode(), "stderr": "", "message": "",
                            "outputs": [{"path": p, "sha256": sha256_hex(b), "size": len(b)} for p, b in OUTPUTS.items()],
@@ -192,10 +209,14 @@ class FakeProvider:
         terms: Terms = deal["terms"]
         if self.open_itself:
             try:
-                return "0x" + self.api.open_and_commit(terms, deal["acceptance"], seal).tx.tx_hash.hex()
+                done = self.api.open_and_commit(terms, deal["acceptance"], seal)
+                deal["onchain"] = done.deal
+                return "0x" + done.tx.tx_hash.hex()
             except ChainError:  # the requester opened it first
                 pass
-        return "0x" + self.api.commit_result(Deal(terms), seal).tx.tx_hash.hex()
+        done = self.api.commit_result(Deal(terms), seal)
+        deal["onchain"] = done.deal  # the deal as stored, to check what the requester did with it
+        return "0x" + done.tx.tx_hash.hex()
 
     def _status(self, deal: dict) -> httpx.Response:
         self._run(deal)

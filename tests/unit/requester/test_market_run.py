@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from eth_utils import keccak
 
 from requester_fakes import DEPOSIT, KEYS, MakeMarket, OUTPUTS, STDOUT, FakeProvider, transport
 
 from mercato import errors as e
 from mercato.chain import FakeLedger, FakeMarket
+from mercato.domain.deals import AUDITED, UNDRAWN
 from mercato.requester import (
     Accepted,
     BidsCollected,
@@ -50,7 +52,11 @@ def test_happy_path_verifies_pays_and_reports_every_step(ledger: FakeLedger, req
     assert result.collateral == 19 * request_.max_price
     assert result.opened_by == "requester" and result.open_tx is not None
     assert (tmp_path / "out" / "sub" / "more.txt").read_bytes() == OUTPUTS["sub/more.txt"]
-    assert requester.balance_of() == DEPOSIT - result.price
+    # the price and the audit fee (max_price by default) stay escrowed until the deal settles
+    assert requester.balance_of() == DEPOSIT - result.price - request_.max_price
+    (deal,) = p.deals.values()
+    assert keccak(deal["seed"]) == deal["terms"].seed_hash  # the lottery seed was revealed to the provider
+    assert (deal["terms"].audit_bps, deal["terms"].audit_fee) == (300, request_.max_price)
     assert result.ttfb_ms is not None and result.timings["total_ms"] >= result.timings["bids_ms"]
     kinds = [type(ev) for ev in market.events]  # type: ignore[attr-defined]
     assert kinds == [BidsCollected, WinnerChosen, Accepted, Running, Committed, Verified, Paid]
@@ -115,13 +121,46 @@ def test_no_qualifying_provider(ledger: FakeLedger, make_market: MakeMarket, req
     assert poor.rfqs == 0 and info.value.asked == 0
 
 
+def _audited_on_chain(ledger: FakeLedger, p: FakeProvider, deal: dict) -> bool:
+    """Whether the provider's lane holds the deal as committed, now with status AUDITED."""
+    stored = deal["onchain"].with_status(AUDITED)
+    return ledger.client(KEYS["requester3"]).lane(p.address, deal["terms"].lane).deal_hash_prefix == (
+        int.from_bytes(stored.hash, "big") >> 64)
+
+
 def test_tampered_output_is_a_result_mismatch(ledger: FakeLedger, make_market: MakeMarket,
                                               request_: JobRequest, tmp_path: Path) -> None:
     p = FakeProvider("provider1", ledger, tamper_output=True)
-    with pytest.raises(e.ResultMismatch, match="audit/challenge") as info:
+    with pytest.raises(e.ResultMismatch, match="challenged on-chain") as info:
         run(_go(make_market([p]), request_, out_dir=tmp_path / "out"))
     assert info.value.what.startswith("output ") and info.value.provider == p.address
     assert not (tmp_path / "out").exists()
+    (deal,) = p.deals.values()
+    assert _audited_on_chain(ledger, p, deal)  # challenged: the provider must now open its seal to an auditor
+    assert "seed" not in deal  # nothing to draw: the deal is audited already
+
+
+def test_result_that_does_not_open_the_seal_is_challenged(ledger: FakeLedger, requester: FakeMarket,
+                                                          make_market: MakeMarket, request_: JobRequest,
+                                                          tmp_path: Path) -> None:
+    p = FakeProvider("provider1", ledger, wrong_seal=True)  # outputs match the receipt, not the seal
+    with pytest.raises(e.ResultMismatch, match="differs from the seal committed on-chain") as info:
+        run(_go(make_market([p]), request_, out_dir=tmp_path / "out"))
+    assert info.value.what == "seal" and info.value.provider == p.address
+    assert not (tmp_path / "out").exists()
+    (deal,) = p.deals.values()
+    assert deal["onchain"].status == UNDRAWN  # as committed ...
+    assert _audited_on_chain(ledger, p, deal)  # ... and now AUDITED on the fake lane: challenged
+    assert "seed" not in deal
+    assert requester.balance_of() == DEPOSIT - deal["terms"].escrow  # still escrowed: the audit decides
+
+
+def test_a_provider_refusing_the_seed_costs_the_run_nothing(ledger: FakeLedger, make_market: MakeMarket,
+                                                            request_: JobRequest) -> None:
+    p = FakeProvider("provider1", ledger, seed_status=503)  # the deal is audited by default later
+    assert run(_go(make_market([p]), request_)).verified
+    (deal,) = p.deals.values()
+    assert "seed" not in deal
 
 
 def test_never_committing_provider_is_reclaimed(ledger: FakeLedger, requester: FakeMarket,
@@ -131,7 +170,8 @@ def test_never_committing_provider_is_reclaimed(ledger: FakeLedger, requester: F
         run(_go(make_market([p]), request_, deadline_s=300, accept_window_s=30))
     err = info.value
     collateral = 19 * request_.max_price
-    assert err.refund == 50_000 and err.penalty == collateral // 2
+    assert err.refund == 50_000 + request_.max_price  # the price and the audit fee
+    assert err.penalty == collateral // 2
     assert requester.balance_of() == DEPOSIT + err.penalty
     assert ledger.providers[p.address].missed == 1
     assert "reclaimed" in str(err) and err.reclaim_tx
@@ -148,7 +188,12 @@ def test_failed_run_without_an_on_chain_deal_charges_nothing(ledger: FakeLedger,
 def test_balance_below_the_price(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
     broke = ledger.client(KEYS["requester2"])
     p = FakeProvider("provider1", ledger)
-    with pytest.raises(e.BalanceTooLow, match="mercato deposit 0.05"):
+    with pytest.raises(e.BalanceTooLow, match="plus the audit fee 1 mUSD: run `mercato deposit 1.05`") as info:
+        run(_go(Market(broke, transport=transport([p])), request_))
+    assert info.value.price == 50_000 + request_.max_price
+    ledger.mint(broke.address, 10**6)
+    broke.deposit(50_000)  # the price alone is not enough: the audit fee is escrowed with it
+    with pytest.raises(e.BalanceTooLow, match="mercato deposit 1"):
         run(_go(Market(broke, transport=transport([p])), request_))
 
 

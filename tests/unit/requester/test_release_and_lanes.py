@@ -113,7 +113,7 @@ def test_lane_taken_and_a_mute_provider_does_not_hang(ledger: FakeLedger, reques
 def _terms(ledger: FakeLedger, provider: FakeProvider, requester: FakeMarket, lane: int, nonce: int) -> Terms:
     now = ledger.time
     return Terms(requester.address, provider.address, lane, nonce, job_leaf(b"\x01" * 32, 100, 0), 1, 100, 0,
-                 now + 600, now + 60)
+                 now + 600, now + 60, b"\x5d" * 32, 300, 100)
 
 
 def test_open_confirms_the_lane_holds_our_deal(ledger: FakeLedger, requester: FakeMarket,

@@ -60,4 +60,4 @@ def test_fake_runtime_is_deterministic_per_spec(tmp_path):
 
 def test_runtime_for_unknown_name(tmp_path):
     with pytest.raises(WorkloadError, match="no runtime"):
-        runtime_for("container", BlobStore(tmp_path))
+        runtime_for("vm", BlobStore(tmp_path))

@@ -1,0 +1,234 @@
+"""The auditor role: re-execute a deal blind when the chain draws this provider for it.
+
+    auditor.assign(deal_id)        # the watcher saw AuditorDrawn(deal_id, us)
+    await auditor.run_once()       # the housekeeping loop: fetch, run, commit, reveal, advance
+
+Every registered provider with stake can be drawn (docs/SPEC.md §14.4), stake-weighted and
+never for its own deals. Once drawn, this agent:
+
+1. fetches the job from the audited provider (``GET /v1/audits/{id}/job`` and the blobs,
+   authenticated with an EIP-191 signature the provider checks against the on-chain seats),
+   and checks the spec against the deal's ``jobs_root`` and every blob against its hash;
+2. runs it in the same deterministic sandbox, off the event loop;
+3. commits ``seal_of(self, deal_id, result_root, fuel, salt)`` blind — it never sees the
+   provider's result;
+4. reveals once the audit reaches its reveal phase, and moves an audit whose phase deadline
+   passed (``advance``) so that nobody's money waits on a silent party.
+
+Each audit's progress is one small JSON file under ``data_dir/audits`` written atomically,
+so a restart resumes it: a re-run of the sandbox gives the same result (it is deterministic)
+but the salt is kept from the first run, so a seal already committed can still be opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from mercato.chain.api import AUDIT_COMMIT, AUDIT_REVEAL, AuditState
+from mercato.domain.deals import job_leaf
+from mercato.domain.jobs import JobSpec, Receipt
+from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobMsg, audit_auth_message
+from mercato.errors import ChainError, DealsError, MercatoError
+from mercato.provider.chainio import ChainIO
+from mercato.provider.config import ProviderConfig
+from mercato.provider.executor import Executor, in_daemon_thread, needed_blobs
+from mercato.runtimes import BlobStore, Workspace
+from mercato.runtimes.blobs import content_hash
+from mercato.verification.lottery import seal_of
+
+__all__ = ["Auditor", "AuditTask"]
+
+log = logging.getLogger("mercato.provider.auditor")
+
+
+@dataclass(slots=True)
+class AuditTask:
+    """One audit this agent was drawn for, as persisted."""
+
+    deal_id: str
+    state: str = "assigned"  # assigned | committed | revealed | done | failed
+    result_root: str | None = None
+    fuel: int | None = None
+    salt: str | None = None
+    seal: str | None = None
+    error: str | None = None
+
+
+def _hex(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+class Auditor:
+    """Audits of one provider agent."""
+
+    def __init__(self, cfg: ProviderConfig, chain: ChainIO, executor: Executor, blobs: BlobStore, *,
+                 transport: httpx.AsyncBaseTransport | None = None, http_timeout: float = 30.0) -> None:
+        self.cfg = cfg
+        self.chain = chain
+        self.executor = executor
+        self.blobs = blobs
+        self.dir = cfg.data_dir / "audits"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._transport = transport
+        self._timeout = http_timeout
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    # persistence ----------------------------------------------------------------------------
+    def _path(self, deal_id: str) -> Path:
+        return self.dir / f"{deal_id.lower()}.json"
+
+    def get(self, deal_id: str) -> AuditTask | None:
+        """The persisted task, or None."""
+        path = self._path(deal_id)
+        return AuditTask(**json.loads(path.read_text())) if path.exists() else None
+
+    def _save(self, task: AuditTask) -> None:
+        tmp = self._path(task.deal_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(task)))
+        tmp.replace(self._path(task.deal_id))
+
+    def tasks(self) -> list[AuditTask]:
+        """Every audit not yet done, oldest file first."""
+        out = [AuditTask(**json.loads(p.read_text())) for p in sorted(self.dir.glob("*.json"))]
+        return [t for t in out if t.state not in ("done", "failed")]
+
+    def assign(self, deal_id: str) -> None:
+        """Remember that the chain drew us for ``deal_id`` (idempotent)."""
+        if self.get(deal_id) is None:
+            self._save(AuditTask(deal_id.lower()))
+            log.info("drawn as auditor", extra={"deal_id": deal_id})
+
+    # the loop -------------------------------------------------------------------------------
+    async def run_once(self) -> None:
+        """Advance every audit one step; chain errors are logged and retried next round."""
+        for task in self.tasks():
+            try:
+                await self._step(task)
+            except (ChainError, httpx.HTTPError) as exc:
+                log.warning("audit step failed", extra={"deal_id": task.deal_id, "error": str(exc)})
+
+    async def _step(self, task: AuditTask) -> None:
+        audit: AuditState = await self.chain.read(self.chain.market.audit, _hex(task.deal_id))  # type: ignore[attr-defined]
+        seat = audit.seat_of(self.chain.address)
+        if audit.resolved or seat is None:
+            task.state = "done"
+            self._save(task)
+            return
+        if task.state == "assigned" and audit.phase == AUDIT_COMMIT and audit.acts_now(seat) \
+                and not audit.committed(seat):
+            if self.cfg.behaviour == "silent_auditor":  # TEST ONLY: never answers
+                return
+            if task.deal_id not in self._running:
+                run = asyncio.get_running_loop().create_task(self._execute_and_commit(task, audit))
+                self._running[task.deal_id] = run
+                run.add_done_callback(lambda _t, d=task.deal_id: self._running.pop(d, None))
+            return
+        if audit.phase == AUDIT_REVEAL and audit.committed(seat) and not audit.revealed(seat):
+            await self._reveal(task)
+            return
+        now = await self.chain.now()
+        if audit.deadline and now > audit.deadline:
+            await self.chain.write(self.chain.market.advance, _hex(task.deal_id))  # type: ignore[attr-defined]
+
+    async def _execute_and_commit(self, task: AuditTask, audit: AuditState) -> None:
+        try:
+            if task.seal is None:
+                if self.cfg.behaviour == "lazy_auditor":  # TEST ONLY: echo the provider's seal
+                    task.seal = "0x" + (await self._providers_seal(task.deal_id, audit.provider)).hex()
+                    task.salt, task.result_root, task.fuel = "0x" + bytes(32).hex(), "00" * 32, 0
+                else:
+                    spec = await self._fetch_job(task.deal_id, audit.provider)
+                    receipt = await in_daemon_thread(self._sandbox, task.deal_id, spec)
+                    salt = _hex(task.salt) if task.salt else secrets.token_bytes(32)
+                    seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(receipt.result_root),
+                                   receipt.fuel_used, salt)
+                    task.result_root, task.fuel = receipt.result_root, receipt.fuel_used
+                    task.salt, task.seal = "0x" + salt.hex(), "0x" + seal.hex()
+                self._save(task)  # the salt is on disk before the seal goes out
+            await self.chain.write(self.chain.market.commit_audit, _hex(task.deal_id), _hex(task.seal))  # type: ignore[attr-defined]
+            task.state = "committed"
+            self._save(task)
+            log.info("audit committed", extra={"deal_id": task.deal_id})
+        except DealsError as exc:
+            task.state, task.error = "failed", str(exc)
+            self._save(task)
+            log.warning("audit commit refused", extra={"deal_id": task.deal_id, "error": str(exc)})
+        except (MercatoError, httpx.HTTPError, ValueError) as exc:
+            log.warning("audit could not run yet", extra={"deal_id": task.deal_id, "error": str(exc)})
+
+    async def _reveal(self, task: AuditTask) -> None:
+        if task.result_root is None or task.fuel is None or task.salt is None:
+            return
+        try:
+            await self.chain.write(self.chain.market.reveal, _hex(task.deal_id),  # type: ignore[attr-defined]
+                                   bytes.fromhex(task.result_root), task.fuel, _hex(task.salt))
+        except DealsError as exc:  # e.g. a lazy seal that opens to nothing
+            task.state, task.error = "failed", str(exc)
+            self._save(task)
+            log.warning("audit reveal refused", extra={"deal_id": task.deal_id, "error": str(exc)})
+            return
+        task.state = "revealed"
+        self._save(task)
+        log.info("audit revealed", extra={"deal_id": task.deal_id})
+
+    # fetching and running -------------------------------------------------------------------
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+
+    def _auth(self, deal_id: str) -> dict[str, str]:
+        sig = self.chain.market.sign_text(audit_auth_message(deal_id))  # type: ignore[attr-defined]
+        return {AUDIT_AUTH_HEADERS[0]: self.chain.address, AUDIT_AUTH_HEADERS[1]: "0x" + bytes(sig).hex()}
+
+    async def _endpoint(self, provider: str) -> str:
+        info = await self.chain.read(self.chain.market.provider_info, provider)
+        return info.endpoint.rstrip("/")
+
+    async def _fetch_job(self, deal_id: str, provider: str) -> JobSpec:
+        base, headers = await self._endpoint(provider), self._auth(deal_id)
+        async with self._client() as http:
+            resp = await http.get(f"{base}/v1/audits/{deal_id}/job", headers=headers)
+            resp.raise_for_status()
+            job = AuditJobMsg.model_validate_json(resp.content)
+            spec = JobSpec.from_json(job.spec)
+            terms = job.terms.to_terms()
+            if terms.deal_id.hex() != deal_id.removeprefix("0x").lower():
+                raise ValueError("the provider served the terms of another deal")
+            leaf = job_leaf(bytes.fromhex(spec.spec_hash().removeprefix("sha256:")), terms.price, terms.collateral)
+            if leaf != terms.jobs_root:
+                raise ValueError("the served spec does not hash to the deal's jobs_root")
+            for ref in needed_blobs(spec):
+                if self.blobs.has(ref):
+                    continue
+                got = await http.get(f"{base}/v1/audits/{deal_id}/blobs/{ref}", headers=headers)
+                got.raise_for_status()
+                if content_hash(got.content) != ref:
+                    raise ValueError(f"blob {ref} served with the wrong bytes")
+                self.blobs.put(got.content)
+        return spec
+
+    async def _providers_seal(self, deal_id: str, provider: str) -> bytes:
+        base = await self._endpoint(provider)
+        async with self._client() as http:
+            resp = await http.get(f"{base}/v1/deals/{deal_id}")
+            resp.raise_for_status()
+            return _hex(str(resp.json()["seal"]))
+
+    def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
+        root = self.dir / deal_id.lower()
+        if root.exists():
+            Workspace(root).remove()
+        for sub in ("input", "output", "tmp", "job"):
+            (root / sub).mkdir(parents=True)
+        ws = Workspace(root)
+        try:
+            return self.executor.runtime(spec.runtime).run(spec, ws)
+        finally:
+            ws.remove()
+

@@ -1,0 +1,206 @@
+"""Verification end to end (docs/SPEC.md §14): real anvil, real provider agents (who are also the
+auditors), real wasmtime, the requester SDK. A cheating provider is caught and forfeits its
+stake; a requester that withholds its seed gains nothing; balances are checked to the unit.
+
+The module runs its own devnet so the registry holds only its own agents: auditors are drawn
+from every registered provider, and agents of other modules are gone by the time these run.
+Every deal here asks for ``audit_bps = 10000``, so the lottery always sends it to audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_kit import WASM, AgentProcess, free_port
+from web3 import Web3
+
+from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
+from mercato.chain.api import AUDIT_FAILED, AUDIT_PASSED, AuditState
+from mercato.config import RetryPolicy, Settings
+from mercato.domain.jobs import FUEL_PER_CU, Limits
+from mercato.errors import ResultMismatch
+from mercato.requester import JobRequest, Market
+from mercato.verification.quorum import split_forfeit
+
+CU = 5
+HONEST_PRICE = 100  # per CU; the cheater bids 1 and wins every auction
+STAKE = 50_000 * 10**6
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def vnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    home = tmp_path_factory.mktemp("verify-devnet")
+    net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="",
+                          retry=RetryPolicy(attempts=3, base_delay=0.1)),
+                 DevnetParams(audit_period=15))
+    net.start()
+    yield net
+    net.stop()
+
+
+@pytest.fixture(scope="module")
+def vdep(vnet: Devnet) -> Deployment:
+    dep = vnet.status().deployment
+    assert dep is not None
+    return dep
+
+
+@pytest.fixture(scope="module")
+def chain(vdep: Deployment) -> MarketClient:
+    w3: Web3 = connect(vdep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
+    client = MarketClient.from_deployment(w3, vdep, vdep.keys["requester1"])
+    client.deposit(5_000 * 10**6)
+    return client
+
+
+@pytest.fixture(scope="module")
+def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Callable[..., AgentProcess]]:
+    root = tmp_path_factory.mktemp("verify-agents")
+    made: list[AgentProcess] = []
+
+    def start(account: str, behaviour: str = "honest", price: int = HONEST_PRICE) -> AgentProcess:
+        port = free_port()
+        lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {STAKE}",
+                 "lanes = 2", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
+                 "[pricing]", f"price_per_cu = {price}", "utilization_markup = 0",
+                 "[testing]", f'behaviour = "{behaviour}"']
+        config = root / f"{account}.toml"
+        config.write_text("\n".join(lines) + "\n")
+        env = dict(os.environ, MERCATO_HOME=str(vnet.settings.home),
+                   MERCATO_DEPLOYMENT=str(vnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
+        env.pop("MERCATO_RPC_URL", None)
+        agent = AgentProcess(config, port, env, root / f"{account}.log", account)
+        made.append(agent)
+        return agent.start()
+
+    yield start
+    for agent in made:
+        agent.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def honest(spawn: Callable[..., AgentProcess]) -> list[AgentProcess]:
+    """Seven honest agents: enough for a first auditor and a full committee of five."""
+    return [spawn(f"provider{i}") for i in range(2, 9)]
+
+
+def _job(**market: Any) -> JobRequest:
+    opts: dict[str, Any] = dict(max_price=HONEST_PRICE * CU, deadline_s=300, accept_window_s=120,
+                                audit_bps=10_000) | market
+    return JobRequest.from_files(WASM, args=["50000", "7"], limits=Limits(fuel=CU * FUEL_PER_CU), **opts)
+
+
+def _run(dep: Deployment, job: JobRequest, *, withhold_seed: bool = False) -> Any:
+    async def go() -> Any:
+        async with Market.connect(deployment=dep, key=dep.keys["requester1"], bid_window=0.5) as market:
+            if withhold_seed:
+                async def keep_it(*_a: Any, **_k: Any) -> None:
+                    return None
+                market._reveal_seed = keep_it  # type: ignore[method-assign]  # a requester that never reveals
+            return await market.run(job)
+    return asyncio.run(go())
+
+
+def _wait_audit(chain: MarketClient, deal_id: bytes, timeout: float = 240.0) -> AuditState:
+    end = time.monotonic() + timeout
+    audit = chain.audit(deal_id)
+    while time.monotonic() < end:
+        audit = chain.audit(deal_id)
+        if audit.resolved:
+            return audit
+        time.sleep(0.5)
+    raise AssertionError(f"audit of 0x{deal_id.hex()} still in phase {audit.phase}: {audit}")
+
+
+def _events(chain: MarketClient, name: str, deal_id: bytes) -> list[dict[str, Any]]:
+    event = getattr(chain.contract.events, name)
+    logs = event().get_logs(from_block=chain.from_block, argument_filters={"deal_id": deal_id})
+    return [dict(log["args"]) for log in logs]
+
+
+def _mine(chain: MarketClient, blocks: int) -> None:
+    chain.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+
+def test_wrong_result_is_challenged_disputed_and_slashed(spawn, honest, chain: MarketClient,
+                                                        vdep: Deployment) -> None:
+    cheater_agent = spawn("provider1", behaviour="wrong_result", price=1)
+    cheater = vdep.accounts["provider1"]
+    stake = chain.provider_info(cheater).stake
+    escrow0, burned0 = chain.balance_of(), chain.burned()
+    others0 = {a.account: chain.balance_of(vdep.accounts[a.account]) for a in honest}
+
+    with pytest.raises(ResultMismatch) as err:
+        _run(vdep, _job())
+    deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
+    audit = _wait_audit(chain, deal_id)
+
+    assert audit.phase == AUDIT_FAILED
+    assert audit.dispute, "the provider's reveal opened its own (wrong) seal: provider and auditor disagree"
+    assert chain.jailed(cheater) and chain.provider_info(cheater).stake == 0
+    assert chain.audit_record(cheater).audits_failed == 1
+    # the whole stake was forfeited and split: half to the provers, a quarter to the requester, the rest burned
+    provers = [a for a in audit.seats if a]  # honest seats hold the winning claim
+    per_prover, to_requester, burned = split_forfeit(stake, len(provers))
+    assert chain.burned() - burned0 == burned
+    fee = _job().fee
+    # the requester: its price came back, its audit fee paid the first auditor, plus its share of the stake
+    first_auditor = audit.seats[0]
+    assert chain.balance_of() == escrow0 - fee + to_requester
+    for agent in honest:
+        addr = vdep.accounts[agent.account]
+        gained = chain.balance_of(addr) - others0[agent.account]
+        expected = (per_prover if addr in provers else 0) + (fee if addr == first_auditor else 0)
+        assert gained == expected, f"{agent.account}: gained {gained}, expected {expected}"
+    cheater_agent.kill()
+
+
+def test_requester_withholding_its_seed_is_audited_by_default(honest, chain: MarketClient,
+                                                               vdep: Deployment) -> None:
+    escrow0 = chain.balance_of()
+    result = _run(vdep, _job(), withhold_seed=True)
+    deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
+    params = chain.parameters()
+    _mine(chain, params["beacon_delay"] + params["draw_blocks"] + 2)  # the draw window passes unused
+    audit = _wait_audit(chain, deal_id)
+    drawn = _events(chain, "DealDrawn", deal_id)
+    assert [(d["audited"], d["reason"]) for d in drawn] == [(True, 1)]  # audited by default
+    assert audit.phase == AUDIT_PASSED
+    provider = result.provider
+    auditor = audit.seats[0]
+    fee = _job().fee
+    assert auditor.lower() != provider.lower()
+    assert chain.audit_record(auditor).audits_done >= 1
+    # the provider is paid once finalized; withholding cost the requester the fee, nothing else
+    end = time.monotonic() + 60
+    while chain.balance_of() != escrow0 - result.price - fee and time.monotonic() < end:
+        time.sleep(0.5)
+    assert chain.balance_of() == escrow0 - result.price - fee
+    assert [e for e in _events(chain, "DealFinalized", deal_id)], "the deal was finalized"
+    assert chain.lane(provider, 0).busy is False or chain.lane(provider, 1).busy is False
+
+
+def test_honest_result_at_full_audit_passes_and_pays_everyone(honest, chain: MarketClient,
+                                                              vdep: Deployment) -> None:
+    escrow0 = chain.balance_of()
+    result = _run(vdep, _job())
+    assert result.verified
+    deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
+    audit = _wait_audit(chain, deal_id)
+    assert audit.phase == AUDIT_PASSED and not audit.dispute
+    assert [(d["audited"], d["reason"]) for d in _events(chain, "DealDrawn", deal_id)] == [(True, 0)]
+    fee = _job().fee
+    end = time.monotonic() + 60
+    while not _events(chain, "DealFinalized", deal_id) and time.monotonic() < end:
+        time.sleep(0.5)
+    assert chain.balance_of() == escrow0 - result.price - fee
+    paid = {e["to"]: e["amount"] for e in _events(chain, "BountyPaid", deal_id)}
+    assert paid == {audit.seats[0]: fee}
