@@ -132,6 +132,9 @@ class Devnet:
         self.dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(anvil), "--host", self.settings.devnet_host, "--port", str(self.settings.devnet_port),
                "--chain-id", str(self.settings.chain_id), "--accounts", str(DEV_ACCOUNT_COUNT),
+               # a block per transaction, and one every second besides: the audit lottery's beacon
+               # is a block after the commit, which an idle automine-only node would never mine
+               "--mixed-mining", "--block-time", "1",
                "--state", str(self.state_file),
                "--state-interval", str(_STATE_INTERVAL)]
         with self.log_file.open("ab") as log:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eth_utils import keccak
+
 import time
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def test_stop_start_keeps_balances_and_open_deal(tmp_path: Path) -> None:
         v.stake(100_000_000)
         now = r.now()
         t = Terms(r.address, v.address, 0, 1, job_leaf(b"\x01" * 32, 1_000_000, 19_000_000), 1,
-                  1_000_000, 19_000_000, now + 3600, now + 600)
+                  1_000_000, 19_000_000, now + 3600, now + 600, keccak(b"\x07" * 32), 300, 100_000)
         deal = r.open_deal(t, v.sign_bid(t)).deal
         market = r.market
         assert net.stop()
@@ -48,7 +50,7 @@ def test_stop_start_keeps_balances_and_open_deal(tmp_path: Path) -> None:
         assert net.start().running
         r2, v2 = _client(net, "requester2"), _client(net, "provider2")
         assert r2.market == market  # not redeployed
-        assert r2.balance_of() == 4_000_000
+        assert r2.balance_of() == 3_900_000  # price and audit fee in escrow
         assert v2.lane(v2.address, 0).busy and v2.free_stake() == 81_000_000
         assert v2.commit_result(deal, b"\x01" * 32).deal.committed
     finally:

@@ -144,3 +144,34 @@ def spawn_agent(tmp_path: Path, devnet: Devnet, deployment: Deployment) -> Itera
     yield spawn
     for agent in made:
         agent.kill(signal.SIGTERM)
+
+
+# The lottery (docs/SPEC.md §14.3) draws on the hash of block committed_block + 2, and anvil mines a
+# block only per transaction: a test waiting on a draw (and so on a finalization) mines the blocks.
+def mine(w3: Web3, blocks: int = 1) -> None:
+    """Mine ``blocks`` empty blocks on the devnet (``anvil_mine``)."""
+    w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+
+def wait_mining(w3: Web3, predicate: Any, what: str, timeout: float = 60.0, every: float = 1.0) -> None:
+    """Wait for ``predicate()``, mining a block every ``every`` seconds meanwhile, so that deals
+    committed by an idle chain reach their lottery's beacon block."""
+    end = time.monotonic() + timeout
+    next_mine = time.monotonic() + every
+    while time.monotonic() < end:
+        if predicate():
+            return
+        if time.monotonic() >= next_mine:
+            mine(w3)
+            next_mine = time.monotonic() + every
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def deal_events(client: MarketClient, name: str, deal_id: bytes | str) -> list[dict[str, Any]]:
+    """The args of every ``name`` event logged for ``deal_id`` since the deployment."""
+    if isinstance(deal_id, str):
+        deal_id = bytes.fromhex(deal_id.removeprefix("0x"))
+    event = getattr(client.contract.events, name)
+    logs = event().get_logs(from_block=client.from_block, argument_filters={"deal_id": deal_id})
+    return [dict(log["args"]) for log in logs]

@@ -1,4 +1,4 @@
-"""RFQ -> bid -> accept -> upload -> run (wasmtime) -> commit on anvil -> finalize -> claim."""
+"""RFQ -> bid -> accept -> upload -> run (wasmtime) -> commit on anvil -> seed -> draw -> finalize -> claim."""
 
 from __future__ import annotations
 
@@ -8,33 +8,42 @@ import time
 from eth_utils import keccak
 from web3 import Web3
 
-from agent_kit import WASM, AgentProcess
+from agent_kit import WASM, AgentProcess, deal_events, mine
 
 from mercato.chain import Deployment, MarketClient, increase_time
-from mercato.domain.deals import Deal
+from mercato.domain.deals import Deal, Terms
 from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits
-from mercato.domain.wire import AcceptMsg, Rfq, TermsMsg, new_id
+from mercato.domain.wire import AcceptMsg, Rfq, SeedMsg, TermsMsg, new_id
 from mercato.runtimes import content_hash
+from mercato.verification.lottery import new_seed, seal_of
 from mercato.verification.result_root import result_root, sha256_hex
 
 WORKLOAD = WASM.read_bytes()
+AUDIT_FEE = 12_345  # escrowed with the price at open, refunded when a CLEARED deal finalizes
 
 
-def _rfq(requester: MarketClient, samples: int, **kw: object) -> Rfq:
+def _rfq(requester: MarketClient, samples: int, seed: bytes, **kw: object) -> Rfq:
     spec = JobSpec(runtime="wasm", workload=content_hash(WORKLOAD), args=(str(samples), "7"),
                    limits=Limits(fuel=50 * FUEL_PER_CU))
     values: dict = dict(rfq_id=new_id(), requester=requester.address, chain_id=requester.chain_id,
                         market=requester.market, spec=spec.to_json(), spec_hash=spec.spec_hash(),
                         max_price=10**9, min_collateral=0, deadline_s=600, accept_window_s=120,
-                        input_bytes=len(WORKLOAD))
+                        input_bytes=len(WORKLOAD), seed_hash="0x" + keccak(seed).hex(),
+                        audit_bps=requester.parameters()["audit_floor_bps"], audit_fee=AUDIT_FEE)
     return Rfq(**(values | kw))
 
 
-def _bid(agent: AgentProcess, requester: MarketClient, samples: int, **kw: object) -> tuple[dict, object]:
-    answer = agent.post("/v1/rfq", _rfq(requester, samples, **kw).model_dump()).json()
+def _bid(agent: AgentProcess, requester: MarketClient, samples: int, **kw: object) -> tuple[dict, Terms, bytes]:
+    """A bid for a fresh RFQ, its terms and the requester's secret lottery seed."""
+    seed = new_seed()
+    rfq = _rfq(requester, samples, seed, **kw)
+    answer = agent.post("/v1/rfq", rfq.model_dump()).json()
     assert answer["bid"], answer
     bid = answer["bid"]
-    return bid, TermsMsg.model_validate(bid["terms"]).to_terms()
+    terms = TermsMsg.model_validate(bid["terms"]).to_terms()
+    # the verification terms are the RFQ's, unchanged
+    assert (terms.seed_hash, terms.audit_bps, terms.audit_fee) == (keccak(seed), rfq.audit_bps, rfq.audit_fee)
+    return bid, terms, seed
 
 
 def _accept(agent: AgentProcess, requester: MarketClient, bid: dict, terms: object) -> None:
@@ -49,12 +58,17 @@ def test_happy_path_optimistic_start(spawn_agent, requester: MarketClient, w3: W
     agent = spawn_agent("provider1")
     provider = requester.as_account(deployment.keys["provider1"])
     assert provider.provider_info().endpoint == agent.url
-    bid, terms = _bid(agent, requester, 100_000)
+    escrow_before = requester.balance_of()
+    bid, terms, seed = _bid(agent, requester, 100_000)
     _accept(agent, requester, bid, terms)
     st = agent.wait_state(bid["deal_id"], "committed", "finalized")
     receipt = st["receipt"]
     assert receipt["outcome"] == "ok" and receipt["stdout"].startswith("samples=100000")
-    assert st["seal"] == "0x" + keccak(bytes.fromhex(receipt["result_root"]) + bytes.fromhex(st["salt"][2:])).hex()
+    deal_id = bytes.fromhex(bid["deal_id"][2:])
+    assert st["seal"] == "0x" + seal_of(terms.provider, deal_id, bytes.fromhex(receipt["result_root"]),
+                                        receipt["fuel_used"], bytes.fromhex(st["salt"][2:])).hex()
+    # the provider opened the deal itself (open_and_commit): the price and the audit fee are escrowed
+    assert requester.balance_of() == escrow_before - terms.price - AUDIT_FEE
     assert st["started_at"] and st["commit_tx"]
     # the requester recomputes the root from the raw bytes it downloads
     stdout = agent.get(f"/v1/deals/{bid['deal_id']}/stdout").content
@@ -63,8 +77,17 @@ def test_happy_path_optimistic_start(spawn_agent, requester: MarketClient, w3: W
     assert result_root(outputs=[("pi.txt", sha256_hex(pi))], stdout=stdout, stderr=stderr,
                        outcome="ok", exit_code=0) == receipt["result_root"]
     earned_before = provider.token_balance()
+    # a wrong seed is refused; the right one lets the provider draw once the beacon block is mined
+    wrong = agent.post(f"/v1/deals/{bid['deal_id']}/seed", SeedMsg(seed="0x" + new_seed().hex()).model_dump())
+    assert wrong.status_code == 422
+    assert agent.post(f"/v1/deals/{bid['deal_id']}/seed",
+                      SeedMsg(seed="0x" + seed.hex()).model_dump()).status_code == 200
+    mine(w3, deployment.params.beacon_delay)
     increase_time(w3, deployment.params.challenge_window)
     agent.wait_state(bid["deal_id"], "finalized")
+    assert [(d["audited"], d["reason"]) for d in deal_events(requester, "DealDrawn", deal_id)] == [(False, 0)]
+    # CLEARED: the provider got the price, the requester its audit fee back
+    assert requester.balance_of() == escrow_before - terms.price
     deadline = time.monotonic() + 30
     while provider.provider_info().earnings != 0 or provider.token_balance() < earned_before + terms.price:
         assert time.monotonic() < deadline, "earnings were not claimed"
@@ -77,22 +100,27 @@ def test_happy_path_optimistic_start(spawn_agent, requester: MarketClient, w3: W
 def test_never_commit_is_reclaimed_by_the_requester(spawn_agent, requester: MarketClient, w3: Web3,
                                                     deployment: Deployment) -> None:
     agent = spawn_agent("provider2", behaviour="never_commit")
-    bid, terms = _bid(agent, requester, 100_000, deadline_s=60, accept_window_s=30)
-    requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))  # type: ignore[arg-type]
+    escrow_before = requester.balance_of()
+    bid, terms, _seed = _bid(agent, requester, 100_000, deadline_s=60, accept_window_s=30)
+    requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))
+    assert requester.balance_of() == escrow_before - terms.price - AUDIT_FEE
     _accept(agent, requester, bid, terms)
     st = agent.wait_state(bid["deal_id"], "executed")
     assert st["seal"] is None
     increase_time(w3, 61)
-    requester.reclaim([Deal(terms)])  # type: ignore[arg-type]
+    requester.reclaim([Deal(terms)])
     agent.wait_state(bid["deal_id"], "reclaimed")
     provider = requester.as_account(deployment.keys["provider2"])
     assert provider.reputation().missed == 1
+    # price and audit fee back, and the miss penalty on the collateral on top
+    penalty = terms.collateral * deployment.params.miss_penalty_bps // 10_000
+    assert requester.balance_of() == escrow_before + penalty
 
 
 def test_restart_mid_job_still_commits(spawn_agent, requester: MarketClient) -> None:
     agent = spawn_agent("provider3")
-    bid, terms = _bid(agent, requester, 250_000_000)  # a few seconds in the sandbox
-    requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))  # type: ignore[arg-type]
+    bid, terms, _seed = _bid(agent, requester, 250_000_000)  # a few seconds in the sandbox
+    requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))
     _accept(agent, requester, bid, terms)
     agent.wait_state(bid["deal_id"], "running")
     time.sleep(0.5)

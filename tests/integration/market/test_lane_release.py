@@ -1,8 +1,10 @@
 """Back-to-back jobs through the SDK against providers with few lanes: every losing bid is released
 (DELETE /v1/bids/{id}), so its lane is free for the next RFQ at once instead of at its expiry.
 
-A deal the requester won holds its lane until it is finalized, after the challenge window (5 s on
-the devnet), so 4 lanes carry at most 4 deals at a time: the jobs run back to back, pausing only
+A deal the requester won holds its lane until it is finalized: after its lottery (the SDK reveals
+its seed, the provider draws once the beacon block is mined; the test mines blocks while it waits,
+as the devnet mines only per transaction) and the challenge window (5 s on the devnet), so 4 lanes
+carry at most 4 deals at a time: the jobs run back to back, pausing only
 while every lane holds a real deal. Before the release, losing bids held the other lanes for the
 whole accept window (60 s here) and the third job got NoBids ("capacity")."""
 
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
-from agent_kit import WASM, AgentProcess
+from agent_kit import WASM, AgentProcess, wait_mining
+from web3 import Web3
 
 from mercato.chain import Deployment, MarketClient
 from mercato.domain.jobs import FUEL_PER_CU, Limits
@@ -37,16 +39,7 @@ def _live_deals(agents: list[AgentProcess]) -> int:
     return int(sum(_metrics(a).get(f'mercato_provider_deals{{state="{s}"}}', 0) for a in agents for s in _LIVE))
 
 
-def _wait(predicate, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s")
-
-
-def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: MarketClient,
+def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: MarketClient, w3: Web3,
                                                   deployment: Deployment) -> None:
     agents = [spawn_agent("provider1", lanes=LANES, pricing={"price_per_cu": 1_000, "utilization_markup": 0}),
               spawn_agent("provider2", lanes=LANES, pricing={"price_per_cu": 2_000, "utilization_markup": 0})]
@@ -64,8 +57,8 @@ def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: Market
         async with Market.connect(deployment=deployment, key=deployment.keys["requester1"], bid_window=0.5,
                                   on_event=on_event) as market:
             for _ in range(JOBS):
-                # pause only while every lane holds a real deal (committed, in its challenge window)
-                await asyncio.to_thread(_wait, lambda: _live_deals(agents) < LANES * len(agents), "a free lane")
+                # pause only while every lane holds a real deal (committed: in its lottery or challenge window)
+                await asyncio.to_thread(wait_mining, w3, lambda: _live_deals(agents) < LANES * len(agents), "a free lane")
                 results.append(await market.run(job))  # NoBids here was the bug
         return results
 
@@ -81,4 +74,4 @@ def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: Market
     released = sum(s.get("mercato_provider_released_total", 0) for s in stats)
     assert released == bids - JOBS and released >= 1
     # leave no lane busy on-chain for the tests that reuse these accounts
-    _wait(lambda: all(a.get("/v1/info").json()["free_lanes"] == LANES for a in agents), "every lane free")
+    wait_mining(w3, lambda: all(a.get("/v1/info").json()["free_lanes"] == LANES for a in agents), "every lane free")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_kit import WASM
+from agent_kit import WASM, deal_events, wait_mining
+from web3 import Web3
 
 from mercato.chain import Deployment, MarketClient
 from mercato.domain.jobs import FUEL_PER_CU, Limits
@@ -42,7 +43,7 @@ def _wait(predicate, timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_cheapest_bid_wins_and_result_is_verified(spawn_agent, requester: MarketClient,
+def test_cheapest_bid_wins_and_result_is_verified(spawn_agent, requester: MarketClient, w3: Web3,
                                                  deployment: Deployment) -> None:
     prices = {"provider1": 3_000, "provider2": 1_000, "provider3": 2_000}
     for account, price in prices.items():
@@ -51,17 +52,40 @@ def test_cheapest_bid_wins_and_result_is_verified(spawn_agent, requester: Market
     before_escrow = requester.balance_of()
     before_rep = requester.reputation(cheapest)
 
-    result = _run(deployment, _job())
+    job = _job()
+    result = _run(deployment, job)
 
     assert result.provider.lower() == cheapest.lower()
     assert result.price == 1_000 * CU
     assert result.verified and result.outcome == "ok"
     assert result.stdout.startswith(b"samples=200000 ")
     assert result.outputs["pi.txt"].startswith(b"3.1")
-    assert requester.balance_of() == before_escrow - result.price
-    # the provider finalizes after the challenge window and is credited on-chain
-    _wait(lambda: requester.reputation(cheapest).completed == before_rep.completed + 1)
+    # the audit fee (by default max_price) stays escrowed until the deal is finalized
+    assert requester.balance_of() == before_escrow - result.price - job.fee
+    # the provider draws (the SDK revealed its seed), finalizes after the challenge window and is
+    # credited on-chain
+    wait_mining(w3, lambda: requester.reputation(cheapest).completed == before_rep.completed + 1, "finalization")
     assert requester.reputation(cheapest).volume == before_rep.volume + result.price
+    assert requester.balance_of() == before_escrow - result.price
+
+
+def test_verified_deal_is_drawn_cleared_and_finalized_with_the_fee_refunded(
+        spawn_agent, requester: MarketClient, w3: Web3, deployment: Deployment) -> None:
+    agent = spawn_agent("provider3", pricing={"price_per_cu": 1_000, "utilization_markup": 0})
+    before = requester.balance_of()
+    job = _job(audit_fee=7_777)
+
+    result = _run(deployment, job)
+
+    assert result.verified and result.provider.lower() == deployment.accounts["provider3"].lower()
+    assert requester.balance_of() == before - result.price - 7_777
+    deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
+    # the SDK gave the provider its seed; the provider ran the lottery once the beacon block was mined
+    wait_mining(w3, lambda: bool(deal_events(requester, "DealFinalized", deal_id)), "DealFinalized")
+    assert [(d["audited"], d["reason"]) for d in deal_events(requester, "DealDrawn", deal_id)] == [(False, 0)]
+    agent.wait_state(result.deal_id, "finalized", timeout=10)
+    # CLEARED: the provider was paid the price and the audit fee came back to the requester
+    assert requester.balance_of() == before - result.price
 
 
 def test_no_bids_names_the_cause(spawn_agent, deployment: Deployment) -> None:
@@ -78,13 +102,14 @@ def test_provider_that_never_commits_is_reclaimed_and_slashed(spawn_agent, reque
     spawn_agent("provider4", behaviour="never_commit", pricing={"price_per_cu": 10, "utilization_markup": 0})
     lazy = deployment.accounts["provider4"]
     rep, escrow = requester.reputation(lazy), requester.balance_of()
+    job = _job(deadline_s=8, accept_window_s=4)
     with pytest.raises(ProviderMissedDeadline) as err:
-        _run(deployment, _job(deadline_s=8, accept_window_s=4))
-    assert err.value.refund == 10 * CU
+        _run(deployment, job)
+    assert err.value.refund == 10 * CU + job.fee  # the price and the audit fee
     assert err.value.penalty > 0
     after = requester.reputation(lazy)
     assert (after.missed, after.slashed) == (rep.missed + 1, rep.slashed + 1)
-    # the price came back and half the collateral on top (devnet miss penalty 50 %)
+    # the price and the audit fee came back and half the collateral on top (devnet miss penalty 50 %)
     assert requester.balance_of() == escrow + err.value.penalty
 
 
