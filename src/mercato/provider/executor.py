@@ -56,6 +56,7 @@ from mercato.verification.lottery import seal_of
 __all__ = ["Executor", "in_daemon_thread", "needed_blobs"]
 
 log = logging.getLogger("mercato.provider.executor")
+COPIED_FROM = "0x" + "c0" * 20  # TEST ONLY: whose seal a ``copied_seal`` provider passes off as its own
 T = TypeVar("T")
 
 
@@ -242,7 +243,9 @@ class Executor:
         if self.cfg.behaviour == "wrong_result":  # TEST ONLY: a seal over a root we did not compute
             root = self.wrong_root(root)
         salt = secrets.token_bytes(32)
-        seal = seal_of(self.chain.address, bytes.fromhex(rec.deal_id.removeprefix("0x")), bytes.fromhex(root),
+        # TEST ONLY (copied_seal): a seal another executor made for this result, which we can never open
+        executor = COPIED_FROM if self.cfg.behaviour == "copied_seal" else self.chain.address
+        seal = seal_of(executor, bytes.fromhex(rec.deal_id.removeprefix("0x")), bytes.fromhex(root),
                        int(receipt["fuel_used"]), salt)
         out = self.store.update(rec.deal_id, salt="0x" + salt.hex(), seal="0x" + seal.hex())
         assert out is not None

@@ -208,3 +208,59 @@ def test_honest_result_at_full_audit_passes_and_pays_everyone(honest, chain: Mar
     assert chain.balance_of() == escrow0 - result.price - fee
     paid = {e["to"]: e["amount"] for e in _events(chain, "BountyPaid", deal_id)}
     assert paid == {audit.seats[0]: fee}
+
+
+def test_copied_seal_cannot_be_opened_and_forfeits(spawn, honest, chain: MarketClient, vdep: Deployment) -> None:
+    copier_agent = spawn("provider9", behaviour="copied_seal", price=2)
+    copier = vdep.accounts["provider9"]
+    stake = chain.provider_info(copier).stake
+    escrow0, burned0 = chain.balance_of(), chain.burned()
+    others0 = {vdep.accounts[a.account]: chain.balance_of(vdep.accounts[a.account]) for a in honest}
+
+    with pytest.raises(ResultMismatch) as err:  # the outputs are right, the seal is not the copier's
+        _run(vdep, _job())
+    assert err.value.what == "seal"
+    deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
+    assert [(d["audited"], d["reason"]) for d in _events(chain, "DealDrawn", deal_id)] == [(True, 2)]  # challenged
+    audit = _wait_audit(chain, deal_id)
+
+    assert audit.phase == AUDIT_FAILED and not audit.dispute  # it never opened its seal: no reveal, no dispute
+    assert not audit.provider_revealed
+    assert chain.jailed(copier) and chain.provider_info(copier).stake == 0
+    first_auditor, fee = audit.seats[0], _job().fee
+    per_prover, to_requester, burned = split_forfeit(stake, 1)
+    assert chain.balance_of() == escrow0 - fee + to_requester
+    assert chain.burned() - burned0 == burned
+    for addr, before in others0.items():
+        assert chain.balance_of(addr) - before == (per_prover + fee if addr == first_auditor else 0)
+    copier_agent.kill()
+
+
+def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(spawn, honest, chain: MarketClient,
+                                                                           vdep: Deployment) -> None:
+    winner_agent = spawn("provider10", price=3)
+    winner = vdep.accounts["provider10"]
+    escrow0 = chain.balance_of()
+    for agent in honest:  # every possible auditor stops answering (SIGSTOP: alive, registered, silent)
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        result = _run(vdep, _job())
+        assert result.provider.lower() == winner.lower()
+        deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
+        audit = _wait_audit(chain, deal_id, timeout=300)
+    finally:
+        for agent in honest:
+            agent.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    missed = _events(chain, "AuditorMissed", deal_id)
+    fee = _job().fee
+    assert audit.phase == AUDIT_PASSED and audit.claim == b"\x00" * 32  # passed by default
+    assert len(missed) == chain.contract.functions.MAX_AUDIT_ROUNDS().call()
+    assert len({m["auditor"] for m in missed}) == len(missed)  # never the same auditor twice
+    assert all(m["penalty"] == fee for m in missed)  # min(free stake, fee): each no-show pays the requester
+    for m in missed:
+        assert chain.audit_record(m["auditor"]).no_shows >= 1
+    _wait_finalized(chain, deal_id)
+    # price paid, the fee back (nobody audited), plus one fee from each silent auditor
+    assert chain.balance_of() == escrow0 - result.price + len(missed) * fee
+    winner_agent.kill()
