@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/sandbox_overhead.py
 	$(PY) bench/python_overhead.py
 	$(PY) bench/ttfb.py
+	$(PY) bench/verification.py
 
 # C toolchain for rebuilding the example workloads (the built .wasm files are committed).
 toolchain:

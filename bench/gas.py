@@ -3,8 +3,13 @@
 Starts its own anvil on a free port with a throw-away state dir, deploys, and prints one JSON
 object per measurement; the last line is a summary object. Run: ``python bench/gas.py``.
 
-Targets (docs/ARCHITECTURE.md): steady-state open_and_commit + finalize of one deal <= 90,000;
-a batch of 100 jobs <= 30,000 per job.
+Every committed deal now goes through the audit lottery (docs/SPEC.md §14), so a lifecycle is
+open_and_commit + draw + finalize. Deals ask for the market's floor (3 %); one the lottery does
+audit is audited for real (a second registered provider re-executes, both reveal) and counted
+on the audited path. ``audited_*`` figures force an audit (audit_bps = 10000).
+
+Targets: a batch of 100 jobs <= 30,000 per job. (The single-deal 90,000 target of the first
+milestone predates the lottery's draw transaction; the figure is reported against it.)
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from eth_utils import keccak
+
 from mercato.chain import MAX_BATCH, Devnet, MarketClient, connect, increase_time
 from mercato.chain.market import chunks
 from mercato.config import RetryPolicy, Settings
-from mercato.domain.deals import Deal, Terms, job_leaf, jobs_root
+from mercato.domain.deals import AUDITED, Deal, Terms, job_leaf, jobs_root
+from mercato.verification.lottery import seal_of
 
 PRICE = 2 * 10**6
 COLLATERAL = 38 * 10**6
-SEAL = b"\x5e" * 32
+FEE = 2 * 10**5
+SEED = b"\x5d" * 32
+ROOT, FUEL, SALT = b"\x11" * 32, 123_456, b"\x22" * 32
+FLOOR_BPS = 300
 TARGET_SINGLE = 90_000
 TARGET_BATCH_100 = 30_000
 
@@ -35,27 +46,61 @@ def emit(**fields: object) -> None:
 class Bench:
     """A requester and a provider on a fresh devnet, with lane/nonce bookkeeping."""
 
-    def __init__(self, requester: MarketClient, provider: MarketClient, advance: Callable[[int], None]) -> None:
-        self.r, self.p, self.advance = requester, provider, advance
+    def __init__(self, requester: MarketClient, provider: MarketClient, auditor: MarketClient,
+                 advance: Callable[[int], None]) -> None:
+        self.r, self.p, self.a, self.advance = requester, provider, auditor, advance
         self.nonces: dict[int, int] = {}
+        self.audits: list[dict[str, int]] = []  # gas of each audit that happened
 
-    def terms(self, lane: int, jobs: int = 1, deadline: int = 3600) -> Terms:
+    def terms(self, lane: int, jobs: int = 1, deadline: int = 3600, audit_bps: int = FLOOR_BPS) -> Terms:
         nonce = self.nonces[lane] = self.nonces.get(lane, 0) + 1
         leaves = [job_leaf((lane * 1000 + i).to_bytes(32, "big"), PRICE, COLLATERAL) for i in range(jobs)]
         now = self.r.now()
         return Terms(self.r.address, self.p.address, lane, nonce, jobs_root(leaves), jobs,
-                     PRICE * jobs, COLLATERAL * jobs, now + deadline, now + min(deadline, 600))
+                     PRICE * jobs, COLLATERAL * jobs, now + deadline, now + min(deadline, 600),
+                     keccak(SEED), audit_bps, FEE)
 
-    def accept(self, lane: int, jobs: int = 1) -> tuple[Deal, int]:
+    def seal(self, t: Terms) -> bytes:
+        return seal_of(self.p.address, t.deal_id, ROOT, FUEL, SALT)
+
+    def accept(self, lane: int, jobs: int = 1, audit_bps: int = FLOOR_BPS) -> tuple[Deal, int]:
         """open_and_commit by the provider with the requester's acceptance: (deal, gas)."""
-        t = self.terms(lane, jobs)
-        dt = self.p.open_and_commit(t, self.r.sign_acceptance(t), SEAL)
+        t = self.terms(lane, jobs, audit_bps=audit_bps)
+        dt = self.p.open_and_commit(t, self.r.sign_acceptance(t), self.seal(t))
         return dt.deal, dt.tx.gas_used
 
+    def draw(self, deals: list[Deal]) -> tuple[list[Deal], int]:
+        """Mine past the beacon, run the lottery in contract-sized calls: (deals as drawn, gas)."""
+        self.advance(0)
+        self.advance(0)
+        self.advance(0)
+        drawn, gas = [], 0
+        for batch in chunks(deals):
+            done = self.p.draw(batch, [SEED] * len(batch))
+            drawn += [d.deal for d in done]
+            gas += done[0].tx.gas_used
+        return drawn, gas
+
+    def audit(self, deal: Deal) -> dict[str, int]:
+        """An audit the lottery asked for: the only other registered provider re-executes,
+        commits, both reveal (same claim: it passes). Gas per step."""
+        did = deal.deal_id
+        gas = {"commit_audit": self.a.commit_audit(did, seal_of(self.a.address, did, ROOT, FUEL, SALT)).gas_used,
+               "reveal_auditor": self.a.reveal(did, ROOT, FUEL, SALT).gas_used,
+               "reveal_provider": self.p.reveal(did, ROOT, FUEL, SALT).gas_used}
+        assert self.p.audit(did).phase == 3, "the audit passed"
+        self.audits.append(gas)
+        return gas
+
     def finalize(self, deals: list[Deal]) -> int:
-        """Finalize in contract-sized calls (MAX_BATCH deals each); total gas."""
+        """Draw, audit what the lottery audits, then finalize in contract-sized calls; the gas of
+        draw + finalize (audit steps are recorded in ``audits``)."""
+        drawn, gas = self.draw(deals)
+        for d in drawn:
+            if d.status == AUDITED:
+                self.audit(d)
         self.advance(6)
-        return sum(self.p.finalize(batch).gas_used for batch in chunks(deals))
+        return gas + sum(self.p.finalize(batch).gas_used for batch in chunks(drawn))
 
     def warm(self, lanes: range) -> None:
         """Use each lane once so later deals there pay the steady-state price."""
@@ -71,10 +116,12 @@ def lifecycle(b: Bench) -> dict[str, int]:
     gas["register"] = p.register("http://127.0.0.1:7001", b"\x01" * 32, b"\x02" * 32).gas_used
     gas["stake_first"] = p.stake(500_000 * 10**6).gas_used
     gas["stake"] = p.stake(100_000 * 10**6).gas_used
+    b.a.register("http://127.0.0.1:7002", b"\x01" * 32, b"\x02" * 32)
+    b.a.stake(100_000 * 10**6)
     for label in ("fresh_lane", "steady"):  # requester-opened path, lane 0 twice
         t = b.terms(0)
         opened = r.open_deal(t, p.sign_bid(t))
-        committed = p.commit_result(opened.deal, SEAL)
+        committed = p.commit_result(opened.deal, b.seal(t))
         fin = b.finalize([committed.deal])
         gas[f"open_deal_{label}"] = opened.tx.gas_used
         gas[f"commit_result_{label}"] = committed.tx.gas_used
@@ -82,7 +129,17 @@ def lifecycle(b: Bench) -> dict[str, int]:
     for label, lane in (("fresh_lane", 1), ("steady", 1)):  # provider-opened happy path
         deal, oc = b.accept(lane)
         gas[f"open_and_commit_{label}"] = oc
-        gas[f"finalize_after_accept_{label}"] = b.finalize([deal])
+        drawn, gas[f"draw_{label}"] = b.draw([deal])
+        b.advance(6)
+        if drawn[0].status == AUDITED:
+            b.audit(drawn[0])
+        gas[f"finalize_after_accept_{label}"] = p.finalize(drawn).gas_used
+    # the audited path: the lottery is forced (audit_bps = 10000)
+    deal, gas["audited_open_and_commit"] = b.accept(1, audit_bps=10_000)
+    drawn, gas["audited_draw"] = b.draw([deal])
+    gas.update({f"audited_{k}": v for k, v in b.audit(drawn[0]).items()})
+    b.advance(6)
+    gas["audited_finalize"] = p.finalize(drawn).gas_used
     t = b.terms(0, deadline=10)
     deal = r.open_deal(t, p.sign_bid(t)).deal
     b.advance(20)
@@ -133,17 +190,21 @@ def main() -> int:
             w3 = connect(dep.rpc_url, RetryPolicy(attempts=3))
             r = MarketClient.from_deployment(w3, dep, dep.keys["requester1"])
             p = r.as_account(dep.keys["provider1"])
-            b = Bench(r, p, lambda seconds: increase_time(w3, seconds))
+            b = Bench(r, p, r.as_account(dep.keys["provider2"]), lambda seconds: increase_time(w3, seconds))
             gas = lifecycle(b)
             for step, used in gas.items():
                 emit(kind="step", step=step, gas=used)
             per_deal = batches(b, (1, 10, 100))
         finally:
             net.stop()
-    single = gas["open_and_commit_steady"] + gas["finalize_after_accept_steady"]
+    single = gas["open_and_commit_steady"] + gas["draw_steady"] + gas["finalize_after_accept_steady"]
+    audited = sum(v for k, v in gas.items() if k.startswith("audited_"))
     summary = {
         "lifecycle_gas_single": single,
-        "lifecycle_gas_single_fresh_lane": gas["open_and_commit_fresh_lane"] + gas["finalize_after_accept_fresh_lane"],
+        "gas_per_job_unaudited": single,
+        "gas_per_job_audited": audited,
+        "lifecycle_gas_single_fresh_lane": (gas["open_and_commit_fresh_lane"] + gas["draw_fresh_lane"]
+                                            + gas["finalize_after_accept_fresh_lane"]),
         "lifecycle_gas_requester_opened": gas["open_deal_steady"] + gas["commit_result_steady"] + gas["finalize_steady"],
         "lifecycle_gas_requester_opened_fresh_lane": (gas["open_deal_fresh_lane"] + gas["commit_result_fresh_lane"]
                                                       + gas["finalize_fresh_lane"]),
@@ -155,6 +216,7 @@ def main() -> int:
         "separate_deals_gas_per_deal_batch_100": round(per_deal["batch_100_separate_deals"]),
         "withdraw_gas": gas["request_withdrawal"] + gas["withdraw"],
         "reclaim_gas": gas["reclaim"],
+        "lottery_audits_during_run": len(b.audits),
         "target_single": TARGET_SINGLE,
         "target_batch_100_per_deal": TARGET_BATCH_100,
         "max_deals_per_finalize_call": MAX_BATCH,
