@@ -64,6 +64,7 @@ bench: setup
 	$(PY) bench/python_overhead.py
 	$(PY) bench/ttfb.py
 	$(PY) bench/verification.py
+	$(PY) bench/container_overhead.py
 
 # C toolchain for rebuilding the example workloads (the built .wasm files are committed).
 toolchain:
