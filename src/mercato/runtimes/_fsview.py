@@ -12,7 +12,7 @@ a few dozen units between processes, and listing order changes whole computation
 The shims here call wasmtime's real functions through a tiny adapter instance (its own memory
 in the same store, so the same WASI context and file descriptors), then rewrite the answer:
 
-- ``ino``: numbered 1, 2, 3… in order of first sight within the run (0 stays 0); ``dev`` is 1;
+- ``ino``: numbered 1, 2, 3… in order of first sight of each host (device, inode) pair within the run (0 stays 0); ``dev`` is 1;
 - ``mtime``: kept if it is before the run started (staged files carry ``FIXED_MTIME``; times
   the guest set itself are virtual-clock times), otherwise ``FIXED_MTIME`` (the host clock
   stamped it); ``atime`` and ``ctime`` equal ``mtime``;
@@ -85,8 +85,8 @@ class FileView:
 
     def __init__(self, now_realtime_ns: Callable[[wt.Caller], int]) -> None:
         self._now = now_realtime_ns
-        self._inos: dict[int, int] = {0: 0}
-        self._listings: dict[int, list[tuple[bytes, int, int]]] = {}
+        self._inos: dict[tuple[int, int], int] = {}
+        self._listings: dict[int, list[tuple[bytes, int, int, int]]] = {}
         self.host_start_ns = time.time_ns() - HOST_CLOCK_SLACK_NS
         self._exports: dict[str, wt.Func] = {}
         self._memory: wt.Memory | None = None
@@ -107,19 +107,23 @@ class FileView:
 
     # -- rewriting ---------------------------------------------------------------------------
 
-    def ino(self, host: int) -> int:
-        n = self._inos.get(host)
+    def ino(self, dev: int, host: int) -> int:
+        """The run's number for host inode ``host`` on device ``dev`` (inode numbers repeat across
+        file systems, e.g. a tmpfs workspace and a cache on another mount: the pair is the key)."""
+        if host == 0:
+            return 0
+        n = self._inos.get((dev, host))
         if n is None:
-            n = self._inos[host] = len(self._inos)
+            n = self._inos[(dev, host)] = len(self._inos) + 1
         return n
 
     def filestat(self, raw: bytes) -> bytes:
-        _dev, ino, ftype, nlink, size, _atim, mtim, _ctim = _FILESTAT.unpack(raw)
+        dev, ino, ftype, nlink, size, _atim, mtim, _ctim = _FILESTAT.unpack(raw)
         if mtim >= self.host_start_ns:
             mtim = FIXED_NS
         if ftype == FILETYPE_DIRECTORY:
             nlink, size = 1, 0
-        return _FILESTAT.pack(1, self.ino(ino), ftype, nlink, size, mtim, mtim, mtim)
+        return _FILESTAT.pack(1, self.ino(dev, ino), ftype, nlink, size, mtim, mtim, mtim)
 
     # -- the shims ---------------------------------------------------------------------------
 
@@ -180,9 +184,12 @@ class FileView:
         atim, mtim, fst = self._set_times(caller, atim & (2**64 - 1), mtim & (2**64 - 1), fst)
         return self._exports["path_filestat_set_times"](caller, fd, flags, path_len, _i64(atim), _i64(mtim), fst)
 
-    def _listing(self, caller: wt.Caller, fd: int) -> list[tuple[bytes, int, int]] | int:
-        """Every entry of ``fd`` as (name, d_ino, d_type), sorted by name; or an errno."""
-        entries: list[tuple[bytes, int, int]] = []
+    def _listing(self, caller: wt.Caller, fd: int) -> list[tuple[bytes, int, int, int]] | int:
+        """Every entry of ``fd`` as (name, d_ino, d_type, dev), sorted by name; or an errno. ``dev``
+        is the directory's device (an entry's inode is only unique together with it)."""
+        err = self._exports["fd_filestat_get"](caller, fd)
+        dev = 0 if err else _FILESTAT.unpack(self._mem_read(caller, 0, _FILESTAT.size))[0]
+        entries: list[tuple[bytes, int, int, int]] = []
         cookie = 0
         while True:
             err = self._exports["fd_readdir"](caller, fd, cookie)
@@ -196,7 +203,7 @@ class FileView:
                 end = pos + _DIRENT.size + namlen
                 if end > used:
                     break  # truncated: read again from its cookie
-                entries.append((raw[pos + _DIRENT.size : end], d_ino, d_type))
+                entries.append((raw[pos + _DIRENT.size : end], d_ino, d_type, dev))
                 last_next, pos = d_next, end
             if used < DIR_LEN:
                 break
@@ -217,8 +224,8 @@ class FileView:
             entries = self._listings[fd] = got
         out = bytearray()
         for i in range(min(cookie, len(entries)), len(entries)):
-            name, d_ino, d_type = entries[i]
-            out += _DIRENT.pack(i + 1, self.ino(d_ino), len(name), d_type) + name
+            name, d_ino, d_type, dev = entries[i]
+            out += _DIRENT.pack(i + 1, self.ino(dev, d_ino), len(name), d_type) + name
             if len(out) >= buf_len:
                 break
         data = bytes(out[:buf_len])

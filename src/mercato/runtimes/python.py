@@ -91,12 +91,25 @@ class _Interpreter:
             target = lib / self.zip_name()
             if not target.is_file() or _sha256_file(target) != zip_digest:
                 lib.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd, tmp = tempfile.mkstemp(prefix=".zip-", dir=lib)
+                # staged next to lib/, never in it (a run listing lib/ must see only the zip), then
+                # linked in only if absent: processes sharing a cache never swap the zip (and its
+                # inode) under one another's running jobs
+                fd, tmp = tempfile.mkstemp(prefix=".zip-", dir=lib.parent)
                 os.close(fd)
-                shutil.copyfile(self.paths.stdlib_zip, tmp)
-                os.chmod(tmp, 0o444)
-                os.utime(tmp, (FIXED_MTIME, FIXED_MTIME))
-                os.replace(tmp, target)
+                try:
+                    shutil.copyfile(self.paths.stdlib_zip, tmp)
+                    os.chmod(tmp, 0o444)
+                    os.utime(tmp, (FIXED_MTIME, FIXED_MTIME))
+                    if target.is_file():  # there but corrupt: replace it
+                        os.replace(tmp, target)
+                    else:
+                        try:
+                            os.link(tmp, target)
+                        except FileExistsError:
+                            pass  # another process linked the same bytes first
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
             os.utime(lib, (FIXED_MTIME, FIXED_MTIME))
             self._lib = lib
             return lib
