@@ -71,14 +71,20 @@ def _open(market, r, p, nonce, jobs=1, audit_bps=c.AUDIT_FLOOR_BPS, seal=c.SEAL)
     return terms, c.deal_tuple(terms, seal, c.now(), c.block_number()), gas
 
 
-def test_happy_path_gas(capsys):
+class _Audited(Exception):
+    """The lottery audited one of the measured deals (the block hashes differ run to run)."""
+
+
+def _measure_cleared() -> list[tuple[int, ...]]:
     rows = []
     with boa.swap_env(boa.Env()):
+        c.deterministic_block_hashes()
         market, r, p, _ = _setup()
         for nonce, jobs in ((1, 1), (2, 1), (3, 100)):
             terms, deal, open_gas = _open(market, r, p, nonce, jobs)
             c.mine_to_beacon(deal)
-            assert c.lottery_roll(deal) >= c.AUDIT_FLOOR_BPS  # this seed clears these deals
+            if c.lottery_roll(deal) < c.AUDIT_FLOOR_BPS:
+                raise _Audited
             draw_gas = _tx(market, None, f"draw({DEAL}[],bytes32[])", [f"{DEAL}[]", "bytes32[]"],
                            [[deal], [c.SEED]], lambda: market.draw([deal], [c.SEED]))
             drawn = c.with_status(deal, c.CLEARED)
@@ -86,6 +92,20 @@ def test_happy_path_gas(capsys):
             fin_gas = _tx(market, None, f"finalize({DEAL}[])", [f"{DEAL}[]"], [[drawn]],
                           lambda: market.finalize([drawn]))
             rows.append((nonce, jobs, open_gas, draw_gas, fin_gas, open_gas + draw_gas + fin_gas))
+    return rows
+
+
+def test_happy_path_gas(capsys):
+    # the cleared path is measured; each of its three deals clears with probability 0.97, so a fresh
+    # chain is tried again when the lottery audits one (ten tries all failing: ~1e-10)
+    for _ in range(10):
+        try:
+            rows = _measure_cleared()
+            break
+        except _Audited:
+            continue
+    else:
+        raise AssertionError("the lottery audited a measured deal on ten fresh chains")
     with capsys.disabled():
         for row in rows:
             print("\nnonce=%d jobs=%d open_and_commit=%d draw=%d finalize=%d total=%d (intrinsic+calldata included)"
@@ -98,6 +118,7 @@ def test_happy_path_gas(capsys):
 def test_audited_path_gas(capsys):
     """One audit that passes in the first round: draw (audited), commit_audit, two reveals, finalize."""
     with boa.swap_env(boa.Env()):
+        c.deterministic_block_hashes()
         market, r, p, a = _setup()
         # a first deal so the lane has been used (steady state)
         terms, deal, _ = _open(market, r, p, 1)
