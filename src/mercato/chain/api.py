@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from mercato.domain.deals import Deal, Terms
+from mercato.domain.deals import ZERO32, Deal, Terms
 
 __all__ = [
     "AuditRecord",
@@ -111,9 +111,6 @@ class AuditRecord:
 AUDIT_NONE, AUDIT_COMMIT, AUDIT_REVEAL, AUDIT_PASSED, AUDIT_FAILED, AUDIT_VOID = range(6)
 
 
-_ZERO32 = b"\x00" * 32
-
-
 @dataclass(frozen=True, slots=True)
 class AuditState:
     """One deal's audit as the contract's ``audit(deal_id)`` view returns it (``phase`` 0 when
@@ -143,7 +140,7 @@ class AuditState:
 
     @property
     def provider_revealed(self) -> bool:
-        return self.provider_claim != _ZERO32
+        return self.provider_claim != ZERO32
 
     def seat_of(self, auditor: str) -> int | None:
         """``auditor``'s seat index, or None when it holds none."""
@@ -153,10 +150,10 @@ class AuditState:
         return None
 
     def committed(self, seat: int) -> bool:
-        return seat < len(self.seals) and self.seals[seat] != _ZERO32
+        return seat < len(self.seals) and self.seals[seat] != ZERO32
 
     def revealed(self, seat: int) -> bool:
-        return seat < len(self.claims) and self.claims[seat] != _ZERO32
+        return seat < len(self.claims) and self.claims[seat] != ZERO32
 
     def acts_now(self, seat: int) -> bool:
         """Whether ``seat`` is part of the current round: seat 0 outside a dispute, 1.. in one."""

@@ -38,8 +38,8 @@ from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobMsg, audit_auth_mess
 from mercato.errors import ChainError, DealsError, MercatoError
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
-from mercato.provider.executor import Executor, in_daemon_thread, needed_blobs
-from mercato.runtimes import BlobStore, Workspace
+from mercato.provider.executor import Executor, fresh_workspace, in_daemon_thread, needed_blobs
+from mercato.runtimes import BlobStore
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.lottery import seal_of
 
@@ -221,12 +221,7 @@ class Auditor:
             return _hex(str(resp.json()["seal"]))
 
     def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
-        root = self.dir / deal_id.lower()
-        if root.exists():
-            Workspace(root).remove()
-        for sub in ("input", "output", "tmp", "job"):
-            (root / sub).mkdir(parents=True)
-        ws = Workspace(root)
+        ws = fresh_workspace(self.dir / deal_id.lower())
         try:
             return self.executor.runtime(spec.runtime).run(spec, ws)
         finally:

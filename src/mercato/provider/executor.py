@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -53,11 +52,20 @@ from mercato.provider.store import EXTERNAL, LANE_TAKEN, DealRecord, Store
 from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
 from mercato.verification.lottery import seal_of
 
-__all__ = ["Executor", "in_daemon_thread", "needed_blobs"]
+__all__ = ["Executor", "fresh_workspace", "in_daemon_thread", "needed_blobs"]
 
 log = logging.getLogger("mercato.provider.executor")
 COPIED_FROM = "0x" + "c0" * 20  # TEST ONLY: whose seal a ``copied_seal`` provider passes off as its own
 T = TypeVar("T")
+
+
+def fresh_workspace(root: Path) -> Workspace:
+    """An empty workspace at ``root`` (whatever a previous run left there is removed first)."""
+    if root.exists():
+        Workspace(root).remove()  # a re-run after a restart starts clean
+    for sub in ("input", "output", "tmp", "job"):
+        (root / sub).mkdir(parents=True)
+    return Workspace(root)
 
 
 def needed_blobs(spec: JobSpec) -> list[str]:
@@ -188,12 +196,7 @@ class Executor:
         return receipt
 
     def _fresh_workspace(self, deal_id: str) -> Workspace:
-        root = self.deal_dir(deal_id) / "ws"
-        if root.exists():
-            Workspace(root).remove()  # a re-run after a restart starts clean
-        for sub in ("input", "output", "tmp", "job"):
-            (root / sub).mkdir(parents=True)
-        return Workspace(root)
+        return fresh_workspace(self.deal_dir(deal_id) / "ws")
 
     def _record(self, deal_id: str, receipt: Receipt) -> None:
         d = self.deal_dir(deal_id)

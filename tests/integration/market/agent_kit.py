@@ -30,17 +30,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    home = tmp_path_factory.mktemp("provider-devnet")
-    # audits at 0.01 % unless a test asks for more: a deal sent to audit by chance would wait
-    # on auditors drawn from other tests' agents, long gone (tests/integration/market/test_verification.py
-    # asks for audits explicitly)
+def running_devnet(home: Path, params: DevnetParams) -> Iterator[Devnet]:
+    """A devnet on a free port under ``home`` for the life of a fixture."""
     net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1)),
-                 DevnetParams(audit_floor_bps=1))
+                 params)
     net.start()
     yield net
     net.stop()
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    # audits at 0.01 % unless a test asks for more: a deal sent to audit by chance would wait
+    # on auditors drawn from other tests' agents, long gone (tests/integration/market/test_verification.py
+    # asks for audits explicitly, on its own devnet)
+    yield from running_devnet(tmp_path_factory.mktemp("provider-devnet"), DevnetParams(audit_floor_bps=1))
 
 
 @pytest.fixture(scope="session")
@@ -119,35 +123,42 @@ class AgentProcess:
         raise AssertionError(f"deal {deal_id} is {last.get('state')}, not {states}:\n{self.log.read_text()[-3000:]}")
 
 
+def start_agent(root: Path, devnet: Devnet, account: str, *, behaviour: str = "honest", lanes: int = 2,
+                stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, **extra: Any) -> AgentProcess:
+    """``mercato provider start`` for ``account`` against ``devnet``, its config, data, log and
+    interpreter cache under ``root``; returns once its API answers."""
+    port = free_port()
+    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {stake}",
+             f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
+             *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
+             "[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
+             "[testing]", f'behaviour = "{behaviour}"']
+    config = root / f"{account}.toml"
+    config.write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
+               MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
+    env.pop("MERCATO_RPC_URL", None)
+    return AgentProcess(config, port, env, root / f"{account}.log", account).start()
+
+
 @pytest.fixture
 def spawn_agent(tmp_path: Path, devnet: Devnet, deployment: Deployment) -> Iterator[Any]:
     made: list[AgentProcess] = []
 
     def spawn(account: str, behaviour: str = "honest", lanes: int = 2, pricing: dict[str, Any] | None = None,
               **extra: Any) -> AgentProcess:
-        port = free_port()
-        data = tmp_path / account
-        lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{data.name}"', "stake = 50000000000",
-                 f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
-                 *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
-                 "[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
-                 "[testing]", f'behaviour = "{behaviour}"']
-        config = tmp_path / f"{account}.toml"
-        config.write_text("\n".join(lines) + "\n")
-        env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
-                   MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(tmp_path / "cache"))
-        env.pop("MERCATO_RPC_URL", None)
-        agent = AgentProcess(config, port, env, tmp_path / f"{account}.log", account)
+        agent = start_agent(tmp_path, devnet, account, behaviour=behaviour, lanes=lanes, pricing=pricing, **extra)
         made.append(agent)
-        return agent.start()
+        return agent
 
     yield spawn
     for agent in made:
         agent.kill(signal.SIGTERM)
 
 
-# The lottery (docs/SPEC.md §14.3) draws on the hash of block committed_block + 2, and anvil mines a
-# block only per transaction: a test waiting on a draw (and so on a finalization) mines the blocks.
+# The lottery (docs/SPEC.md §14.3) draws on the hash of block committed_block + 2. The devnet mines a
+# block every second besides one per transaction; a test waiting on a draw (and so on a
+# finalization) mines blocks too, to get there sooner.
 def mine(w3: Web3, blocks: int = 1) -> None:
     """Mine ``blocks`` empty blocks on the devnet (``anvil_mine``)."""
     w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]

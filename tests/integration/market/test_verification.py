@@ -10,20 +10,18 @@ Every deal here asks for ``audit_bps = 10000``, so the lottery always sends it t
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_kit import WASM, AgentProcess, free_port
+from agent_kit import WASM, AgentProcess, deal_events, mine, running_devnet, start_agent
 from web3 import Web3
 
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
 from mercato.chain.api import AUDIT_FAILED, AUDIT_PASSED, AuditState
-from mercato.config import RetryPolicy, Settings
+from mercato.config import RetryPolicy
 from mercato.domain.jobs import FUEL_PER_CU, Limits
 from mercato.errors import ResultMismatch
 from mercato.requester import JobRequest, Market
@@ -37,13 +35,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def vnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    home = tmp_path_factory.mktemp("verify-devnet")
-    net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="",
-                          retry=RetryPolicy(attempts=3, base_delay=0.1)),
-                 DevnetParams(audit_period=15))
-    net.start()
-    yield net
-    net.stop()
+    yield from running_devnet(tmp_path_factory.mktemp("verify-devnet"), DevnetParams(audit_period=15))
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +59,10 @@ def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Ca
     made: list[AgentProcess] = []
 
     def start(account: str, behaviour: str = "honest", price: int = HONEST_PRICE) -> AgentProcess:
-        port = free_port()
-        lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {STAKE}",
-                 "lanes = 2", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
-                 "[pricing]", f"price_per_cu = {price}", "utilization_markup = 0",
-                 "[testing]", f'behaviour = "{behaviour}"']
-        config = root / f"{account}.toml"
-        config.write_text("\n".join(lines) + "\n")
-        env = dict(os.environ, MERCATO_HOME=str(vnet.settings.home),
-                   MERCATO_DEPLOYMENT=str(vnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
-        env.pop("MERCATO_RPC_URL", None)
-        agent = AgentProcess(config, port, env, root / f"{account}.log", account)
+        agent = start_agent(root, vnet, account, behaviour=behaviour, stake=STAKE,
+                            pricing={"price_per_cu": price, "utilization_markup": 0})
         made.append(agent)
-        return agent.start()
+        return agent
 
     yield start
     for agent in made:
@@ -120,21 +103,11 @@ def _wait_audit(chain: MarketClient, deal_id: bytes, timeout: float = 240.0) -> 
     raise AssertionError(f"audit of 0x{deal_id.hex()} still in phase {audit.phase}: {audit}")
 
 
-def _events(chain: MarketClient, name: str, deal_id: bytes) -> list[dict[str, Any]]:
-    event = getattr(chain.contract.events, name)
-    logs = event().get_logs(from_block=chain.from_block, argument_filters={"deal_id": deal_id})
-    return [dict(log["args"]) for log in logs]
-
-
 def _wait_finalized(chain: MarketClient, deal_id: bytes, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
-    while not _events(chain, "DealFinalized", deal_id):
+    while not deal_events(chain, "DealFinalized", deal_id):
         assert time.monotonic() < end, f"deal 0x{deal_id.hex()} was not finalized in {timeout} s"
         time.sleep(0.5)
-
-
-def _mine(chain: MarketClient, blocks: int) -> None:
-    chain.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 
 
 def test_wrong_result_is_challenged_disputed_and_slashed(spawn, honest, chain: MarketClient,
@@ -177,9 +150,9 @@ def test_requester_withholding_its_seed_is_audited_by_default(honest, chain: Mar
     result = _run(vdep, _job(), withhold_seed=True)
     deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
     params = chain.parameters()
-    _mine(chain, params["beacon_delay"] + params["draw_blocks"] + 2)  # the draw window passes unused
+    mine(chain.w3, params["beacon_delay"] + params["draw_blocks"] + 2)  # the draw window passes unused
     audit = _wait_audit(chain, deal_id)
-    drawn = _events(chain, "DealDrawn", deal_id)
+    drawn = deal_events(chain, "DealDrawn", deal_id)
     assert [(d["audited"], d["reason"]) for d in drawn] == [(True, 1)]  # audited by default
     assert audit.phase == AUDIT_PASSED
     provider = result.provider
@@ -191,7 +164,7 @@ def test_requester_withholding_its_seed_is_audited_by_default(honest, chain: Mar
     # the provider is paid; withholding cost the requester the audit fee (paid to the auditor), nothing else
     assert chain.reputation(provider).volume == volumes0[provider] + result.price
     assert chain.balance_of() == escrow0 - result.price - fee
-    assert {e["to"]: e["amount"] for e in _events(chain, "BountyPaid", deal_id)} == {auditor: fee}
+    assert {e["to"]: e["amount"] for e in deal_events(chain, "BountyPaid", deal_id)} == {auditor: fee}
 
 
 def test_honest_result_at_full_audit_passes_and_pays_everyone(honest, chain: MarketClient,
@@ -202,11 +175,11 @@ def test_honest_result_at_full_audit_passes_and_pays_everyone(honest, chain: Mar
     deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
     audit = _wait_audit(chain, deal_id)
     assert audit.phase == AUDIT_PASSED and not audit.dispute
-    assert [(d["audited"], d["reason"]) for d in _events(chain, "DealDrawn", deal_id)] == [(True, 0)]
+    assert [(d["audited"], d["reason"]) for d in deal_events(chain, "DealDrawn", deal_id)] == [(True, 0)]
     fee = _job().fee
     _wait_finalized(chain, deal_id)
     assert chain.balance_of() == escrow0 - result.price - fee
-    paid = {e["to"]: e["amount"] for e in _events(chain, "BountyPaid", deal_id)}
+    paid = {e["to"]: e["amount"] for e in deal_events(chain, "BountyPaid", deal_id)}
     assert paid == {audit.seats[0]: fee}
 
 
@@ -221,7 +194,7 @@ def test_copied_seal_cannot_be_opened_and_forfeits(spawn, honest, chain: MarketC
         _run(vdep, _job())
     assert err.value.what == "seal"
     deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
-    assert [(d["audited"], d["reason"]) for d in _events(chain, "DealDrawn", deal_id)] == [(True, 2)]  # challenged
+    assert [(d["audited"], d["reason"]) for d in deal_events(chain, "DealDrawn", deal_id)] == [(True, 2)]  # challenged
     audit = _wait_audit(chain, deal_id)
 
     assert audit.phase == AUDIT_FAILED and not audit.dispute  # it never opened its seal: no reveal, no dispute
@@ -252,7 +225,7 @@ def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(spawn
     finally:
         for agent in honest:
             agent.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
-    missed = _events(chain, "AuditorMissed", deal_id)
+    missed = deal_events(chain, "AuditorMissed", deal_id)
     fee = _job().fee
     assert audit.phase == AUDIT_PASSED and audit.claim == b"\x00" * 32  # passed by default
     assert len(missed) == chain.contract.functions.MAX_AUDIT_ROUNDS().call()
