@@ -61,7 +61,7 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "deals: not provider": (e.NotAuthorized, "only the terms' provider may commit or open_and_commit"),
     "deals: bid expired": (e.BidExpired, "ask the provider for a fresh bid"),
     "deals: acceptance expired": (e.BidExpired, "ask the requester for a fresh acceptance"),
-    "deals: empty seal": (e.InvalidSeal, "commit keccak256(result_root, salt), never zero"),
+    "deals: empty seal": (e.InvalidSeal, "commit keccak256(abi.encode(provider, deal_id, result_root, fuel, salt)), never zero"),
     "deals: bad signature": (
         e.BadSignature, "sign the terms exactly as sent, with the right key, chain id and market address"),
     "deals: no jobs": (e.InvalidTerms, "terms must cover at least one job"),
