@@ -13,9 +13,9 @@ APT_PACKAGES := nodejs npm
 CONTAINER_PACKAGES := podman runc busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: setup containers test test-unit test-contracts test-integration demo bench examples toolchain lint clean
+.PHONY: setup containers chromium test test-unit test-contracts test-integration demo bench examples toolchain lint clean
 
-setup: $(STAMP) $(ANVIL) containers
+setup: $(STAMP) $(ANVIL) containers chromium
 
 # System packages only when missing (CI and fresh machines are root, as here).
 .apt.stamp:
@@ -30,6 +30,12 @@ containers:
 	    ! dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then \
 	  echo "installing system packages: $(CONTAINER_PACKAGES)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_PACKAGES); fi
+
+# Debian's Chromium for the explorer's browser tests (Playwright drives it; no browser download).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg-query -W -f='$${Status}' chromium-driver 2>/dev/null | grep -q 'ok installed'; then \
+	  echo "installing system packages: chromium chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi
 
 $(STAMP): pyproject.toml .apt.stamp
 	@command -v $(PYTHON) >/dev/null || (apt-get update -qq && apt-get install -y -qq python3 python3-venv)

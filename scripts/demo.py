@@ -32,6 +32,7 @@ from mercato.chain import Deployment, Devnet, MarketClient
 from mercato.config import Settings
 from mercato.domain.jobs import FUEL_PER_CU, Limits
 from mercato.errors import MercatoError, ProviderMissedDeadline
+from mercato.explorer.service import Explorer
 from mercato.requester import JobRequest, Market
 from mercato.requester.events import BidsCollected, Committed, Event, Verified, WinnerChosen
 
@@ -171,12 +172,15 @@ def main() -> int:
     port = free_port()
     net = Devnet(Settings(home=work / "home", rpc_url=f"http://127.0.0.1:{port}", devnet_port=port))
     agents: list[Agent] = []
+    explorer: Explorer | None = None
     console.rule("[bold]Mercato demo: a compute market on a local devnet")
     status = net.start()
     try:
         dep = status.deployment
         assert dep is not None
         console.print(f"devnet {status.rpc_url} (chain {status.chain_id}) · Market {dep.market} · token {dep.token}")
+        explorer = Explorer.for_deployment(dep, work / "explorer.sqlite", port=0).start_background()
+        console.print(f"explorer (live dashboard of this market): [bold]{explorer.url}[/bold]")
         chain = MarketClient.from_deployment(net._web3(), dep, dep.keys["deployer"])
         names = ["requester1", *PROVIDERS, "provider4"]
         before = snapshot(chain, dep, names)
@@ -216,15 +220,19 @@ def main() -> int:
         console.print(f"tokens across these accounts: before {money(total_before)} = after {money(total_after)}; "
                       f"the Market holds {money(held)} = escrow + stake + earnings {money(owed)}: "
                       + ("[green]balances add up[/green]" if ok else "[red]MISMATCH[/red]"))
+        if explorer is not None:
+            console.print(f"explorer: {explorer.url} (stops with the demo; `mercato explorer` serves a running devnet)")
         return 0 if ok else 1
     except MercatoError as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True)
         return 1
     finally:
+        if explorer is not None:
+            explorer.stop()
         for a in agents:
             a.stop()
         net.stop()
-        console.print("stopped the providers and the devnet")
+        console.print("stopped the explorer, the providers and the devnet")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ __all__ = [
     "DEAL_STATES",
     "AUDIT_AUTH_HEADERS",
     "AcceptMsg",
+    "AuditJobAck",
     "AuditJobMsg",
     "audit_auth_message",
     "BidMsg",
@@ -118,6 +119,10 @@ class ProviderInfoMsg(_Msg):
     max_fuel: int
     max_memory_bytes: int
     max_input_bytes: int
+    # container providers only: the GPUs offered ({"model", "memory_mb"} each) and the JSON whose
+    # SHA-256 is the registry entry's ``resources`` (so a requester can check this against the chain)
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    resources: dict[str, Any] | None = None
 
 
 class Rfq(_Msg):
@@ -159,7 +164,9 @@ class DeclineMsg(_Msg):
     """A reasoned refusal to bid; ``code`` is machine-readable, ``reason`` reads like advice."""
 
     rfq_id: str
-    code: Literal["capacity", "runtime", "limits", "price", "collateral", "spec", "chain", "inputs"]
+    code: Literal["capacity", "runtime", "limits", "price", "collateral", "bond", "spec", "chain", "inputs",
+                  "image", "no_gpu"]  # image: a container image this provider cannot obtain; no_gpu: GPUs unmet;
+    # bond: the stake cannot carry this deal on top of those in flight (docs/SPEC.md §14.6)
     reason: str
 
 
@@ -201,6 +208,14 @@ class AuditJobMsg(_Msg):
     deal_id: str
     terms: TermsMsg
     spec: dict[str, Any]
+
+
+class AuditJobAck(_Msg):
+    """A drawn auditor's answer to a job pushed to it (``POST /v1/audits/{id}/job``): which of the
+    job's blobs it still lacks (send each with ``PUT /v1/audits/{id}/blobs/{hash}``)."""
+
+    deal_id: str
+    missing: list[str] = Field(default_factory=list)
 
 
 class BlobMsg(_Msg):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
-__all__ = ["MISS_WEIGHT", "Reputation", "ReputationLike", "score_reputation", "min_collateral_for"]
+from mercato.matching.reputation import MISS_WEIGHT, Evidence, reputation_score
 
-MISS_WEIGHT = 4  # one missed job outweighs four completed ones
+__all__ = ["MISS_WEIGHT", "AuditCountsLike", "Reputation", "ReputationLike", "evidence_of", "score_reputation",
+           "min_collateral_for"]
 
 
 class ReputationLike(Protocol):
@@ -30,6 +31,17 @@ class ReputationLike(Protocol):
     def volume(self) -> int: ...
 
 
+class AuditCountsLike(Protocol):
+    """The verification counters of ``audit_record()`` (``chain.AuditRecord`` fits)."""
+
+    @property
+    def audits_passed(self) -> int: ...
+    @property
+    def audits_failed(self) -> int: ...
+    @property
+    def disputes_lost(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reputation:
     """The on-chain outcome counters, for callers without a chain (tests, the simulation)."""
@@ -40,23 +52,32 @@ class Reputation:
     volume: int = 0
 
 
-def score_reputation(rep: ReputationLike) -> Fraction:
-    """A provider's reliability in [0, 1): a smoothed success rate where misses weigh more.
+def evidence_of(rep: ReputationLike, audits: AuditCountsLike | None = None) -> Evidence:
+    """The on-chain counters as undecayed :class:`~mercato.matching.reputation.Evidence`."""
+    return Evidence(completed=int(rep.completed), missed=int(rep.missed), volume=int(rep.volume),
+                    audits_passed=int(audits.audits_passed) if audits else 0,
+                    audits_failed=int(audits.audits_failed) if audits else 0,
+                    disputes_lost=int(audits.disputes_lost) if audits else 0)
 
-    ``score = (completed + 1) / (completed + MISS_WEIGHT * missed + 2)``, i.e. the mean of a
-    Beta(1, 1) prior updated with the on-chain outcomes, each missed job counted
+
+def score_reputation(rep: ReputationLike, audits: AuditCountsLike | None = None) -> Fraction:
+    """A provider's reliability in (0, 1): :func:`~mercato.matching.reputation.reputation_score`
+    of its on-chain counters (``audits``, the ``audit_record()`` counters, when given).
+
+    Without audit counters: ``score = (completed + 1) / (completed + MISS_WEIGHT * missed + 2)``,
+    the mean of a Beta(1, 1) prior updated with the outcomes, each missed job counted
     ``MISS_WEIGHT`` times (a miss costs a requester a deadline; a completion is the norm).
     A newcomer scores 1/2; 10 completions and no miss 11/12; 10 completions and 1 miss 11/16.
     ``slashed`` counts the same misses (one per reclaim) and ``volume`` is money, not
-    reliability, so neither enters the score. Exact, so ties are real ties.
+    reliability, so neither enters the score. Exact, so ties are real ties. The explorer
+    scores the same way, with each outcome decayed by its age.
 
     >>> score_reputation(Reputation(completed=10))
     Fraction(11, 12)
     >>> score_reputation(Reputation(completed=10, missed=1))
     Fraction(11, 16)
     """
-    completed, missed = max(0, int(rep.completed)), max(0, int(rep.missed))
-    return Fraction(completed + 1, completed + MISS_WEIGHT * missed + 2)
+    return reputation_score(evidence_of(rep, audits))
 
 
 def min_collateral_for(price: int, audit_probability_bps: int = 500) -> int:

@@ -7,6 +7,10 @@
 or capacity changed), tops the stake up to ``cfg.stake``, resyncs each lane's nonce from the
 chain, then resumes every deal where it stood — accepted or running deals are (re-)run
 (the sandbox is deterministic), executed ones committed, committed ones finalized later.
+
+With "container" in ``runtimes`` it first removes the containers a crash left behind
+(``ContainerRuntime.cleanup_stale``, logged) and detects the GPUs it offers (unless
+``[container] gpus = "off"``): they go into the registry entry's resources and ``/v1/info``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -25,9 +30,10 @@ from eth_utils import keccak
 from mercato.chain.api import MarketApi
 from mercato.chain.eip712 import recover_acceptance
 from mercato.domain.deals import AUDITED, CLEARED, ZERO32
-from mercato.domain.jobs import JobSpec, is_content_hash
+from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, is_content_hash
 from mercato.domain.wire import (
     AcceptMsg,
+    AuditJobAck,
     AuditJobMsg,
     BlobMsg,
     DealStatusMsg,
@@ -37,7 +43,15 @@ from mercato.domain.wire import (
     SeedMsg,
     audit_auth_message,
 )
-from mercato.errors import AcceptanceRejected, BlobRejected, DealNotFound, NotReady, ProviderError
+from mercato.errors import (
+    AcceptanceRejected,
+    BlobRejected,
+    DealNotFound,
+    ImageRejected,
+    MercatoError,
+    NotReady,
+    ProviderError,
+)
 from mercato.provider.auditor import Auditor
 from mercato.provider.bidder import Bidder
 from mercato.provider.chainio import ChainIO
@@ -51,7 +65,7 @@ from mercato.provider.watcher import WATCHED, ChainEvent, EventSource
 from mercato.runtimes import BlobStore, Runtime
 from mercato.runtimes.blobs import content_hash
 
-__all__ = ["ProviderAgent", "resources_of"]
+__all__ = ["ProviderAgent", "resources_json", "resources_of"]
 
 log = logging.getLogger("mercato.provider")
 _REVEALED = ("committed", "finalized")
@@ -62,10 +76,22 @@ def _gone(rec: DealRecord) -> str:
     return f"the deal is {rec.state}{why}: send a new RFQ"
 
 
-def resources_of(cfg: ProviderConfig) -> bytes:
+def resources_json(cfg: ProviderConfig, gpus: Sequence[Any] = ()) -> dict[str, Any]:
+    """The advertised capacity. A container provider adds its container caps and its GPUs
+    (model and memory each; their count is the list's length)."""
+    out: dict[str, Any] = {"lanes": cfg.lanes, "runtimes": list(cfg.runtimes), "max_fuel": cfg.max_fuel,
+                           "max_memory_bytes": cfg.max_memory_bytes}
+    if CONTAINER_RUNTIME in cfg.runtimes:
+        cc = cfg.container
+        out["container"] = {"max_cpu_millis": cc.max_cpu_millis, "max_pids": cc.max_pids,
+                            "max_wall_clock_s": cc.max_wall_clock_s, "network": cc.allow_network}
+        out["gpus"] = [{"model": g.name, "memory_mb": g.memory_mb} for g in gpus]
+    return out
+
+
+def resources_of(cfg: ProviderConfig, gpus: Sequence[Any] = ()) -> bytes:
     """The registry's 32-byte ``resources``: a hash of the advertised capacity (changes re-register)."""
-    blob = json.dumps({"lanes": cfg.lanes, "runtimes": list(cfg.runtimes), "max_fuel": cfg.max_fuel,
-                       "max_memory_bytes": cfg.max_memory_bytes}, sort_keys=True)
+    blob = json.dumps(resources_json(cfg, gpus), sort_keys=True)
     return hashlib.sha256(blob.encode()).digest()
 
 
@@ -85,6 +111,9 @@ class ProviderAgent:
         self.executor = Executor(cfg, self.store, self.chain, self.blobs, self.metrics, runtimes)
         self.auditor = Auditor(cfg, self.chain, self.executor, self.blobs)
         self.events = events
+        self.gpus: tuple[Any, ...] = ()  # the GPUs offered (detected at start for container providers)
+        if CONTAINER_RUNTIME in cfg.runtimes:
+            self.bidder.admit_container = self._admit_container
         self._challenge_window = challenge_window
         self.settler: Settler | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -97,6 +126,8 @@ class ProviderAgent:
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Register and stake as configured, resync lanes, resume deals, start the loops."""
+        if CONTAINER_RUNTIME in self.cfg.runtimes:
+            await asyncio.to_thread(self._prepare_containers)
         await self.ensure_registered()
         read_params = getattr(self.chain.market, "parameters", None)
         params = dict(await self.chain.read(read_params)) if read_params else {}
@@ -129,13 +160,38 @@ class ProviderAgent:
         """Register if unregistered or the endpoint/capacity changed; stake up to ``cfg.stake``."""
         m = self.chain.market
         info = await self.chain.read(m.provider_info)
-        resources = resources_of(self.cfg)
+        resources = resources_of(self.cfg, self.gpus)
         if not info.registered or info.endpoint != self.cfg.public_endpoint or info.resources != resources:
             await self.chain.write(m.register, self.cfg.public_endpoint, resources, ZERO32)
             log.info("registered", extra={"endpoint": self.cfg.public_endpoint})
         if info.stake < self.cfg.stake:
             await self.chain.write(m.stake, self.cfg.stake - info.stake)
             log.info("staked", extra={"amount": self.cfg.stake - info.stake})
+
+    def _prepare_containers(self) -> None:
+        """Remove what a crash left (logged), then detect the GPUs to offer. A missing engine is
+        logged, not fatal: container RFQs are then declined with code ``runtime``."""
+        from mercato.runtimes.container import ContainerRuntime
+
+        runtime = self.executor.runtime(CONTAINER_RUNTIME)
+        if not isinstance(runtime, ContainerRuntime):  # a stand-in (unit tests): nothing to clean or detect
+            return
+        try:
+            cleaned = runtime.cleanup_stale()
+        except MercatoError as exc:
+            log.error("container engine unavailable; container jobs will be declined", extra={"error": str(exc)})
+            return
+        if cleaned:
+            log.warning("removed containers left by an earlier run", extra={"containers": cleaned})
+        self.gpus = runtime.gpus.gpus
+        log.info("container runtime ready", extra={"engine": runtime.engine.kind, "namespace": runtime.settings.namespace,
+                                                   "gpus": [f"{g.name} ({g.memory_mb} MiB)" for g in self.gpus]})
+
+    def _admit_container(self, spec: JobSpec) -> object:
+        """The bid-time check of a container spec (runs in a worker thread)."""
+        runtime = self.executor.runtime(CONTAINER_RUNTIME)
+        admit = getattr(runtime, "admit_bid", None)
+        return admit(spec) if admit is not None else None
 
     async def _resync_lanes(self) -> None:
         self.store.ensure_lanes(self.cfg.lanes)
@@ -217,7 +273,9 @@ class ProviderAgent:
         return ProviderInfoMsg(provider=self.address, chain_id=m.chain_id, market=m.market,
                                runtimes=list(cfg.runtimes), lanes=cfg.lanes, free_lanes=cfg.lanes - busy,
                                price_per_cu=per_cu, max_fuel=cfg.max_fuel, max_memory_bytes=cfg.max_memory_bytes,
-                               max_input_bytes=cfg.max_input_bytes)
+                               max_input_bytes=cfg.max_input_bytes,
+                               gpus=[{"model": g.name, "memory_mb": g.memory_mb} for g in self.gpus],
+                               resources=resources_json(cfg, self.gpus) if CONTAINER_RUNTIME in cfg.runtimes else None)
 
     async def answer(self, rfq: Rfq) -> RfqAnswer:
         """``POST /v1/rfq``."""
@@ -296,6 +354,8 @@ class ProviderAgent:
     async def _audit_caller(self, deal_id: str, auditor: str, signature: str) -> DealRecord:
         """The deal, if ``auditor`` signed ``audit_auth_message(deal_id)`` and holds one of its
         audit seats on-chain; else 403 (no one else gets a requester's job)."""
+        if self.cfg.behaviour == "hidden_wrong_result":  # TEST ONLY: hide the job from its auditors
+            raise ProviderError("audits are not served here", http_status=503)
         rec = self._deal(deal_id)
         try:
             signer = Account.recover_message(encode_defunct(text=audit_auth_message(rec.deal_id)),
@@ -322,6 +382,14 @@ class ProviderAgent:
             raise BlobRejected(f"deal {rec.deal_id} has no blob {ref} here", http_status=404)
         return self.blobs.get(ref)
 
+    async def push_audit_job(self, deal_id: str, job: AuditJobMsg) -> AuditJobAck:
+        """``POST /v1/audits/{id}/job``: a job pushed to us as a drawn auditor (see ``Auditor``)."""
+        return await self.auditor.accept_job(deal_id, job)
+
+    def push_audit_blob(self, deal_id: str, ref: str, data: bytes) -> AuditJobAck:
+        """``PUT /v1/audits/{id}/blobs/{hash}``: a blob of a job pushed to us as an auditor."""
+        return self.auditor.accept_blob(deal_id, ref, data)
+
     def status(self, deal_id: str) -> DealStatusMsg:
         """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain."""
         rec = self._deal(deal_id)
@@ -340,9 +408,29 @@ class ProviderAgent:
                                http_status=413)
         if content_hash(data) != ref:
             raise BlobRejected(f"the bytes hash to {content_hash(data)}, not {ref}: upload the right file")
+        self._check_image_archive(ref, data)
         self.blobs.put(data)
         self.executor.on_blob(ref)
         return BlobMsg(content_hash=ref, size=len(data))
+
+    def _check_image_archive(self, ref: str, data: bytes) -> None:
+        """An image archive must hold the image its deals name: otherwise 422, and the deals
+        fail at once with the reason (nothing is loaded or run)."""
+        from mercato.runtimes.container import archive_image_id
+
+        for rec in self.store.in_states("bid", "accepted"):
+            spec = JobSpec.from_json(rec.spec_json)
+            if spec.container is None or spec.container.image_archive != ref:
+                continue
+            try:
+                found = archive_image_id(data)
+            except ImageRejected as exc:
+                found, why = "", str(exc)
+            else:
+                why = f"the image archive holds image {found}, not the declared {spec.workload}"
+            if found != spec.workload:
+                self.executor.reject(rec.deal_id, f"image rejected: {why}")
+                raise BlobRejected(f"{why}: ship the archive of the image the spec names", http_status=422)
 
     def check_blob_ref(self, ref: str) -> None:
         if not is_content_hash(ref):

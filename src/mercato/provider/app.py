@@ -12,6 +12,9 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
     POST /v1/deals/{deal_id}/seed               SeedMsg -> DealStatusMsg (422 if it does not open seed_hash)
     GET  /v1/audits/{deal_id}/job               AuditJobMsg (403 unless a drawn auditor signed the request)
     GET  /v1/audits/{deal_id}/blobs/{hash}      the job's workload or an input, same condition
+    POST /v1/audits/{deal_id}/job               AuditJobMsg -> AuditJobAck: a job pushed to us as a drawn
+                                                auditor (422 if it does not hash to jobs_root, 409 no seat)
+    PUT  /v1/audits/{deal_id}/blobs/{hash}      a pushed job's blob -> AuditJobAck (409 no job, 404 unneeded)
     GET  /v1/deals/{deal_id}                    DealStatusMsg
     GET  /v1/deals/{deal_id}/stdout | /stderr   the exact raw bytes (the receipt's text is lossy UTF-8)
     GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes
@@ -33,6 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from mercato.domain.wire import (
     AUDIT_AUTH_HEADERS,
     AcceptMsg,
+    AuditJobAck,
     AuditJobMsg,
     BlobMsg,
     DealStatusMsg,
@@ -98,6 +102,15 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True) -> FastAP
         auditor, signature = (request.headers.get(h, "") for h in AUDIT_AUTH_HEADERS)
         data = await agent.audit_blob(deal_id, content_hash, auditor, signature)
         return Response(content=data, media_type="application/octet-stream")
+
+    @app.post("/v1/audits/{deal_id}/job")
+    async def push_audit_job(deal_id: str, job: AuditJobMsg) -> AuditJobAck:
+        return await agent.push_audit_job(deal_id, job)
+
+    @app.put("/v1/audits/{deal_id}/blobs/{content_hash}")
+    async def push_audit_blob(deal_id: str, content_hash: str, request: Request) -> AuditJobAck:
+        data = await _read_capped(request, agent.cfg.max_blob_bytes)
+        return agent.push_audit_blob(deal_id, content_hash, data)
 
     @app.get("/v1/deals/{deal_id}")
     async def status(deal_id: str) -> DealStatusMsg:

@@ -6,9 +6,11 @@
 Every registered provider with stake can be drawn (docs/SPEC.md §14.4), stake-weighted and
 never for its own deals. Once drawn, this agent:
 
-1. fetches the job from the audited provider (``GET /v1/audits/{id}/job`` and the blobs,
-   authenticated with an EIP-191 signature the provider checks against the on-chain seats),
-   and checks the spec against the deal's ``jobs_root`` and every blob against its hash;
+1. gets the job: the requester pushes it (``POST /v1/audits/{id}/job`` and
+   ``PUT /v1/audits/{id}/blobs/{hash}``), or this agent fetches it from the audited provider
+   (``GET /v1/audits/{id}/job`` and the blobs, authenticated with an EIP-191 signature the
+   provider checks against the on-chain seats). Either way the spec must hash to the deal's
+   ``jobs_root`` and every blob to its name, so whoever serves it cannot change the job;
 2. runs it in the same deterministic sandbox, off the event loop;
 3. commits ``seal_of(self, deal_id, result_root, fuel, salt)`` blind — it never sees the
    provider's result;
@@ -34,8 +36,8 @@ import httpx
 from mercato.chain.api import AUDIT_COMMIT, AUDIT_REVEAL, AuditState
 from mercato.domain.deals import job_leaf
 from mercato.domain.jobs import JobSpec, Receipt
-from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobMsg, audit_auth_message
-from mercato.errors import ChainError, DealsError, MercatoError
+from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobAck, AuditJobMsg, audit_auth_message
+from mercato.errors import BlobRejected, ChainError, DealsError, MercatoError, ProviderError
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.executor import Executor, fresh_workspace, in_daemon_thread, needed_blobs
@@ -43,7 +45,7 @@ from mercato.runtimes import BlobStore
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.lottery import seal_of
 
-__all__ = ["Auditor", "AuditTask"]
+__all__ = ["Auditor", "AuditTask", "checked_spec"]
 
 log = logging.getLogger("mercato.provider.auditor")
 
@@ -59,10 +61,24 @@ class AuditTask:
     salt: str | None = None
     seal: str | None = None
     error: str | None = None
+    spec: dict[str, object] | None = None  # the job as pushed by the requester, checked against jobs_root
 
 
 def _hex(value: str) -> bytes:
     return bytes.fromhex(value.removeprefix("0x"))
+
+
+def checked_spec(deal_id: str, job: AuditJobMsg) -> JobSpec:
+    """The job's spec, once its terms name ``deal_id`` and the spec with the terms' price and
+    collateral hashes to their ``jobs_root``; ``ValueError`` otherwise."""
+    spec = JobSpec.from_json(job.spec)
+    terms = job.terms.to_terms()
+    if terms.deal_id.hex() != deal_id.removeprefix("0x").lower():
+        raise ValueError("the terms are those of another deal")
+    leaf = job_leaf(bytes.fromhex(spec.spec_hash().removeprefix("sha256:")), terms.price, terms.collateral)
+    if leaf != terms.jobs_root:
+        raise ValueError("the spec does not hash to the deal's jobs_root")
+    return spec
 
 
 class Auditor:
@@ -105,6 +121,43 @@ class Auditor:
             self._save(AuditTask(deal_id.lower()))
             log.info("drawn as auditor", extra={"deal_id": deal_id})
 
+    # jobs pushed by the requester -------------------------------------------------------------
+    async def accept_job(self, deal_id: str, job: AuditJobMsg) -> AuditJobAck:
+        """``POST /v1/audits/{id}/job``: keep a job pushed to us for an audit we hold a seat in.
+        Anyone may push (the requester does, so a provider cannot hide its job from its auditors):
+        the spec is checked against the deal's ``jobs_root``, so a pusher cannot change the job."""
+        deal_id = deal_id.lower()
+        try:
+            spec = checked_spec(deal_id, job)
+        except (ValueError, MercatoError) as exc:
+            raise ProviderError(f"the pushed job for deal {deal_id} was refused: {exc}", http_status=422) from None
+        audit: AuditState = await self.chain.read(self.chain.market.audit, _hex(deal_id))  # type: ignore[attr-defined]
+        if audit.resolved or audit.seat_of(self.chain.address) is None:
+            raise ProviderError(f"this provider holds no open audit seat for deal {deal_id}", http_status=409)
+        task = self.get(deal_id) or AuditTask(deal_id)
+        if task.spec is None:
+            task.spec = job.spec
+            self._save(task)
+            log.info("audit job pushed to us", extra={"deal_id": deal_id})
+        return AuditJobAck(deal_id=deal_id, missing=self._missing(spec))
+
+    def accept_blob(self, deal_id: str, ref: str, data: bytes) -> AuditJobAck:
+        """``PUT /v1/audits/{id}/blobs/{hash}``: a blob of a pushed job, checked against its hash."""
+        task = self.get(deal_id.lower())
+        if task is None or task.spec is None:
+            raise BlobRejected(f"no job was pushed for deal {deal_id}: POST /v1/audits/{deal_id}/job first",
+                               http_status=409)
+        spec = JobSpec.from_json(task.spec)
+        if ref not in needed_blobs(spec):
+            raise BlobRejected(f"the job of deal {deal_id} needs no blob {ref}", http_status=404)
+        if content_hash(data) != ref:
+            raise BlobRejected(f"the bytes sent do not hash to {ref}", http_status=422)
+        self.blobs.put(data)
+        return AuditJobAck(deal_id=task.deal_id, missing=self._missing(spec))
+
+    def _missing(self, spec: JobSpec) -> list[str]:
+        return [ref for ref in needed_blobs(spec) if not self.blobs.has(ref)]
+
     # the loop -------------------------------------------------------------------------------
     async def run_once(self) -> None:
         """Advance every audit one step; chain errors are logged and retried next round."""
@@ -144,12 +197,14 @@ class Auditor:
                     task.seal = "0x" + (await self._providers_seal(task.deal_id, audit.provider)).hex()
                     task.salt, task.result_root, task.fuel = "0x" + bytes(32).hex(), "00" * 32, 0
                 else:
-                    spec = await self._fetch_job(task.deal_id, audit.provider)
+                    spec = await self._job(task, audit.provider)
                     receipt = await in_daemon_thread(self._sandbox, task.deal_id, spec)
+                    root = receipt.result_root
+                    if self.cfg.behaviour == "colluding_auditor":  # TEST ONLY: back a wrong_result provider
+                        root = Executor.wrong_root(root)
                     salt = _hex(task.salt) if task.salt else secrets.token_bytes(32)
-                    seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(receipt.result_root),
-                                   receipt.fuel_used, salt)
-                    task.result_root, task.fuel = receipt.result_root, receipt.fuel_used
+                    seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(root), receipt.fuel_used, salt)
+                    task.result_root, task.fuel = root, receipt.fuel_used
                     task.salt, task.seal = "0x" + salt.hex(), "0x" + seal.hex()
                 self._save(task)  # the salt is on disk before the seal goes out
             await self.chain.write(self.chain.market.commit_audit, _hex(task.deal_id), _hex(task.seal))  # type: ignore[attr-defined]
@@ -190,19 +245,20 @@ class Auditor:
         info = await self.chain.read(self.chain.market.provider_info, provider)
         return info.endpoint.rstrip("/")
 
+    async def _job(self, task: AuditTask, provider: str) -> JobSpec:
+        """The pushed job once all its blobs are here, else the provider's."""
+        if task.spec is not None:
+            spec = JobSpec.from_json(task.spec)
+            if not self._missing(spec):
+                return spec
+        return await self._fetch_job(task.deal_id, provider)
+
     async def _fetch_job(self, deal_id: str, provider: str) -> JobSpec:
         base, headers = await self._endpoint(provider), self._auth(deal_id)
         async with self._client() as http:
             resp = await http.get(f"{base}/v1/audits/{deal_id}/job", headers=headers)
             resp.raise_for_status()
-            job = AuditJobMsg.model_validate_json(resp.content)
-            spec = JobSpec.from_json(job.spec)
-            terms = job.terms.to_terms()
-            if terms.deal_id.hex() != deal_id.removeprefix("0x").lower():
-                raise ValueError("the provider served the terms of another deal")
-            leaf = job_leaf(bytes.fromhex(spec.spec_hash().removeprefix("sha256:")), terms.price, terms.collateral)
-            if leaf != terms.jobs_root:
-                raise ValueError("the served spec does not hash to the deal's jobs_root")
+            spec = checked_spec(deal_id, AuditJobMsg.model_validate_json(resp.content))
             for ref in needed_blobs(spec):
                 if self.blobs.has(ref):
                     continue

@@ -6,6 +6,11 @@ Checks run cheapest first (chain, spec, runtime, limits, price); the lane and th
 are reserved under one lock, so concurrent RFQs never get the same lane and never promise
 the same free stake twice. Pricing: ``cu_cap = cu_from_fuel(spec.limits.fuel)``,
 ``price = price_per_cu × cu_cap``, ``collateral = max(rfq.min_collateral, price × factor)``.
+
+Container jobs (``runtime = "container"``) are admitted by the container runtime's ``admit``
+(engine present, image obtainable, reservation within ``[container]`` caps, GPUs satisfiable:
+declines ``runtime``, ``image``, ``limits``, ``no_gpu``) and priced per reserved
+resource-second (``pricing.container_price``); their ``price_per_cu`` in the bid is 0.
 """
 
 from __future__ import annotations
@@ -14,20 +19,29 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from eth_utils import is_address
 
 from mercato.domain.deals import Terms, job_leaf
-from mercato.domain.jobs import JobSpec, cu_from_fuel
+from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, cu_from_fuel
 from mercato.domain.wire import BidMsg, DeclineMsg, Rfq, RfqAnswer, TermsMsg
-from mercato.errors import PricingError, SpecError
+from mercato.errors import (
+    GpuUnavailable,
+    ImageRejected,
+    MercatoError,
+    PricingError,
+    RuntimeUnavailable,
+    SpecError,
+)
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.metrics import Metrics
-from mercato.provider.pricing import PricingStrategy
+from mercato.provider.pricing import PricingStrategy, ResourceRates, container_price
 from mercato.provider.store import DealRecord, Store
+from mercato.verification.bond import BondParams, bond_ok, min_stake
 
 __all__ = ["Bidder", "Quote"]
 
@@ -63,6 +77,9 @@ class Bidder:
         self.strategy = strategy
         self.metrics = metrics
         self._lock = asyncio.Lock()
+        # set by the agent when it offers containers: raises why this machine cannot run the spec
+        self.admit_container: Callable[[JobSpec], object] | None = None
+        self._bond: BondParams | bool | None = None  # the bond rule's parameters, once read (False: none)
 
     def utilization(self) -> Fraction:
         """Busy lanes over all lanes."""
@@ -72,6 +89,8 @@ class Bidder:
         """A signed bid with a lane reserved for it, or a decline that says what would work."""
         try:
             spec = self._check(rfq)
+            if spec.runtime == CONTAINER_RUNTIME:
+                await self._admit_container(spec)
             quote = await self.quote(rfq, spec)
             bid = await self._reserve_and_sign(rfq, spec, quote)
         except _Decline as d:
@@ -115,8 +134,29 @@ class Bidder:
                                      f"{cfg.max_input_bytes}: shrink the inputs or split the job")
         return spec
 
+    async def _admit_container(self, spec: JobSpec) -> None:
+        """Decline a container job this machine cannot run (engine calls run off the event loop)."""
+        cap = self.cfg.container
+        if spec.limits.wall_clock_s > cap.max_wall_clock_s:
+            raise _Decline("limits", f"wall clock {spec.limits.wall_clock_s:g} s is over this provider's "
+                                     f"{cap.max_wall_clock_s:g} s for containers: lower limits.wall_clock_s")
+        if self.admit_container is None:
+            raise _Decline("runtime", "this provider has no container engine configured: ask another provider")
+        try:
+            await asyncio.to_thread(self.admit_container, spec)
+        except GpuUnavailable as exc:
+            raise _Decline("no_gpu", f"{exc}: ask a provider whose registry entry lists such GPUs") from None
+        except RuntimeUnavailable as exc:
+            raise _Decline("runtime", f"this provider cannot run containers right now ({exc})") from None
+        except ImageRejected as exc:
+            raise _Decline("image", f"{exc}") from None
+        except MercatoError as exc:
+            raise _Decline("limits", f"{exc}") from None
+
     async def quote(self, rfq: Rfq | None, spec: JobSpec) -> Quote:
         """Price ``spec`` at the current utilization (a price script runs off the event loop)."""
+        if spec.runtime == CONTAINER_RUNTIME:
+            return self._container_quote(rfq, spec)
         try:
             per_cu = await asyncio.to_thread(self.strategy, rfq, self.utilization())
         except PricingError as exc:
@@ -135,6 +175,21 @@ class Bidder:
                                     "lower limits.fuel or min_collateral")
         return Quote(per_cu, cu_cap, price, collateral)
 
+    def _container_quote(self, rfq: Rfq | None, spec: JobSpec) -> Quote:
+        """The resource-second price bound of a container job (``pricing.container_price``)."""
+        p = self.cfg.pricing
+        price = container_price(spec, ResourceRates.of(p), self.utilization(), p.utilization_markup)
+        collateral = max(rfq.min_collateral if rfq else 0, math.floor(price * p.collateral_factor))
+        if rfq is not None and price > rfq.max_price:
+            raise _Decline("price", f"this provider asks {price} for the reservation (vCPU-s at "
+                                    f"{p.price_per_vcpu_s}, GiB-s at {p.price_per_gib_s}, GPU-s at "
+                                    f"{p.price_per_gpu_s}, over the whole wall clock); raise max_price to at "
+                                    "least that or lower the limits")
+        if price >= _MAX_AMOUNT or collateral >= _MAX_AMOUNT:
+            raise _Decline("price", "the price or collateral does not fit the contract's 96-bit amounts: "
+                                    "lower the limits or min_collateral")
+        return Quote(0, 0, price, collateral)
+
     async def _reserve_and_sign(self, rfq: Rfq, spec: JobSpec, quote: Quote) -> BidMsg:
         now = await self.chain.now()
         async with self._lock:
@@ -149,6 +204,7 @@ class Bidder:
                     raise _Decline("collateral", f"this provider has {max(free, 0)} free stake, less than the "
                                                  f"{quote.collateral} collateral asked: lower min_collateral or "
                                                  "ask another provider")
+                await self._check_bond(quote)
                 rec = self._record(rfq, spec, quote, idx, nonce, now)
                 self.store.insert(rec)
             except BaseException:
@@ -156,6 +212,31 @@ class Bidder:
                 raise
         return BidMsg(rfq_id=rfq.rfq_id, terms=rec.terms_msg, signature=rec.bid_sig,
                       price_per_cu=quote.price_per_cu, deal_id=rec.deal_id)
+
+    async def _bond_params(self) -> BondParams | None:
+        """The market's bond-rule parameters (read once); None on a market without the rule."""
+        if self._bond is None:
+            params = await self.chain.read(self.chain.market.parameters)  # type: ignore[attr-defined]
+            names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps")
+            self._bond = BondParams(*(int(params[n]) for n in names)) if all(n in params for n in names) else False
+        return self._bond or None
+
+    async def _check_bond(self, quote: Quote) -> None:
+        """Decline a deal the stake cannot carry under the bond rule (docs/SPEC.md §14.6): the
+        contract would refuse to open it (``deals: bond too small``). Bids not yet opened count
+        as in flight, since any of them may open."""
+        params = await self._bond_params()
+        if params is None:
+            return
+        market = self.chain.market
+        info, (value, deals) = await asyncio.gather(self.chain.read(market.provider_info),
+                                                    self.chain.read(market.in_flight))  # type: ignore[attr-defined]
+        pending_value, pending = self.store.reserved_value()
+        n, v = deals + pending + 1, value + pending_value + quote.price
+        if not bond_ok(info.stake, n, v, params):
+            raise _Decline("bond", f"this provider's stake of {info.stake} cannot carry {n} deals worth {v} in "
+                                   f"flight (the bond rule needs {min_stake(n, v, params)}): retry when its "
+                                   "deals settle, lower max_price, or ask another provider")
 
     def _record(self, rfq: Rfq, spec: JobSpec, quote: Quote, lane: int, nonce: int, now: int) -> DealRecord:
         deadline = now + rfq.deadline_s

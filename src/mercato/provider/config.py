@@ -16,14 +16,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from mercato.domain.jobs import FUEL_PER_CU, RUNTIMES
+from mercato.domain.jobs import CONTAINER_RUNTIME, FUEL_PER_CU, RUNTIMES
 from mercato.errors import ConfigError
+from mercato.runtimes.container import ContainerSettings
 
-__all__ = ["Behaviour", "BEHAVIOURS", "PricingConfig", "ProviderConfig"]
+__all__ = ["Behaviour", "BEHAVIOURS", "WRONG_RESULT", "ContainerConfig", "PricingConfig", "ProviderConfig"]
 
-Behaviour = Literal["honest", "never_commit", "wrong_result", "copied_seal", "lazy_auditor", "silent_auditor"]
-BEHAVIOURS: tuple[str, ...] = ("honest", "never_commit", "wrong_result", "copied_seal", "lazy_auditor",
-                               "silent_auditor")
+PROVIDER_RUNTIMES: tuple[str, ...] = (*RUNTIMES, CONTAINER_RUNTIME)  # what ``runtimes`` may list
+
+Behaviour = Literal["honest", "never_commit", "wrong_result", "hidden_wrong_result", "copied_seal", "lazy_auditor",
+                    "silent_auditor", "colluding_auditor"]
+BEHAVIOURS: tuple[str, ...] = ("honest", "never_commit", "wrong_result", "hidden_wrong_result", "copied_seal",
+                               "lazy_auditor", "silent_auditor", "colluding_auditor")
+WRONG_RESULT: tuple[str, ...] = ("wrong_result", "hidden_wrong_result")  # behaviours that seal a wrong root
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +43,79 @@ class PricingConfig:
     collateral_factor: Fraction = Fraction(19)  # C >= P(1-p)/p with audit probability p = 5 %
     script: Path | None = None  # JSON on stdin -> integer price per CU on stdout (Akash-style)
     script_timeout_s: float = 5.0
+    # container jobs are priced per reserved resource-second (token base units, integers):
+    # price = ceil(wall_clock_s × (vCPUs × per_vcpu_s + GiB × per_gib_s + GPUs × per_gpu_s)) × (1 + markup × u)
+    price_per_vcpu_s: int = 100
+    price_per_gib_s: int = 50
+    price_per_gpu_s: int = 10_000
 
     def __post_init__(self) -> None:
         if self.price_per_cu < 0:
             raise ConfigError("pricing.price_per_cu must be >= 0 token base units per CU")
+        for name in ("price_per_vcpu_s", "price_per_gib_s", "price_per_gpu_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"pricing.{name} must be an integer >= 0 (token base units per second), "
+                                  f"got {value!r}")
         if self.utilization_markup < 0 or self.collateral_factor < 0:
             raise ConfigError("pricing.utilization_markup and pricing.collateral_factor must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    """The ``[container]`` table: how this provider runs ``runtime = "container"`` jobs.
+
+    Used only when ``runtimes`` lists "container". ``engine``: "auto" (podman, else a docker
+    whose daemon answers), "podman" or "docker"; ``oci_runtime``: podman's ``--runtime``
+    ("auto" = runc where installed, "" = podman's own default); ``containers_conf``: "mercato"
+    (a containers.conf with ``default_ulimits = []`` written under the data dir), "" (the
+    system's) or a path; ``namespace``: the label and name prefix of this agent's containers
+    (``cleanup_stale`` removes only those; "" = derived from the provider address, so two
+    agents on one host never touch each other's). Caps a job's reservation may not exceed:
+    ``max_cpu_millis`` (0 = every CPU here), ``max_pids``, ``max_wall_clock_s``,
+    ``max_image_bytes``; memory is ``[limits] max_memory_bytes``. ``gpus``: offer this
+    machine's NVIDIA GPUs ("auto": when detection finds any; "off": never); ``gpu_mode``:
+    "auto" (CDI when a spec exists), "cdi" or "gpus" (docker's ``--gpus``).
+    """
+
+    engine: Literal["auto", "podman", "docker"] = "auto"
+    oci_runtime: str = "auto"
+    containers_conf: str = "mercato"
+    namespace: str = ""
+    allow_network: bool = False
+    allow_pull: bool = True
+    max_cpu_millis: int = 0
+    max_pids: int = 4096
+    max_wall_clock_s: float = 3600.0
+    max_image_bytes: int = 4 << 30
+    gpus: Literal["auto", "off"] = "auto"
+    gpu_mode: Literal["auto", "cdi", "gpus"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("auto", "podman", "docker"):
+            raise ConfigError(f"container.engine must be auto, podman or docker, got {self.engine!r}")
+        if self.gpus not in ("auto", "off"):
+            raise ConfigError(f"container.gpus must be \"auto\" or \"off\", got {self.gpus!r}")
+        if self.gpu_mode not in ("auto", "cdi", "gpus"):
+            raise ConfigError(f"container.gpu_mode must be auto, cdi or gpus, got {self.gpu_mode!r}")
+        for name in ("max_cpu_millis", "max_pids", "max_image_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_cpu_millis" else 1):
+                raise ConfigError(f"container.{name} must be a positive integer, got {value!r}")
+        wall = self.max_wall_clock_s
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or wall <= 0:
+            raise ConfigError(f"container.max_wall_clock_s must be a positive number of seconds, got {wall!r}")
+        if self.namespace:
+            self.settings("0x0")  # validates the namespace (ConfigError)
+
+    def settings(self, provider: str) -> ContainerSettings:
+        """The runtime's settings for the agent of address ``provider``."""
+        namespace = self.namespace or "p" + provider.lower().removeprefix("0x")[:12]
+        return ContainerSettings(engine=self.engine, oci_runtime=self.oci_runtime,
+                                 containers_conf=self.containers_conf, namespace=namespace,
+                                 allow_network=self.allow_network, allow_pull=self.allow_pull,
+                                 max_cpu_millis=self.max_cpu_millis, max_pids=self.max_pids,
+                                 max_image_bytes=self.max_image_bytes, gpu_mode=self.gpu_mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +135,24 @@ class ProviderConfig:
     max_input_bytes: int = 256 << 20  # workload + inputs of one job together
     max_blob_bytes: int = 256 << 20  # one upload
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    container: ContainerConfig = field(default_factory=ContainerConfig)
     poll_interval_s: float = 1.0  # chain watcher
     housekeeping_interval_s: float = 1.0  # expiries, deadlines, finalize and claim
     finalize_batch: int = 32  # at most chain.MAX_BATCH
     claim_threshold: int = 1  # claim earnings once at least this much is claimable
     reclaim_grace_s: int = 30  # after a missed deadline, reclaim our own deal (frees the lane)
-    # TEST ONLY fault injection: never_commit | wrong_result | copied_seal (commits a seal it did not make)
-    # | lazy_auditor (commits the audited provider's seal instead of re-executing) | silent_auditor
+    # TEST ONLY fault injection: never_commit | wrong_result | hidden_wrong_result (a wrong result, and the
+    # job refused to its auditors) | copied_seal (commits a seal it did not make) | lazy_auditor (commits the
+    # audited provider's seal instead of re-executing) | silent_auditor | colluding_auditor (as an auditor,
+    # claims the same wrong root a wrong_result provider claims)
     behaviour: Behaviour = "honest"
 
     def __post_init__(self) -> None:
         if self.lanes < 1:
             raise ConfigError("lanes must be at least 1: it is how many deals this agent holds at once")
-        unknown = set(self.runtimes) - set(RUNTIMES)
+        unknown = set(self.runtimes) - set(PROVIDER_RUNTIMES)
         if unknown or not self.runtimes:
-            raise ConfigError(f"runtimes {sorted(unknown) or '[]'} not supported; choose from {list(RUNTIMES)}")
+            raise ConfigError(f"runtimes {sorted(unknown) or '[]'} not supported; choose from {list(PROVIDER_RUNTIMES)}")
         if self.behaviour not in BEHAVIOURS:
             raise ConfigError(f"testing.behaviour {self.behaviour!r} unknown; use one of {list(BEHAVIOURS)}")
         if not 1 <= self.finalize_batch <= 32:
@@ -97,7 +172,7 @@ class ProviderConfig:
 
     @classmethod
     def load(cls, path: Path) -> ProviderConfig:
-        """Read a TOML file (sections ``[provider]``, ``[limits]``, ``[pricing]``, ``[testing]``)."""
+        """Read a TOML file (sections ``[provider]``, ``[limits]``, ``[pricing]``, ``[container]``, ``[testing]``)."""
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
@@ -111,11 +186,12 @@ class ProviderConfig:
         """Build from parsed TOML; relative paths are taken from ``base``."""
         data = dict(data)
         pricing = _pricing(data.pop("pricing", {}), base)
+        container = _container(data.pop("container", {}), base)
         flat: dict[str, Any] = {}
         for section in ("provider", "limits", "intervals", "testing"):
             flat |= data.pop(section, {})
         flat |= data
-        known = {f.name for f in fields(cls)} - {"pricing"}
+        known = {f.name for f in fields(cls)} - {"pricing", "container"}
         unknown = set(flat) - known
         if unknown:
             raise ConfigError(f"unknown provider setting(s) {sorted(unknown)}: check the spelling")
@@ -124,7 +200,7 @@ class ProviderConfig:
         if "runtimes" in flat:
             flat["runtimes"] = tuple(flat["runtimes"])
         try:
-            return cls(pricing=pricing, **flat)
+            return cls(pricing=pricing, container=container, **flat)
         except TypeError as exc:
             raise ConfigError(f"bad provider settings: {exc}") from None
 
@@ -159,3 +235,19 @@ def _pricing(raw: dict[str, Any], base: Path) -> PricingConfig:
         return PricingConfig(**raw)
     except TypeError as exc:
         raise ConfigError(f"bad pricing settings: {exc}") from None
+
+
+def _container(raw: object, base: Path) -> ContainerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("[container] must be a table of settings")
+    raw = dict(raw)
+    unknown = set(raw) - {f.name for f in fields(ContainerConfig)}
+    if unknown:
+        raise ConfigError(f"unknown container setting(s) {sorted(unknown)}: check the spelling")
+    conf = raw.get("containers_conf")
+    if isinstance(conf, str) and conf not in ("", "mercato"):
+        raw["containers_conf"] = str(_resolve(conf, base))
+    try:
+        return ContainerConfig(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"bad container settings: {exc}") from None

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from mercato.chain.api import DealTx
 from mercato.domain.deals import Deal, Terms, deal_hash
-from mercato.domain.jobs import JobSpec, Receipt
+from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, Receipt
 from mercato.errors import (
     AlreadyCommitted,
     BidReplayed,
@@ -46,7 +46,7 @@ from mercato.errors import (
     MercatoError,
 )
 from mercato.provider.chainio import ChainIO
-from mercato.provider.config import ProviderConfig
+from mercato.provider.config import WRONG_RESULT, ProviderConfig
 from mercato.provider.metrics import Metrics
 from mercato.provider.store import EXTERNAL, LANE_TAKEN, DealRecord, Store
 from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
@@ -69,8 +69,8 @@ def fresh_workspace(root: Path) -> Workspace:
 
 
 def needed_blobs(spec: JobSpec) -> list[str]:
-    """The workload and every input, by content hash."""
-    return [spec.workload, *(ref for _, ref in spec.inputs)]
+    """The workload (for a container job: its image archive, if any) and every input, by content hash."""
+    return list(spec.blob_refs())
 
 
 async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -165,8 +165,20 @@ class Executor:
     # running --------------------------------------------------------------------------------
     def runtime(self, name: str) -> Runtime:
         if name not in self._runtimes:
-            self._runtimes[name] = runtime_for(name, self.blobs, cache_dir=self.cfg.data_dir / "cache")
+            if name == CONTAINER_RUNTIME:
+                self._runtimes[name] = self._container_runtime()
+            else:
+                self._runtimes[name] = runtime_for(name, self.blobs, cache_dir=self.cfg.data_dir / "cache")
         return self._runtimes[name]
+
+    def _container_runtime(self) -> Runtime:
+        """The container runtime under the ``[container]`` policy (GPUs detected on first use
+        unless ``gpus = "off"``); its state lives under the data dir."""
+        from mercato.runtimes.container import ContainerRuntime
+
+        cc = self.cfg.container
+        return ContainerRuntime(self.blobs, state_dir=self.cfg.data_dir / "containers",
+                                settings=cc.settings(self.chain.address), gpus=[] if cc.gpus == "off" else None)
 
     async def _run(self, deal_id: str) -> None:
         async with self._sem:
@@ -191,7 +203,12 @@ class Executor:
         ws = self._fresh_workspace(deal_id)
         started = time.time()  # reported as started_at: time-to-first-byte is measured from it
         self.store.update(deal_id, started_at=started)
-        receipt = runtime.run(spec, ws)
+        from mercato.runtimes.container import ContainerRuntime
+
+        if isinstance(runtime, ContainerRuntime):  # the deal id labels the container (mercato.job)
+            receipt = runtime.run(spec, ws, job_id=deal_id.removeprefix("0x")[:16])
+        else:
+            receipt = runtime.run(spec, ws)
         self.metrics.sandbox_seconds.observe(time.time() - started)
         return receipt
 
@@ -214,6 +231,12 @@ class Executor:
             log.warning("deal failed", extra={"deal_id": rec.deal_id, "error": LANE_TAKEN})
         # busy on-chain: not free for a new bid until the watcher binds it to the opener, or it frees
         self.store.rebind_lane(rec.lane, EXTERNAL, only_from=rec.deal_id)
+
+    def reject(self, deal_id: str, error: str) -> None:
+        """Fail a deal that has not started (a bad upload): never run, its lane freed if unopened."""
+        rec = self.store.get(deal_id)
+        if rec is not None and rec.state in ("bid", "accepted"):
+            self._fail(deal_id, error)
 
     def _fail(self, deal_id: str, error: str) -> None:
         rec = self.store.update(deal_id, state="failed", error=error)
@@ -243,7 +266,7 @@ class Executor:
             return rec
         receipt = rec.receipt_json or {}
         root = str(receipt["result_root"])
-        if self.cfg.behaviour == "wrong_result":  # TEST ONLY: a seal over a root we did not compute
+        if self.cfg.behaviour in WRONG_RESULT:  # TEST ONLY: a seal over a root we did not compute
             root = self.wrong_root(root)
         salt = secrets.token_bytes(32)
         # TEST ONLY (copied_seal): a seal another executor made for this result, which we can never open

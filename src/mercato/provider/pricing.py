@@ -19,11 +19,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
+from mercato.domain.jobs import JobSpec
 from mercato.domain.wire import Rfq
 from mercato.errors import PricingError
 from mercato.provider.config import PricingConfig
 
-__all__ = ["PricingStrategy", "UtilizationPricing", "ScriptPricing", "strategy_for"]
+__all__ = ["PricingStrategy", "ResourceRates", "UtilizationPricing", "ScriptPricing", "container_price",
+           "strategy_for"]
+
+GIB = 1 << 30
 
 
 class PricingStrategy(Protocol):
@@ -83,3 +87,43 @@ def strategy_for(cfg: PricingConfig) -> PricingStrategy:
     if cfg.script is not None:
         return ScriptPricing(cfg.script, cfg.price_per_cu, cfg.script_timeout_s)
     return UtilizationPricing(cfg.price_per_cu, cfg.utilization_markup)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRates:
+    """Container prices in token base units per reserved resource-second (integers)."""
+
+    per_vcpu_s: int = 0
+    per_gib_s: int = 0
+    per_gpu_s: int = 0
+
+    @classmethod
+    def of(cls, cfg: PricingConfig) -> ResourceRates:
+        return cls(cfg.price_per_vcpu_s, cfg.price_per_gib_s, cfg.price_per_gpu_s)
+
+
+def container_price(spec: JobSpec, rates: ResourceRates, utilization: Fraction = Fraction(0),
+                    markup: Fraction = Fraction(0)) -> int:
+    """The price bound of a container job: what its reservation costs for its whole wall clock.
+
+    ``wall_clock_s × (vCPUs × per_vcpu_s + GiB × per_gib_s + GPUs × per_gpu_s)``, times
+    ``1 + markup × utilization``, rounded up once at the end (exact integer arithmetic: the
+    wall clock counts in milliseconds, vCPUs in thousandths, memory in bytes).
+
+    >>> from mercato.domain.jobs import ContainerSpec, Limits
+    >>> spec = JobSpec(runtime="container", workload="sha256:" + "ab" * 32,
+    ...                limits=Limits(memory_bytes=2 << 30, wall_clock_s=10), container=ContainerSpec(cpu_millis=1500))
+    >>> container_price(spec, ResourceRates(per_vcpu_s=100, per_gib_s=50, per_gpu_s=10_000))
+    2500
+    """
+    c = spec.container
+    if c is None:
+        raise ValueError("container_price needs a container spec")
+    wall_ms = spec.limits.to_json()["wall_clock_ms"]
+    assert isinstance(wall_ms, int)
+    # per millisecond of wall clock, in units of 1 / (1000 × 1000 × GiB) token base units
+    rate = (c.cpu_millis * rates.per_vcpu_s * GIB
+            + spec.limits.memory_bytes * rates.per_gib_s * 1000
+            + c.gpus * rates.per_gpu_s * 1000 * GIB)
+    exact = Fraction(wall_ms * rate, 1000 * 1000 * GIB) * (1 + markup * utilization)
+    return math.ceil(exact)

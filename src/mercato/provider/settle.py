@@ -31,7 +31,7 @@ from mercato.chain.market import chunks
 from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, ZERO32, Deal, deal_hash
 from mercato.errors import ChainError, DealsError
 from mercato.provider.chainio import ChainIO
-from mercato.provider.config import ProviderConfig
+from mercato.provider.config import WRONG_RESULT, ProviderConfig
 from mercato.provider.executor import Executor
 from mercato.provider.metrics import Metrics
 from mercato.provider.store import EXTERNAL, RELEASED_CLOSED, DealRecord, Store
@@ -183,7 +183,7 @@ class Settler:
     async def _reveal(self, rec: DealRecord) -> None:
         receipt = rec.receipt_json or {}
         root = str(receipt["result_root"])
-        if self.cfg.behaviour == "wrong_result":  # TEST ONLY: open the seal over the root it was made of
+        if self.cfg.behaviour in WRONG_RESULT:  # TEST ONLY: open the seal over the root it was made of
             root = self.executor.wrong_root(root)
         await self.chain.write(self.chain.market.reveal, _hex(rec.deal_id),  # type: ignore[attr-defined]
                                bytes.fromhex(root), int(receipt["fuel_used"]), _hex(rec.salt))  # type: ignore[arg-type]

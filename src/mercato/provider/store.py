@@ -324,13 +324,22 @@ class Store:
             rows = self._db.execute("SELECT state, COUNT(*) FROM deals GROUP BY state").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def reserved_collateral(self) -> int:
-        """Collateral of deals that hold a lane but are not opened on-chain yet (so not locked there)."""
+    def _unopened_terms(self) -> list[TermsMsg]:
+        """Terms of deals that hold a lane but are not opened on-chain yet."""
         live = ("bid", "accepted", "running", "executed")
         with self._lock:
             rows = self._db.execute(f"SELECT terms FROM deals WHERE on_chain = 0 AND state IN "
                                     f"({', '.join('?' * len(live))})", live).fetchall()
-        return sum(TermsMsg.model_validate_json(r[0]).collateral for r in rows)
+        return [TermsMsg.model_validate_json(r[0]) for r in rows]
+
+    def reserved_collateral(self) -> int:
+        """Collateral of deals that hold a lane but are not opened on-chain yet (so not locked there)."""
+        return sum(t.collateral for t in self._unopened_terms())
+
+    def reserved_value(self) -> tuple[int, int]:
+        """Total price and count of the deals not opened on-chain yet (not in the chain's value in flight)."""
+        terms = self._unopened_terms()
+        return sum(t.price for t in terms), len(terms)
 
     # meta -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -128,6 +128,7 @@ _ADVICE = {
     "collateral": "lower min_collateral",
     "silent": "widen bid_window",
     "capacity": "try again when providers have free lanes",
+    "bond": "try again when providers' deals in flight settle",
     "error": "check the providers are up (`mercato providers`)",
 }
 
@@ -156,7 +157,7 @@ def no_bids_error(rnd: Round, *, window: float, max_price: int) -> NoBids:
 def _advice_for(kind: str, reasons: list[str]) -> list[str]:
     if kind in ("silent", "error"):
         return [_ADVICE[kind]]
-    out = [_ADVICE[key] for key in ("price", "collateral", "capacity") if any(key in r for r in reasons)]
+    out = [_ADVICE[key] for key in ("price", "collateral", "capacity", "bond") if any(key in r for r in reasons)]
     return out
 
 

@@ -7,7 +7,11 @@
 ``run`` asks every qualifying provider at once, picks the winner by ``matching``, releases every
 other bid (``DELETE /v1/bids/{id}``, fire-and-forget, so the losers' lanes free at once), hands
 the winner a signed acceptance and the blobs at once (optimistic start) while opening the deal
-on-chain, waits for the seal, then downloads and verifies every byte against it.
+on-chain, waits for the seal, then downloads and verifies every byte against it. On a real
+node it then stands by each deal until its lottery and audit are over (``requester._audits``):
+it draws the deal if the provider does not, and pushes the job to every auditor drawn for it,
+so a provider cannot pass an audit by hiding its job; ``aclose`` waits for that (at most
+``audit_wait_s``, default 300 s).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from mercato.chain.keys import Unlocker
 from mercato.config import Settings
 from mercato.domain.deals import Deal, Terms
 from mercato.domain.jobs import JobSpec
-from mercato.domain.wire import AcceptMsg, DealStatusMsg, SeedMsg, TermsMsg, new_id
+from mercato.domain.wire import AcceptMsg, AuditJobMsg, DealStatusMsg, SeedMsg, TermsMsg, new_id
 from mercato.domain.wire import Rfq as RfqMsg
 from mercato.errors import (
     BalanceTooLow,
@@ -45,6 +49,7 @@ from mercato.errors import (
 )
 from mercato.matching import Ask, Offer, ProviderFacts, choose_winner, score_reputation
 from mercato.requester import _auction, _verify
+from mercato.requester._audits import AuditSupport
 from mercato.requester.events import (
     Accepted,
     Balance,
@@ -105,7 +110,8 @@ class Market:
                  on_event: EventCallback | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  history: JobHistory | None = None, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
                  poll_interval: float = 0.02, max_poll_interval: float = 0.5, clock_slack_s: int = 30,
-                 http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0) -> None:
+                 http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0,
+                 serve_audits: bool | None = None, audit_wait_s: float = 300.0) -> None:
         self.api = api
         self._floor: int | None = None  # the market's audit_floor_bps, once read
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
@@ -126,6 +132,11 @@ class Market:
         # a node stamps its next block with at least the wall clock, while its latest block may be
         # old on an idle devnet: judge deadlines by the later of the two (the provider does too)
         self._wall_floor = isinstance(api, MarketClient)
+        # stand by each deal through its lottery and audit (default: on a real node; the fake's
+        # audits pass at once and its blocks advance only with transactions)
+        self.audit_wait_s = audit_wait_s
+        serve = isinstance(api, MarketClient) if serve_audits is None else serve_audits
+        self._audits = AuditSupport(api, self._call, self._client) if serve else None
 
     async def _now(self) -> int:
         chain = int(await self._call(self.api.now))
@@ -155,7 +166,10 @@ class Market:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (after the bid releases still in flight, for a moment at most)."""
+        """Wait (at most ``audit_wait_s``) until every deal's lottery and audit are over, then close
+        the HTTP connections (after the bid releases still in flight, for a moment at most)."""
+        if self._audits is not None:
+            await self._audits.wait(self.audit_wait_s)
         if self._releases:
             _done, late = await asyncio.wait(set(self._releases), timeout=self.release_timeout)
             for task in late:
@@ -246,7 +260,7 @@ class Market:
                                       (time.monotonic() - st.t0) * 1000, error))
 
     def _check_sizes(self, req: JobRequest) -> int:
-        refs = {req.spec.workload: "workload", **{h: f"input {n!r}" for n, h in req.spec.inputs}}
+        refs = {ref: "workload" for ref in req.spec.blob_refs()[:1]} | {h: f"input {n!r}" for n, h in req.spec.inputs}
         total = 0
         for ref, what in refs.items():
             size = req.blob_size(ref)
@@ -263,7 +277,8 @@ class Market:
         floor = req.collateral_floor
         balance_t = asyncio.ensure_future(self._call(api.balance_of))
         facts, chain_now = await asyncio.gather(_auction.registry_facts(api, self._call), self._now())
-        targets = [f for f in facts.values() if f.registered and f.endpoint and f.free_stake >= floor]
+        targets = [f for f in facts.values() if f.registered and f.endpoint and f.free_stake >= floor
+                   and f.address.lower() not in req.exclude_providers]  # redundancy: k distinct providers
         if not targets:
             raise _auction.no_targets_error(len(facts), floor)
         spec_hash = req.spec.spec_hash()
@@ -380,8 +395,7 @@ class Market:
     async def _hand_over(self, http: httpx.AsyncClient, endpoint: str, st: _Job, t: Terms, sig: bytes) -> int:
         base = endpoint.rstrip("/")
         accept = AcceptMsg(deal_id=st.deal_id, terms=TermsMsg.of(t), acceptance_signature="0x" + sig.hex())
-        refs = [st.req.spec.workload, *dict.fromkeys(h for _, h in st.req.spec.inputs)]
-        blobs = {ref: st.req.blob(ref) for ref in dict.fromkeys(refs)}
+        blobs = self._blobs(st)
         answers = await asyncio.gather(
             http.post(f"{base}/v1/deals/{st.deal_id}/accept", json=accept.model_dump(mode="json")),
             *(http.put(f"{base}/v1/blobs/{ref}", content=data) for ref, data in blobs.items()))
@@ -390,6 +404,17 @@ class Market:
                 raise ProviderFailed(f"{resp.request.method} {resp.request.url.path} answered "
                                      f"{resp.status_code}: {resp.text[:200]}", provider=t.provider)
         return sum(len(b) for b in blobs.values())
+
+    @staticmethod
+    def _blobs(st: _Job) -> dict[str, bytes]:
+        """The job's blobs by content hash (a container job ships its image archive, if any, not its image ID)."""
+        return {ref: st.req.blob(ref) for ref in dict.fromkeys(st.req.spec.blob_refs())}
+
+    def _stand_by(self, deal: Deal, st: _Job) -> None:
+        """Stand by ``deal`` in the background through its lottery and audit (see ``_audits``)."""
+        if self._audits is not None:
+            job = AuditJobMsg(deal_id=st.deal_id, terms=TermsMsg.of(deal.terms), spec=st.req.spec.to_json())
+            self._audits.start(deal, st.seed, job, self._blobs(st))
 
     async def _status(self, http: httpx.AsyncClient, url: str) -> DealStatusMsg | None:
         try:
@@ -495,8 +520,11 @@ class Market:
         except ResultMismatch:
             if stored is not None:
                 await self._challenge(stored)
+                self._stand_by(stored, st)
             raise
         await self._reveal_seed(http, winner.endpoint, st)
+        if stored is not None:
+            self._stand_by(stored, st)
         st.mark("verified_ms")
         self._emit(Verified(st.deal_id, root, len(got.outputs)))
         out_dir = _verify.write_outputs(st.req.out_dir, got.outputs)

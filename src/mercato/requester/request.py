@@ -26,6 +26,28 @@
     bid_window_ms = 250
     audit_bps = 300                     # audit probability, basis points (default: the market's floor)
     audit_fee = "0.5"                   # paid to the auditor if audited (default: max_price)
+
+A container job (``runtime = "container"``; see examples/job_container.toml) names its image
+instead of a workload file, and reserves resources in a ``[container]`` table::
+
+    [job]
+    runtime = "container"
+    image_archive = "img.tar"           # `podman save` output, shipped as a content-addressed input
+    image = "sha256:<64 hex>"           # the image ID; optional with an archive (it is read from it,
+                                        # and must match when given), required without one
+    # image_ref = "registry/repo@sha256:<hex>"   # or let the provider pull it by digest
+    args = ["/bin/sh", "-c", "wc -c /input/data.bin > /output/n.txt"]   # the command
+    [container]
+    cpus = 1.5                          # vCPUs reserved (or cpu_millis = 1500)
+    pids = 256
+    tmp_mib = 64                        # the writable /tmp (counts against memory_mib)
+    gpus = 0                            # NVIDIA GPUs, each with >= gpu_memory_mib and gpu_model in its name
+    gpu_memory_mib = 0
+    gpu_model = ""
+    network = "none"
+    [verify]                            # containers are not deterministic (docs/SPEC.md §15)
+    redundancy = 2                      # run on this many distinct providers
+    compare = "exact"                   # "exact" result roots, a comparator .wasm/.py path, or "reputation-only"
 """
 
 from __future__ import annotations
@@ -35,8 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mercato.domain.jobs import JobSpec, Limits, seed_from_text
-from mercato.errors import SpecError
+from mercato.domain.jobs import CONTAINER_RUNTIME, ContainerSpec, JobSpec, Limits, is_content_hash, seed_from_text
+from mercato.errors import ImageRejected, SpecError
 from mercato.matching import min_collateral_for
 from mercato.requester.money import parse_musd
 from mercato.runtimes.blobs import content_hash
@@ -65,6 +87,11 @@ class JobRequest:
     out_dir: Path | None = None
     name: str = ""
     blobs: dict[str, bytes] = field(default_factory=dict, compare=False)  # in-memory blobs by hash
+    # non-deterministic jobs (docs/SPEC.md §15), used by ``requester.redundancy``: how many distinct
+    # providers run it and how their results are compared ("exact", "reputation-only", or a comparator path)
+    redundancy: int = 1
+    compare: str = "exact"
+    exclude_providers: frozenset[str] = frozenset()  # lowercase addresses never asked (redundancy)
 
     def __post_init__(self) -> None:
         _positive_int(self.max_price, "max_price", allow_zero=True)
@@ -83,7 +110,9 @@ class JobRequest:
         if self.bid_window is not None and not 0 < self.bid_window <= 60:
             raise SpecError(f"bid_window must be between 0 and 60 seconds, got {self.bid_window!r}",
                             field="bid_window")
-        needed = {self.spec.workload, *(h for _, h in self.spec.inputs)}
+        if isinstance(self.redundancy, bool) or not isinstance(self.redundancy, int) or not 1 <= self.redundancy <= 16:
+            raise SpecError(f"redundancy must be an integer from 1 to 16, got {self.redundancy!r}", field="redundancy")
+        needed = set(self.spec.blob_refs())
         missing = needed - {h for h, _ in self.files} - set(self.blobs)
         if missing:
             raise SpecError(f"no local file or blob for {sorted(missing)}: pass files or blobs for "
@@ -122,6 +151,47 @@ class JobRequest:
                        limits=limits or Limits(), seed=seed_bytes)
         return cls(spec=spec, files=tuple(files.items()), **market)
 
+    @classmethod
+    def from_container(cls, *, image: str | None = None, archive: str | Path | None = None, image_ref: str = "",
+                       command: list[str] | tuple[str, ...] = (), inputs: dict[str, str | Path] | None = None,
+                       env: dict[str, str] | None = None, limits: Limits | None = None,
+                       container: ContainerSpec | None = None, seed: bytes | str | None = None,
+                       **market: Any) -> JobRequest:
+        """A container job: the image by ID (``image``), shipped as an archive file (``archive``,
+        whose image ID is read from it and must equal ``image`` when both are given: else
+        ``ImageRejected`` before anything is sent) or pulled by ``image_ref``; ``container`` holds
+        the reservation (its ``image_archive``/``image_ref`` are filled in here)."""
+        files: dict[str, Path] = {}
+        archive_ref = ""
+        if archive is not None:
+            from mercato.runtimes.container import archive_image_id
+
+            path = Path(archive)
+            data = _read(path, "image archive")
+            found = archive_image_id(data)
+            if image is not None and image != found:
+                raise ImageRejected(f"the image archive {path.name} holds image {found}, not the declared {image}: "
+                                    "save the image the job names, or drop `image` to take the archive's")
+            image = found
+            archive_ref = content_hash(data)
+            files[archive_ref] = path
+        if image is None or not is_content_hash(image):
+            raise SpecError("a container job needs its image ID ('sha256:<64 hex>', see `podman image inspect "
+                            "--format {{.Id}}`) or an image archive to read it from", field="image")
+        pairs = []
+        for name, p in sorted((inputs or {}).items()):
+            digest = content_hash(_read(Path(p), f"input {name!r}"))
+            files[digest] = Path(p)
+            pairs.append((name, digest))
+        base = container or ContainerSpec()
+        spec_c = ContainerSpec(**{**base.to_json(), "image_archive": archive_ref or base.image_archive,
+                                  "image_ref": image_ref or base.image_ref})
+        seed_bytes = seed if isinstance(seed, bytes) else seed_from_text(seed)
+        spec = JobSpec(runtime=CONTAINER_RUNTIME, workload=image, args=tuple(command),
+                       env=tuple(sorted((env or {}).items())), inputs=tuple(pairs),
+                       limits=limits or Limits(), seed=seed_bytes, container=spec_c)
+        return cls(spec=spec, files=tuple(files.items()), **market)
+
     def blob(self, ref: str) -> bytes:
         """The bytes of blob ``ref``, re-hashed (a file changed since hashing is a SpecError)."""
         if ref in self.blobs:
@@ -156,7 +226,9 @@ def _positive_int(value: object, name: str, *, allow_zero: bool = False) -> None
 
 # job.toml --------------------------------------------------------------------------------
 _SECTIONS = {
-    "job": {"workload", "runtime", "args", "seed", "env", "out_dir", "name"},
+    "job": {"workload", "runtime", "args", "seed", "env", "out_dir", "name", "image", "image_archive", "image_ref"},
+    "container": {"cpus", "cpu_millis", "pids", "tmp_mib", "gpus", "gpu_memory_mib", "gpu_model", "network"},
+    "verify": {"redundancy", "compare"},
     "inputs": None,  # free-form: name = path
     "limits": {"fuel", "memory_mib", "memory_bytes", "wall_clock_s", "output_bytes", "stdout_bytes"},
     "market": {"max_price", "min_collateral", "deadline_s", "accept_window_s", "bid_window_ms",
@@ -247,8 +319,20 @@ def _check_keys(t: _Toml) -> None:
         unknown = sorted(set(value) - allowed) if allowed is not None else []
         if unknown:
             raise t.fail(section, unknown[0], f"is not a known key; use one of {', '.join(sorted(allowed or ()))}")
-    if "workload" not in t.data.get("job", {}):
-        raise t.fail("job", "workload", "is missing: give the path of a .wasm module or a .py script")
+    job = t.data.get("job", {})
+    if job.get("runtime") == CONTAINER_RUNTIME:
+        if "workload" in job:
+            raise t.fail("job", "workload", "is not used by container jobs: give image, image_archive or image_ref")
+        if not any(k in job for k in ("image", "image_archive")):
+            raise t.fail("job", "image", "is missing: give the image ID, or image_archive (podman save output)")
+    else:
+        for key in ("image", "image_archive", "image_ref"):
+            if key in job:
+                raise t.fail("job", key, "is only for runtime = \"container\" jobs")
+        if "container" in t.data:
+            raise t.fail("container", "", "is only for runtime = \"container\" jobs")
+        if "workload" not in job:
+            raise t.fail("job", "workload", "is missing: give the path of a .wasm module or a .py script")
 
 
 def _limits(t: _Toml) -> Limits:
@@ -264,7 +348,88 @@ def _limits(t: _Toml) -> Limits:
     )
 
 
+def _container(t: _Toml) -> ContainerSpec:
+    d = ContainerSpec()
+    cpus = t.get("container", "cpus")
+    millis = t.positive_int("container", "cpu_millis", None)
+    if cpus is not None:
+        if millis is not None:
+            raise t.fail("container", "cpus", "and cpu_millis are the same setting: give one")
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus <= 4096:
+            raise t.fail("container", "cpus", f"must be a positive number of vCPUs, got {cpus!r}")
+        millis = max(1, round(cpus * 1000))
+    tmp = t.positive_int("container", "tmp_mib", None)
+    gpus = t.get("container", "gpus", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise t.fail("container", "gpus", f"must be an integer >= 0, got {gpus!r}")
+    gpu_mem = t.get("container", "gpu_memory_mib", 0)
+    if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem < 0:
+        raise t.fail("container", "gpu_memory_mib", f"must be an integer >= 0, got {gpu_mem!r}")
+    try:
+        return ContainerSpec(cpu_millis=millis or d.cpu_millis, pids=t.positive_int("container", "pids", d.pids) or d.pids,
+                             tmp_bytes=(tmp << 20) if tmp else d.tmp_bytes, gpus=gpus, gpu_memory_mb=gpu_mem,
+                             gpu_model=t.string("container", "gpu_model", "") or "",
+                             network=t.string("container", "network", "none") or "none")
+    except SpecError as exc:
+        raise t.fail("container", (exc.field or "").removeprefix("container."), str(exc)) from None
+
+
+def _verify_options(t: _Toml) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    k = t.get("verify", "redundancy")
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 16:
+            raise t.fail("verify", "redundancy", f"must be an integer from 1 to 16, got {k!r}")
+        out["redundancy"] = k
+    rule = t.string("verify", "compare")
+    if rule is not None:
+        if rule in ("exact", "reputation-only"):
+            out["compare"] = rule
+        elif rule.endswith((".wasm", ".py")):
+            out["compare"] = str(t.path.parent / rule)
+        else:
+            raise t.fail("verify", "compare", f"must be \"exact\", \"reputation-only\" or the path of a "
+                                               f"comparator .wasm or .py, got {rule!r}")
+    return out
+
+
+def _market_options(t: _Toml, base: Path) -> dict[str, Any]:
+    out_dir = t.string("job", "out_dir")
+    max_price = t.amount("market", "max_price", DEFAULT_MAX_PRICE)
+    bid_ms = t.positive_int("market", "bid_window_ms", None)
+    return dict(max_price=max_price, min_collateral=t.amount("market", "min_collateral", None),
+                deadline_s=t.positive_int("market", "deadline_s", 600),
+                accept_window_s=t.positive_int("market", "accept_window_s", 30),
+                bid_window=bid_ms / 1000 if bid_ms else None,
+                audit_bps=t.positive_int("market", "audit_bps", None),
+                audit_fee=t.amount("market", "audit_fee", None),
+                out_dir=base / out_dir if out_dir else None, name=t.string("job", "name") or t.path.stem,
+                **_verify_options(t))
+
+
+def _build_container_request(t: _Toml, base: Path) -> JobRequest:
+    archive = t.string("job", "image_archive")
+    inputs = {name: base / p for name, p in t.table("inputs", None).items()}
+    try:
+        return JobRequest.from_container(
+            image=t.string("job", "image"), archive=base / archive if archive else None,
+            image_ref=t.string("job", "image_ref", "") or "", command=t.strings("job", "args"), inputs=inputs,
+            env=t.table("job", "env"), limits=_limits(t), container=_container(t), seed=t.string("job", "seed"),
+            **_market_options(t, base))
+    except ImageRejected as exc:
+        raise ImageRejected(f"{t.path.name}: [job].image_archive: {exc}") from None
+    except SpecError as exc:
+        if str(exc).startswith(t.path.name):
+            raise
+        field_ = exc.field or "image"
+        section = "market" if field_ in ("max_price", "min_collateral", "deadline_s", "accept_window_s",
+                                         "bid_window", "audit_bps", "audit_fee") else "job"
+        raise SpecError(f"{t.path.name}: {exc}", field=f"{section}.{field_}") from None
+
+
 def _build_request(t: _Toml, base: Path) -> JobRequest:
+    if t.get("job", "runtime") == CONTAINER_RUNTIME:
+        return _build_container_request(t, base)
     workload = t.string("job", "workload") or ""
     inputs = {name: base / p for name, p in t.table("inputs", None).items()}
     out_dir = t.string("job", "out_dir")
@@ -282,6 +447,7 @@ def _build_request(t: _Toml, base: Path) -> JobRequest:
             audit_bps=t.positive_int("market", "audit_bps", None),
             audit_fee=t.amount("market", "audit_fee", None),
             out_dir=base / out_dir if out_dir else None, name=t.string("job", "name") or t.path.stem,
+            **_verify_options(t),
         )
     except SpecError as exc:
         if str(exc).startswith(t.path.name):

@@ -553,6 +553,23 @@ class ContainerRuntime:
                 )
         return c
 
+    def admit_bid(self, spec: JobSpec) -> ContainerSpec:
+        """``admit`` plus what a bid must know: the engine answers and the image can be had
+        (shipped as an archive, pullable by digest here, or already in the local store);
+        ``RuntimeUnavailable`` / ``ImageRejected`` otherwise. One engine call at most."""
+        c = self.admit(spec)
+        self.engine  # RuntimeUnavailable when no engine is installed or answering
+        if c.image_archive:
+            return c
+        if c.image_ref:
+            if not self.settings.allow_pull:
+                raise ImageRejected(f"this provider does not pull images; ship {spec.workload} as an image archive")
+            return c
+        if self._image_id(spec.workload) != spec.workload:
+            raise ImageRejected(f"image {spec.workload} is not on this provider and the spec ships no image "
+                                "archive or registry reference: add container.image_archive (podman save)")
+        return c
+
     # images -----------------------------------------------------------------------------------
     def ensure_image(self, spec: JobSpec) -> str:
         """The local image ID for ``spec.workload``: found, loaded from the spec's archive or

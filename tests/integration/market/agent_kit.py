@@ -124,21 +124,24 @@ class AgentProcess:
 
 
 def start_agent(root: Path, devnet: Devnet, account: str, *, behaviour: str = "honest", lanes: int = 2,
-                stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, **extra: Any) -> AgentProcess:
-    """``mercato provider start`` for ``account`` against ``devnet``, its config, data, log and
-    interpreter cache under ``root``; returns once its API answers."""
+                stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, name: str | None = None,
+                **extra: Any) -> AgentProcess:
+    """``mercato provider start`` for ``account`` (a dev account's name, or a 0x key with ``name``)
+    against ``devnet``, its config, data, log and interpreter cache under ``root``; returns once
+    its API answers."""
     port = free_port()
-    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {stake}",
+    name = name or account
+    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{name}"', f"stake = {stake}",
              f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
              *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
              "[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
              "[testing]", f'behaviour = "{behaviour}"']
-    config = root / f"{account}.toml"
+    config = root / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
                MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
     env.pop("MERCATO_RPC_URL", None)
-    return AgentProcess(config, port, env, root / f"{account}.log", account).start()
+    return AgentProcess(config, port, env, root / f"{name}.log", name).start()
 
 
 @pytest.fixture

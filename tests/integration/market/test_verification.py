@@ -1,26 +1,35 @@
 """Verification end to end (docs/SPEC.md §14): real anvil, real provider agents (who are also the
 auditors), real wasmtime, the requester SDK. A cheating provider is caught and forfeits its
-stake; a requester that withholds its seed gains nothing; balances are checked to the unit.
+stake, even with two colluders in its committee or with its job hidden from its auditors; a
+lazy or silent auditor pays the requester and is replaced; a requester that withholds its seed
+gains nothing; balances are checked to the unit.
 
 The module runs its own devnet so the registry holds only its own agents: auditors are drawn
 from every registered provider, and agents of other modules are gone by the time these run.
 Every deal here asks for ``audit_bps = 10000``, so the lottery always sends it to audit.
+
+Who sits in an audit seat is drawn stake-weighted; the tests make a role certain by staking:
+an agent with no stake is never drawn, so staking an agent only after a seat was drawn (as
+colluders buying into a committee would) decides who can fill the next seats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from agent_kit import WASM, AgentProcess, deal_events, mine, running_devnet, start_agent
+from eth_account import Account
 from web3 import Web3
 
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
 from mercato.chain.api import AUDIT_FAILED, AUDIT_PASSED, AuditState
+from mercato.chain.deployment import fund
 from mercato.config import RetryPolicy
 from mercato.domain.jobs import FUEL_PER_CU, Limits
 from mercato.errors import ResultMismatch
@@ -29,7 +38,10 @@ from mercato.verification.quorum import split_forfeit
 
 CU = 5
 HONEST_PRICE = 100  # per CU; the cheater bids 1 and wins every auction
-STAKE = 50_000 * 10**6
+STAKE = 50_000 * 10**6  # a cheater's
+HONEST_STAKE = 5_000 * 10**6
+LAZY_STAKE = 1_000 * 10**6
+COLLUDER_STAKE = 400_000 * 10**6  # 80x an honest agent's: sure to be drawn into the committee
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -58,8 +70,9 @@ def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Ca
     root = tmp_path_factory.mktemp("verify-agents")
     made: list[AgentProcess] = []
 
-    def start(account: str, behaviour: str = "honest", price: int = HONEST_PRICE) -> AgentProcess:
-        agent = start_agent(root, vnet, account, behaviour=behaviour, stake=STAKE,
+    def start(account: str, behaviour: str = "honest", price: int = HONEST_PRICE, stake: int = STAKE,
+              name: str | None = None) -> AgentProcess:
+        agent = start_agent(root, vnet, account, behaviour=behaviour, stake=stake, name=name,
                             pricing={"price_per_cu": price, "utilization_markup": 0})
         made.append(agent)
         return agent
@@ -70,9 +83,77 @@ def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Ca
 
 
 @pytest.fixture(scope="module")
-def honest(spawn: Callable[..., AgentProcess]) -> list[AgentProcess]:
-    """Seven honest agents: enough for a first auditor and a full committee of five."""
-    return [spawn(f"provider{i}") for i in range(2, 9)]
+def honest_unstaked(spawn: Callable[..., AgentProcess]) -> list[AgentProcess]:
+    """Seven honest agents, registered with no stake yet: never drawn until staked."""
+    return [spawn(f"provider{i}", stake=0) for i in range(2, 9)]
+
+
+@pytest.fixture(scope="module")
+def honest(honest_unstaked: list[AgentProcess], vdep: Deployment) -> list[AgentProcess]:
+    """The seven honest agents, staked: enough for a first auditor and a full committee of five."""
+    for agent in honest_unstaked:
+        _ensure_stake(vdep, vdep.keys[agent.account], HONEST_STAKE)
+    return honest_unstaked
+
+
+@pytest.fixture(scope="module")
+def winner10(spawn: Callable[..., AgentProcess]) -> AgentProcess:
+    """An honest agent bidding 3 per CU: it wins every auction no cheater enters."""
+    return spawn("provider10", price=3, stake=HONEST_STAKE)
+
+
+def _client(dep: Deployment, key: str) -> MarketClient:
+    return MarketClient.from_deployment(connect(dep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1)), dep, key)
+
+
+def _ensure_stake(dep: Deployment, key: str, amount: int) -> None:
+    client = _client(dep, key)
+    have = client.provider_info().stake
+    if have < amount:
+        client.stake(amount - have)
+
+
+def _fresh_account(dep: Deployment, musd: int) -> tuple[str, str]:
+    """A new key with ether and ``musd`` mock tokens: (key, address)."""
+    acct = Account.create()
+    w3 = connect(dep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
+    w3.provider.make_request("anvil_setBalance", [acct.address, hex(10**20)])  # type: ignore[arg-type]
+    fund(w3, dep, dep.keys["deployer"], {"fresh": acct.address}, musd)
+    return "0x" + bytes(acct.key).hex(), acct.address
+
+
+class _Background:
+    """Run a blocking call in a thread; ``result()`` joins it and returns or raises."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._go, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _go(self, fn: Callable[[], Any]) -> None:
+        try:
+            self.value = fn()
+        except BaseException as exc:  # handed to the test thread
+            self.error = exc
+
+    def result(self, timeout: float = 400.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the job did not end in {timeout} s"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _first_seat(chain: MarketClient, since: int, timeout: float = 120.0) -> tuple[bytes, str]:
+    """The first ``AuditorDrawn`` logged since block ``since``: (deal_id, auditor)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        logs = chain.contract.events.AuditorDrawn().get_logs(from_block=since)
+        if logs:
+            return bytes(logs[0]["args"]["deal_id"]), str(logs[0]["args"]["auditor"])
+        time.sleep(0.3)
+    raise AssertionError(f"no auditor was drawn in {timeout} s")
 
 
 def _job(**market: Any) -> JobRequest:
@@ -84,10 +165,11 @@ def _job(**market: Any) -> JobRequest:
 def _run(dep: Deployment, job: JobRequest, *, withhold_seed: bool = False) -> Any:
     async def go() -> Any:
         async with Market.connect(deployment=dep, key=dep.keys["requester1"], bid_window=0.5) as market:
-            if withhold_seed:
+            if withhold_seed:  # a requester that never reveals its seed (nor draws with it)
                 async def keep_it(*_a: Any, **_k: Any) -> None:
                     return None
-                market._reveal_seed = keep_it  # type: ignore[method-assign]  # a requester that never reveals
+                market._reveal_seed = keep_it  # type: ignore[method-assign]
+                market._audits = None
             return await market.run(job)
     return asyncio.run(go())
 
@@ -110,43 +192,93 @@ def _wait_finalized(chain: MarketClient, deal_id: bytes, timeout: float = 60.0) 
         time.sleep(0.5)
 
 
-def test_wrong_result_is_challenged_disputed_and_slashed(spawn, honest, chain: MarketClient,
-                                                        vdep: Deployment) -> None:
-    cheater_agent = spawn("provider1", behaviour="wrong_result", price=1)
-    cheater = vdep.accounts["provider1"]
-    stake = chain.provider_info(cheater).stake
-    escrow0, burned0 = chain.balance_of(), chain.burned()
-    others0 = {a.account: chain.balance_of(vdep.accounts[a.account]) for a in honest}
-
-    with pytest.raises(ResultMismatch) as err:
-        _run(vdep, _job())
-    deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
+def test_lazy_auditor_cannot_reveal_pays_and_is_replaced(spawn, honest_unstaked, winner10, chain: MarketClient,
+                                                         vdep: Deployment) -> None:
+    lazy_agent = spawn("requester2", behaviour="lazy_auditor", price=10 * HONEST_PRICE, stake=LAZY_STAKE)
+    lazy, winner = vdep.accounts["requester2"], vdep.accounts["provider10"]
+    escrow0, since = chain.balance_of(), chain.block_number()
+    job = _job()
+    run = _Background(lambda: _run(vdep, job))
+    # the lazy agent is the only staked candidate when the deal is drawn: it takes seat 0 ...
+    deal_id, first = _first_seat(chain, since)
+    assert first.lower() == lazy.lower()
+    for agent in honest_unstaked:  # ... and honest agents stake in before the next round is drawn
+        _ensure_stake(vdep, vdep.keys[agent.account], HONEST_STAKE)
+    result = run.result()
+    assert result.verified and result.provider.lower() == winner.lower()
     audit = _wait_audit(chain, deal_id)
 
-    assert audit.phase == AUDIT_FAILED
-    assert audit.dispute, "the provider's reveal opened its own (wrong) seal: provider and auditor disagree"
-    assert chain.jailed(cheater) and chain.provider_info(cheater).stake == 0
+    # it echoed the provider's seal, which names the provider: it could not reveal, so it missed
+    committed = deal_events(chain, "AuditCommitted", deal_id)
+    assert committed[0]["auditor"].lower() == lazy.lower() and committed[0]["seal"] == audit.provider_seal
+    missed = deal_events(chain, "AuditorMissed", deal_id)
+    fee = job.fee
+    assert [(m["auditor"].lower(), m["penalty"]) for m in missed] == [(lazy.lower(), fee)]
+    assert chain.audit_record(lazy).no_shows == 1 and not chain.jailed(lazy)
+    assert chain.provider_info(lazy).stake == LAZY_STAKE - fee
+    # an honest auditor replaced it in round 2 and the honest result passed
+    assert audit.phase == AUDIT_PASSED and audit.round == 2 and not audit.dispute
+    second = audit.seats[0]
+    assert second.lower() in {vdep.accounts[a.account].lower() for a in honest_unstaked}
+    _wait_finalized(chain, deal_id)
+    assert {e["to"]: e["amount"] for e in deal_events(chain, "BountyPaid", deal_id)} == {second: fee}
+    # the requester paid the price; the fee went to the second auditor and the lazy one's penalty came back
+    assert chain.balance_of() == escrow0 - result.price - fee + fee
+    _client(vdep, vdep.keys["requester2"]).unbond(LAZY_STAKE - fee)  # out of later draws
+    lazy_agent.kill()
+
+
+def test_wrong_result_is_caught_despite_two_colluders_in_the_committee(spawn, honest, chain: MarketClient,
+                                                                       vdep: Deployment) -> None:
+    """The cheater's two accomplices stake in right after the first auditor is drawn, so they fill
+    two of the five committee seats and back its wrong claim: 3 votes against 4, it still loses."""
+    cheater_agent = spawn("provider1", behaviour="wrong_result", price=1)
+    colluder_keys = [vdep.keys["requester3"], _fresh_account(vdep, 2 * COLLUDER_STAKE)[0]]
+    colluders = [Account.from_key(k).address for k in colluder_keys]
+    for i, key in enumerate(colluder_keys):
+        spawn(key, behaviour="colluding_auditor", price=10 * HONEST_PRICE, stake=0, name=f"colluder{i}")
+    cheater = vdep.accounts["provider1"]
+    stake = chain.provider_info(cheater).stake
+    escrow0, burned0, since = chain.balance_of(), chain.burned(), chain.block_number()
+    others0 = {a: chain.balance_of(a) for a in chain.providers() if a != cheater}
+
+    run = _Background(lambda: _run(vdep, _job()))
+    deal_id, first = _first_seat(chain, since)
+    assert first not in colluders  # they had no stake when it was drawn
+    for key in colluder_keys:
+        _ensure_stake(vdep, key, COLLUDER_STAKE)
+    with pytest.raises(ResultMismatch) as err:
+        run.result()
+    assert err.value.deal_id == "0x" + deal_id.hex()
+    audit = _wait_audit(chain, deal_id)
+
+    assert audit.phase == AUDIT_FAILED and audit.dispute
+    seated = [a for a in audit.seats[1:] if a in colluders]
+    assert sorted(seated) == sorted(colluders), f"committee {audit.seats[1:]}"
+    wrong = {c: r for c, r in zip(audit.seats, audit.claims, strict=True)}
+    assert wrong[colluders[0]] == wrong[colluders[1]] == audit.provider_claim != audit.claim
+    provers = [a for a, c in zip(audit.seats, audit.claims, strict=True) if c == audit.claim]
+    assert len(provers) == 4 and first in provers
+    # the cheater and both colluders forfeit their whole stakes, and are jailed
+    for who in [cheater, *colluders]:
+        assert chain.jailed(who) and chain.provider_info(who).stake == 0, who
+    for colluder in colluders:
+        assert chain.audit_record(colluder).disputes_lost == 1
     assert chain.audit_record(cheater).audits_failed == 1
-    # the whole stake was forfeited and split: half to the provers, a quarter to the requester, the rest burned
-    provers = [a for a in audit.seats if a]  # honest seats hold the winning claim
-    per_prover, to_requester, burned = split_forfeit(stake, len(provers))
+    per_prover, to_requester, burned = split_forfeit(stake + 2 * COLLUDER_STAKE, len(provers))
     assert chain.burned() - burned0 == burned
     fee = _job().fee
-    # the requester: its price came back, its audit fee paid the first auditor, plus its share of the stake
-    first_auditor = audit.seats[0]
-    assert chain.balance_of() == escrow0 - fee + to_requester
-    for agent in honest:
-        addr = vdep.accounts[agent.account]
-        gained = chain.balance_of(addr) - others0[agent.account]
-        expected = (per_prover if addr in provers else 0) + (fee if addr == first_auditor else 0)
-        assert gained == expected, f"{agent.account}: gained {gained}, expected {expected}"
+    assert chain.balance_of() == escrow0 - fee + to_requester  # the price came back; the fee paid the first auditor
+    for addr, before in others0.items():
+        expected = (per_prover if addr in provers else 0) + (fee if addr == first else 0)
+        assert chain.balance_of(addr) - before == expected, addr
     cheater_agent.kill()
 
 
 def test_requester_withholding_its_seed_is_audited_by_default(honest, chain: MarketClient,
                                                                vdep: Deployment) -> None:
     escrow0 = chain.balance_of()
-    volumes0 = {vdep.accounts[a.account]: chain.reputation(vdep.accounts[a.account]).volume for a in honest}
+    volumes0 = {a: chain.reputation(a).volume for a in chain.providers()}
     result = _run(vdep, _job(), withhold_seed=True)
     deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
     params = chain.parameters()
@@ -209,9 +341,8 @@ def test_copied_seal_cannot_be_opened_and_forfeits(spawn, honest, chain: MarketC
     copier_agent.kill()
 
 
-def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(spawn, honest, chain: MarketClient,
+def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(honest, winner10, chain: MarketClient,
                                                                            vdep: Deployment) -> None:
-    winner_agent = spawn("provider10", price=3)
     winner = vdep.accounts["provider10"]
     escrow0 = chain.balance_of()
     for agent in honest:  # every possible auditor stops answering (SIGSTOP: alive, registered, silent)
@@ -236,4 +367,38 @@ def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(spawn
     _wait_finalized(chain, deal_id)
     # price paid, the fee back (nobody audited), plus one fee from each silent auditor
     assert chain.balance_of() == escrow0 - result.price + len(missed) * fee
-    winner_agent.kill()
+
+
+def test_job_hidden_from_auditors_is_pushed_by_the_requester(spawn, honest, chain: MarketClient,
+                                                             vdep: Deployment) -> None:
+    """A cheater that refuses to serve its job to its auditors (hoping they miss three rounds and
+    it passes by default) is still caught: the requester pushes the job to every seat."""
+    key, hider = _fresh_account(vdep, 2 * STAKE)
+    hider_agent = spawn(key, behaviour="hidden_wrong_result", price=1, name="hider")
+    stake = chain.provider_info(hider).stake
+    escrow0, burned0 = chain.balance_of(), chain.burned()
+    others0 = {a: chain.balance_of(a) for a in chain.providers() if a != hider}
+    assert httpx_status(hider_agent, "/v1/audits/0x" + "00" * 32 + "/job") == 503  # it serves no audit
+
+    with pytest.raises(ResultMismatch) as err:
+        _run(vdep, _job())
+    deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
+    audit = _wait_audit(chain, deal_id)
+
+    assert audit.phase == AUDIT_FAILED and audit.dispute
+    assert deal_events(chain, "AuditorMissed", deal_id) == []  # every seat got the job from the requester
+    assert chain.jailed(hider) and chain.provider_info(hider).stake == 0
+    provers = [a for a, c in zip(audit.seats, audit.claims, strict=True) if c == audit.claim]
+    assert len(provers) == 1 + chain.parameters()["committee_size"]
+    per_prover, to_requester, burned = split_forfeit(stake, len(provers))
+    fee = _job().fee
+    assert chain.burned() - burned0 == burned
+    assert chain.balance_of() == escrow0 - fee + to_requester
+    for addr, before in others0.items():
+        assert chain.balance_of(addr) - before == (per_prover if addr in provers else 0) + \
+            (fee if addr == audit.seats[0] else 0)
+    hider_agent.kill()
+
+
+def httpx_status(agent: AgentProcess, path: str) -> int:
+    return agent.get(path).status_code

@@ -94,7 +94,7 @@ def test_config_paths_and_ratios(tmp_path: Path) -> None:
     ("[pricing]\nprice_per_kg = 1", "unknown pricing setting"),
     ("[testing]\nbehaviour = 'evil'", "behaviour"),
     ("lanes = 0", "lanes"),
-    ("runtimes = ['container']", "not supported"),
+    ("runtimes = ['docker']", "not supported"),
     ("[pricing]\ncollateral_factor = 'x'", "number"),
     ("this is not toml", "not valid TOML"),
 ])

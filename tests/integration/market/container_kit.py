@@ -1,0 +1,135 @@
+"""Container fixtures for market tests: real podman, a busybox image built here (no registry),
+and provider agents that offer the ``container`` runtime.
+
+The image is the one tests/integration/runtimes/test_oci_container.py builds (the same
+Containerfile and Debian's static busybox, the same tag), so a session running both builds it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_kit import AgentProcess, free_port
+
+from mercato.chain import Devnet
+from mercato.runtimes.container import LABEL_NAMESPACE, ContainerSettings, Engine, find_engine
+
+IMAGES = Path(__file__).resolve().parents[1] / "runtimes" / "images"
+BUSYBOX = Path("/bin/busybox")
+SH = ["/bin/busybox", "sh", "-c"]
+
+
+def image_id(engine: Engine, ref: str) -> str | None:
+    """The image ID ("sha256:…") of ``ref``, or None if the local store lacks it."""
+    found = subprocess.run(engine.argv("image", "inspect", "--format", "{{.Id}}", ref),
+                           capture_output=True, text=True, env=engine.environ())
+    if found.returncode != 0:
+        return None
+    ident = found.stdout.strip()
+    return ident if ident.startswith("sha256:") else "sha256:" + ident
+
+
+def build(engine: Engine, tag: str, context: Path, *extra: str) -> str:
+    """Build ``context`` as ``tag`` unless that tag exists; the image ID."""
+    ident = image_id(engine, tag)
+    if ident is None:
+        subprocess.run(engine.argv("build", "-q", "-t", tag, *extra, str(context)), check=True,
+                       capture_output=True, text=True, env=engine.environ())
+        ident = image_id(engine, tag)
+    assert ident is not None
+    return ident
+
+
+def save(engine: Engine, image: str, path: Path) -> Path:
+    """``podman save`` of ``image`` to ``path`` (the archive a requester ships)."""
+    subprocess.run(engine.argv("save", "-o", str(path), image.removeprefix("sha256:")), check=True,
+                   capture_output=True, env=engine.environ())
+    return path
+
+
+def remove_image(engine: Engine, image: str) -> None:
+    subprocess.run(engine.argv("rmi", "--force", image.removeprefix("sha256:")), capture_output=True,
+                   env=engine.environ())
+
+
+def containers(engine: Engine, namespace: str) -> list[str]:
+    """Names of every container (running or not) labelled with ``namespace``."""
+    out = subprocess.run(engine.argv("ps", "--all", "--filter", f"label={LABEL_NAMESPACE}={namespace}",
+                                     "--format", "{{.Names}}"), capture_output=True, text=True, check=True,
+                         env=engine.environ())
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """Real podman (installed by `make containers`); its absence fails loudly."""
+    assert BUSYBOX.is_file(), "busybox-static is missing: apt-get install busybox-static (make containers does)"
+    return find_engine(ContainerSettings(engine="podman"), state_dir=tmp_path_factory.mktemp("engine"))
+
+
+@pytest.fixture(scope="session")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ctx = tmp_path_factory.mktemp("busybox-ctx")
+    shutil.copy(IMAGES / "busybox" / "Containerfile", ctx / "Containerfile")
+    (ctx / "root" / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, ctx / "root" / "bin" / "busybox")
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def image_tag(context: Path) -> str:
+    h = hashlib.sha256((context / "Containerfile").read_bytes() + BUSYBOX.read_bytes()).hexdigest()[:16]
+    return f"localhost/mercato-test/busybox:{h}"
+
+
+@pytest.fixture(scope="session")
+def image(engine: Engine, context: Path, image_tag: str) -> str:
+    return build(engine, image_tag, context)
+
+
+@pytest.fixture
+def shipped_image(engine: Engine, context: Path, image_tag: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh image (unique label, so a unique ID) saved to an archive and removed from the
+    local store: a provider on this machine can run it only by loading the shipped archive."""
+    stamp = secrets.token_hex(4)
+    ident = build(engine, f"{image_tag}-ship{stamp}", context, "--label", f"mercato.test={stamp}")
+    archive = save(engine, ident, tmp_path / f"image-{stamp}.tar")
+    remove_image(engine, ident)
+    yield ident, archive
+    remove_image(engine, ident)
+
+
+def start_container_agent(root: Path, devnet: Devnet, account: str, namespace: str, *, lanes: int = 2,
+                          stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None,
+                          container: dict[str, Any] | None = None) -> AgentProcess:
+    """``mercato provider start`` offering only the container runtime, in ``namespace``."""
+    port = free_port()
+    table = {"engine": "podman", "namespace": namespace, **(container or {})}
+    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {stake}",
+             f"lanes = {lanes}", 'runtimes = ["container"]', "poll_interval_s = 0.2",
+             "housekeeping_interval_s = 0.2",
+             "[pricing]", *(f"{k} = {_toml(v)}" for k, v in (pricing or {}).items()),
+             "[container]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
+    config = root / f"{account}.toml"
+    config.write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
+               MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
+    env.pop("MERCATO_RPC_URL", None)
+    return AgentProcess(config, port, env, root / f"{account}.log", account).start()
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)

@@ -1,0 +1,82 @@
+"""Jobs pushed to a drawn auditor (docs/SPEC.md §14.8): ``POST /v1/audits/{id}/job`` and
+``PUT /v1/audits/{id}/blobs/{hash}`` accept only a job that hashes to the deal's ``jobs_root``,
+only for a seat the agent holds, and only the blobs that job needs, each checked by hash."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from provider_kit import INPUT, KEYS, WORKLOAD, Harness, make_spec, terms_of
+
+from mercato.chain import FakeMarket
+from mercato.chain.api import AUDIT_COMMIT, AuditState
+from mercato.domain.deals import ZERO32
+from mercato.domain.wire import AuditJobMsg, TermsMsg
+from mercato.runtimes import content_hash
+
+pytestmark = pytest.mark.anyio
+
+
+def _seated(h: Harness, seats: tuple[str, ...]) -> None:
+    """Make the fake chain report an open audit with ``seats`` for every deal."""
+    state = AuditState(AUDIT_COMMIT, False, 1, 0, "", "", ZERO32, 0, ZERO32, ZERO32, ZERO32, seats,
+                       tuple(ZERO32 for _ in seats), tuple(ZERO32 for _ in seats))
+    h.agent.chain.market.audit = lambda _deal_id: state  # type: ignore[method-assign]
+
+
+async def _job(make_agent: Any, requester: FakeMarket) -> tuple[Harness, AuditJobMsg]:
+    provider = await make_agent()
+    bid = await provider.bid(requester)
+    job = AuditJobMsg(deal_id=bid["deal_id"], terms=TermsMsg.of(terms_of(bid)), spec=make_spec().to_json())
+    # not started: its audit loop would run the job and commit, which the fake chain has no call for
+    auditor = await make_agent(key=KEYS["provider2"], data_dir=provider.agent.cfg.data_dir.parent / "auditor",
+                               start=False)
+    return auditor, job
+
+
+async def test_a_pushed_job_is_kept_and_its_blobs_checked(make_agent, requester: FakeMarket) -> None:
+    h, job = await _job(make_agent, requester)
+    base = f"/v1/audits/{job.deal_id}"
+    # a blob before any job, and a job for a seat we do not hold, are refused
+    assert (await h.client.put(f"{base}/blobs/{content_hash(INPUT)}", content=INPUT)).status_code == 409
+    _seated(h, ("0x" + "11" * 20,))
+    r = await h.client.post(f"{base}/job", json=job.model_dump(mode="json"))
+    assert r.status_code == 409 and "no open audit seat" in r.json()["detail"]
+    _seated(h, (h.agent.address,))
+    # a spec that is not the deal's (another argument) and terms of another deal are refused
+    bad_spec = job.model_copy(update={"spec": dataclasses.replace(make_spec(), args=("2",)).to_json()})
+    r = await h.client.post(f"{base}/job", json=bad_spec.model_dump(mode="json"))
+    assert r.status_code == 422 and "jobs_root" in r.json()["detail"]
+    r = await h.client.post(f"/v1/audits/0x{'ab' * 32}/job", json=job.model_dump(mode="json"))
+    assert r.status_code == 422 and "another deal" in r.json()["detail"]
+    assert h.agent.auditor.get(job.deal_id) is None  # nothing kept from the refused ones
+
+    r = await h.client.post(f"{base}/job", json=job.model_dump(mode="json"))
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["missing"]) == sorted([content_hash(WORKLOAD), content_hash(INPUT)])
+    task = h.agent.auditor.get(job.deal_id)
+    assert task is not None and task.spec == job.spec and task.state == "assigned"
+    # blobs: wrong bytes, a blob the job does not need, then the right ones
+    r = await h.client.put(f"{base}/blobs/{content_hash(INPUT)}", content=b"not the input")
+    assert r.status_code == 422
+    r = await h.client.put(f"{base}/blobs/{content_hash(b'other')}", content=b"other")
+    assert r.status_code == 404
+    r = await h.client.put(f"{base}/blobs/{content_hash(INPUT)}", content=INPUT)
+    assert r.status_code == 200 and r.json()["missing"] == [content_hash(WORKLOAD)]
+    r = await h.client.put(f"{base}/blobs/{content_hash(WORKLOAD)}", content=WORKLOAD)
+    assert r.status_code == 200 and r.json()["missing"] == []
+    # with every blob here the auditor runs the pushed job without asking the provider
+    spec = await h.agent.auditor._job(h.agent.auditor.get(job.deal_id), "0x" + "22" * 20)
+    assert spec.to_json() == job.spec
+    paths = (await h.client.get("/openapi.json")).json()["paths"]
+    assert "post" in paths["/v1/audits/{deal_id}/job"] and "put" in paths["/v1/audits/{deal_id}/blobs/{content_hash}"]
+
+
+async def test_a_malformed_push_is_a_422_not_a_crash(make_agent, requester: FakeMarket) -> None:
+    h, job = await _job(make_agent, requester)
+    _seated(h, (h.agent.address,))
+    for body in ({}, {"deal_id": job.deal_id}, job.model_dump(mode="json") | {"spec": {"runtime": 7}}):
+        r = await h.client.post(f"/v1/audits/{job.deal_id}/job", json=body)
+        assert r.status_code == 422, body
