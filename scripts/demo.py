@@ -32,7 +32,6 @@ from mercato.chain import Deployment, Devnet, MarketClient
 from mercato.config import Settings
 from mercato.domain.jobs import FUEL_PER_CU, Limits
 from mercato.errors import MercatoError, ProviderMissedDeadline
-from mercato.explorer.service import Explorer
 from mercato.requester import JobRequest, Market
 from mercato.requester.events import BidsCollected, Committed, Event, Verified, WinnerChosen
 
@@ -92,6 +91,29 @@ class Agent:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class ExplorerProcess:
+    """`mercato explorer` on this devnet, in its own process at a lower priority so that it never
+    slows the agents' answers to an auction."""
+
+    def __init__(self, net: Devnet, work: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = dict(os.environ, MERCATO_HOME=str(net.settings.home), MERCATO_DEPLOYMENT=str(net.settings.deployment_path))
+        env.pop("MERCATO_RPC_URL", None)
+        with (work / "explorer.log").open("wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "mercato", "explorer", "--port", self.url.rsplit(":", 1)[1],
+                                          "--db", str(work / "explorer.sqlite")], env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, cwd=str(ROOT), preexec_fn=lambda: os.nice(10))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def snapshot(chain: MarketClient, dep: Deployment, names: list[str]) -> dict[str, dict[str, int]]:
@@ -172,14 +194,14 @@ def main() -> int:
     port = free_port()
     net = Devnet(Settings(home=work / "home", rpc_url=f"http://127.0.0.1:{port}", devnet_port=port))
     agents: list[Agent] = []
-    explorer: Explorer | None = None
+    explorer: ExplorerProcess | None = None
     console.rule("[bold]Mercato demo: a compute market on a local devnet")
     status = net.start()
     try:
         dep = status.deployment
         assert dep is not None
         console.print(f"devnet {status.rpc_url} (chain {status.chain_id}) · Market {dep.market} · token {dep.token}")
-        explorer = Explorer.for_deployment(dep, work / "explorer.sqlite", port=0).start_background()
+        explorer = ExplorerProcess(net, work)
         console.print(f"explorer (live dashboard of this market): [bold]{explorer.url}[/bold]")
         chain = MarketClient.from_deployment(net._web3(), dep, dep.keys["deployer"])
         names = ["requester1", *PROVIDERS, "provider4"]

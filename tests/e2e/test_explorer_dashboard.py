@@ -87,7 +87,6 @@ def test_dashboard_shows_the_chain(browser: Any, market: dict[str, Any], screens
     volume = sum(chain.reputation(a).volume for a in chain.providers())
     assert volume == market["first"].price
     assert page.inner_text("[data-testid=volume]") == musd(volume)
-    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
 
     # live refresh: a new deal shows up without reloading the page
     second = run_job(dep, job())
@@ -98,6 +97,9 @@ def test_dashboard_shows_the_chain(browser: Any, market: dict[str, Any], screens
     page.wait_for_function(
         f"document.querySelector('[data-testid=volume]').innerText === '{musd(market['first'].price + second.price)}'",
         timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=price-chart] circle').length === 2",
+                           timeout=20_000)
+    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
 
     # providers: stake and completed jobs per row, from the contract's views
     page.click("nav >> text=Providers")

@@ -11,6 +11,7 @@ Amounts are mUSD as decimal text ("12.5"), converted exactly to base units (6 de
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,16 +31,19 @@ from mercato.requester import (
     Committed,
     Event,
     JobHistory,
+    JobRequest,
     JobResult,
     Market,
     Paid,
     Running,
     SyncMarket,
+    Verdict,
     Verified,
     WinnerChosen,
     format_musd,
     load_job_toml,
     parse_musd,
+    run_redundant,
 )
 
 console = Console()
@@ -188,6 +192,9 @@ def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.t
         overrides["bid_window"] = bid_window_ms / 1000
     progress = _Progress()
     settings = _settings(config, account)
+    if req.redundancy > 1:  # a non-deterministic job bought from k providers (docs/SPEC.md §15.3)
+        _run_redundant(settings, dataclasses.replace(req, **overrides), as_json)
+        return
 
     async def go() -> JobResult:
         async with Market.connect(settings, on_event=progress) as m:
@@ -206,6 +213,28 @@ def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.t
     if result.stdout:
         console.print(result.stdout.decode("utf-8", "replace"), end="", markup=False, highlight=False)
     console.print(Group(_summary(result)))
+
+
+def _run_redundant(settings: Settings, req: JobRequest, as_json: bool) -> None:
+    async def go() -> Verdict:
+        async with Market.connect(settings) as m:
+            return await run_redundant(m, req)
+
+    with console.status(f"running the job on {req.redundancy} providers …"):
+        verdict = asyncio.run(go())
+    if as_json:
+        typer.echo(json.dumps({"rule": verdict.rule, "agreed": verdict.agreed, "message": verdict.message,
+                               "groups": [list(g) for g in verdict.groups], "paid": verdict.paid,
+                               "chosen": verdict.chosen.deal_id if verdict.chosen else None,
+                               "results": [{"deal_id": r.deal_id, "provider": r.provider, "price": r.price,
+                                            "result_root": r.result_root} for r in verdict.results]},
+                              sort_keys=True))
+        return
+    if verdict.chosen is not None and verdict.chosen.stdout:
+        console.print(verdict.chosen.stdout.decode("utf-8", "replace"), end="", markup=False, highlight=False)
+    for result in verdict.results:
+        console.print(Group(_summary(result)))
+    console.print(verdict.message, markup=False)
 
 
 def jobs(limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] = 20,

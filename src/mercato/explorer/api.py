@@ -9,6 +9,8 @@ are floats rounded to 6 places for display, with the exact VWAP as a fraction st
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -20,7 +22,7 @@ from pydantic import BaseModel
 
 from mercato.explorer.views import Views
 
-__all__ = ["create_app", "static_dir"]
+__all__ = ["advertised", "create_app", "static_dir"]
 
 
 class Status(BaseModel):
@@ -77,7 +79,8 @@ class Provider(BaseModel):
     chain_score_exact: str
     last_price_per_cu: float | None
     price_per_cu: int | None = None  # what its agent asks now (GET /v1/info), when it answers
-    gpus: Any = None  # the agent's GPU list when it publishes one
+    gpus: list[dict[str, Any]] | None = None  # the GPUs its agent offers ({"model", "memory_mb"} each)
+    resources_verified: bool | None = None  # the agent's advertised capacity hashes to the registry entry
 
 
 class Deal(BaseModel):
@@ -198,6 +201,22 @@ class Prices(BaseModel):
     windows: dict[str, int]
 
 
+def advertised(info: dict[str, Any], registry_resources: str) -> dict[str, Any]:
+    """What a provider's ``/v1/info`` adds to its row: its asking price per CU and its GPUs, the
+    GPUs only when its advertised capacity (``resources``) hashes to the registry entry
+    (SHA-256 of the sorted-key JSON, as the agent registers it) or it publishes no such JSON."""
+    out: dict[str, Any] = {"price_per_cu": info.get("price_per_cu")}
+    res = info.get("resources")
+    if isinstance(res, dict):
+        digest = "0x" + hashlib.sha256(json.dumps(res, sort_keys=True).encode()).hexdigest()
+        out["resources_verified"] = digest == registry_resources.lower()
+        gpus = res.get("gpus") if out["resources_verified"] else None
+    else:
+        gpus = info.get("gpus")
+    out["gpus"] = [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else None
+    return out
+
+
 def static_dir() -> str:
     """The packaged front end (``mercato/explorer/static``)."""
     return str(resources.files("mercato.explorer") / "static")
@@ -228,8 +247,7 @@ def create_app(views: Views, *, status: Callable[[], dict[str, Any]],
             for p in rows:
                 info = provider_info(p["endpoint"]) if p["endpoint"] else None
                 if info:
-                    p["price_per_cu"] = info.get("price_per_cu")
-                    p["gpus"] = info.get("gpus")
+                    p |= advertised(info, p["resources"])
         return rows
 
     @app.get("/api/deals", response_model=list[Deal])

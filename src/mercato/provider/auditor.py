@@ -11,7 +11,11 @@ never for its own deals. Once drawn, this agent:
    (``GET /v1/audits/{id}/job`` and the blobs, authenticated with an EIP-191 signature the
    provider checks against the on-chain seats). Either way the spec must hash to the deal's
    ``jobs_root`` and every blob to its name, so whoever serves it cannot change the job;
-2. runs it in the same deterministic sandbox, off the event loop;
+2. runs it in the same deterministic sandbox, off the event loop — except a container job,
+   which no re-run reproduces (docs/SPEC.md §15.4): for one of those it fetches the provider's
+   own result (receipt and bytes, public once the seal is on-chain) and claims the root those
+   bytes give, with fuel 0, so an honest provider's audit passes whatever a re-run would print
+   and one that cannot serve bytes opening its seal loses;
 3. commits ``seal_of(self, deal_id, result_root, fuel, salt)`` blind — it never sees the
    provider's result;
 4. reveals once the audit reaches its reveal phase, and moves an audit whose phase deadline
@@ -25,6 +29,7 @@ but the salt is kept from the first run, so a seal already committed can still b
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -35,7 +40,7 @@ import httpx
 
 from mercato.chain.api import AUDIT_COMMIT, AUDIT_REVEAL, AuditState
 from mercato.domain.deals import job_leaf
-from mercato.domain.jobs import JobSpec, Receipt
+from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, Receipt
 from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobAck, AuditJobMsg, audit_auth_message
 from mercato.errors import BlobRejected, ChainError, DealsError, MercatoError, ProviderError
 from mercato.provider.chainio import ChainIO
@@ -44,6 +49,7 @@ from mercato.provider.executor import Executor, fresh_workspace, in_daemon_threa
 from mercato.runtimes import BlobStore
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.lottery import seal_of
+from mercato.verification.result_root import result_root
 
 __all__ = ["Auditor", "AuditTask", "checked_spec"]
 
@@ -198,13 +204,16 @@ class Auditor:
                     task.salt, task.result_root, task.fuel = "0x" + bytes(32).hex(), "00" * 32, 0
                 else:
                     spec = await self._job(task, audit.provider)
-                    receipt = await in_daemon_thread(self._sandbox, task.deal_id, spec)
-                    root = receipt.result_root
+                    if spec.runtime == CONTAINER_RUNTIME:
+                        root, fuel = await self._attest(task.deal_id, audit.provider, spec)
+                    else:
+                        receipt = await in_daemon_thread(self._sandbox, task.deal_id, spec)
+                        root, fuel = receipt.result_root, receipt.fuel_used
                     if self.cfg.behaviour == "colluding_auditor":  # TEST ONLY: back a wrong_result provider
                         root = Executor.wrong_root(root)
                     salt = _hex(task.salt) if task.salt else secrets.token_bytes(32)
-                    seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(root), receipt.fuel_used, salt)
-                    task.result_root, task.fuel = root, receipt.fuel_used
+                    seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(root), fuel, salt)
+                    task.result_root, task.fuel = root, fuel
                     task.salt, task.seal = "0x" + salt.hex(), "0x" + seal.hex()
                 self._save(task)  # the salt is on disk before the seal goes out
             await self.chain.write(self.chain.market.commit_audit, _hex(task.deal_id), _hex(task.seal))  # type: ignore[attr-defined]
@@ -275,6 +284,32 @@ class Auditor:
             resp = await http.get(f"{base}/v1/deals/{deal_id}")
             resp.raise_for_status()
             return _hex(str(resp.json()["seal"]))
+
+    async def _attest(self, deal_id: str, provider: str, spec: JobSpec) -> tuple[str, int]:
+        """A container deal (docs/SPEC.md §15.4): the root of the bytes the provider serves as
+        its result, and fuel 0 — not a re-run, which a non-deterministic job would not reproduce."""
+        base = f"{await self._endpoint(provider)}/v1/deals/{deal_id}"
+        limits = spec.limits
+
+        async def fetch(http: httpx.AsyncClient, path: str, cap: int) -> bytes:
+            resp = await http.get(base + path)
+            resp.raise_for_status()
+            if len(resp.content) > cap:
+                raise ValueError(f"{path} is over the job's cap of {cap} bytes")
+            return resp.content
+
+        async with self._client() as http:
+            status = await http.get(base)
+            status.raise_for_status()
+            receipt = status.json().get("receipt") or {}
+            stdout = await fetch(http, "/stdout", limits.stdout_bytes)
+            stderr = await fetch(http, "/stderr", limits.stdout_bytes)
+            outputs = [(str(o["path"]), hashlib.sha256(await fetch(http, f"/outputs/{o['path']}",
+                                                                    limits.output_bytes)).hexdigest())
+                       for o in receipt.get("outputs", [])]
+        root = result_root(outputs=outputs, stdout=stdout, stderr=stderr, outcome=str(receipt.get("outcome", "")),
+                           exit_code=receipt.get("exit_code"))
+        return root, 0
 
     def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
         ws = fresh_workspace(self.dir / deal_id.lower())

@@ -123,7 +123,7 @@ class Bidder:
         if spec.runtime not in cfg.runtimes:
             raise _Decline("runtime", f"this provider runs {', '.join(cfg.runtimes)}, not {spec.runtime}: "
                                       "ask providers whose registry entry lists it")
-        if spec.limits.fuel > cfg.max_fuel:
+        if spec.limits.fuel > cfg.max_fuel and spec.runtime != CONTAINER_RUNTIME:  # containers burn no fuel
             raise _Decline("limits", f"fuel cap {spec.limits.fuel} is over this provider's {cfg.max_fuel}: "
                                      "lower limits.fuel or split the job")
         if spec.limits.memory_bytes > cfg.max_memory_bytes:

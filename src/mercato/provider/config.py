@@ -75,7 +75,8 @@ class ContainerConfig:
     ``max_cpu_millis`` (0 = every CPU here), ``max_pids``, ``max_wall_clock_s``,
     ``max_image_bytes``; memory is ``[limits] max_memory_bytes``. ``gpus``: offer this
     machine's NVIDIA GPUs ("auto": when detection finds any; "off": never); ``gpu_mode``:
-    "auto" (CDI when a spec exists), "cdi" or "gpus" (docker's ``--gpus``).
+    "auto" (CDI when a spec exists), "cdi" or "gpus" (docker's ``--gpus``); ``engine_args``:
+    extra flags put before every engine sub-command (``["--storage-driver", "vfs"]``).
     """
 
     engine: Literal["auto", "podman", "docker"] = "auto"
@@ -90,8 +91,11 @@ class ContainerConfig:
     max_image_bytes: int = 4 << 30
     gpus: Literal["auto", "off"] = "auto"
     gpu_mode: Literal["auto", "cdi", "gpus"] = "auto"
+    engine_args: tuple[str, ...] = ()  # extra global engine flags, e.g. ("--storage-driver", "vfs")
 
     def __post_init__(self) -> None:
+        if not isinstance(self.engine_args, tuple) or not all(isinstance(a, str) for a in self.engine_args):
+            raise ConfigError("container.engine_args must be a list of strings (extra engine flags)")
         if self.engine not in ("auto", "podman", "docker"):
             raise ConfigError(f"container.engine must be auto, podman or docker, got {self.engine!r}")
         if self.gpus not in ("auto", "off"):
@@ -115,7 +119,8 @@ class ContainerConfig:
                                  containers_conf=self.containers_conf, namespace=namespace,
                                  allow_network=self.allow_network, allow_pull=self.allow_pull,
                                  max_cpu_millis=self.max_cpu_millis, max_pids=self.max_pids,
-                                 max_image_bytes=self.max_image_bytes, gpu_mode=self.gpu_mode)
+                                 max_image_bytes=self.max_image_bytes, gpu_mode=self.gpu_mode,
+                                 engine_args=self.engine_args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +249,8 @@ def _container(raw: object, base: Path) -> ContainerConfig:
     unknown = set(raw) - {f.name for f in fields(ContainerConfig)}
     if unknown:
         raise ConfigError(f"unknown container setting(s) {sorted(unknown)}: check the spelling")
+    if isinstance(raw.get("engine_args"), list):
+        raw["engine_args"] = tuple(raw["engine_args"])
     conf = raw.get("containers_conf")
     if isinstance(conf, str) and conf not in ("", "mercato"):
         raw["containers_conf"] = str(_resolve(conf, base))

@@ -26,6 +26,7 @@ from mercato.requester.history import JobHistory, JobRecord
 from mercato.requester.market import Market
 from mercato.requester.money import format_musd, parse_musd
 from mercato.requester.request import JobRequest, load_job_toml
+from mercato.requester.redundancy import Verdict, run_redundant
 from mercato.requester.sync import SyncMarket
 
 __all__ = [
@@ -44,9 +45,11 @@ __all__ = [
     "ProviderView",
     "Running",
     "SyncMarket",
+    "Verdict",
     "Verified",
     "WinnerChosen",
     "format_musd",
     "load_job_toml",
     "parse_musd",
+    "run_redundant",
 ]

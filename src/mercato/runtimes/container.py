@@ -134,7 +134,8 @@ class ContainerSettings:
     ``oci_runtime``: podman's ``--runtime`` ("auto" = runc where installed, "" = podman's
     default); ``containers_conf``: "mercato" (write our own, see ``CONTAINERS_CONF``), "" (the
     system's) or a path; ``namespace`` keeps two providers on one host out of each other's
-    containers; ``gpu_mode``: "auto" (CDI when a spec exists), "cdi" or "gpus".
+    containers; ``gpu_mode``: "auto" (CDI when a spec exists), "cdi" or "gpus"; ``engine_args``
+    go before every engine sub-command (``--root``, ``--storage-driver`` …).
     """
 
     engine: Literal["auto", "podman", "docker"] = "auto"
@@ -148,6 +149,7 @@ class ContainerSettings:
     max_image_bytes: int = 4 << 30
     gpu_mode: Literal["auto", "cdi", "gpus"] = "auto"
     poll_s: float = 0.1  # how often the output folder and the clock are looked at
+    engine_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAMESPACE_RE.match(self.namespace):
@@ -164,7 +166,7 @@ def find_engine(settings: ContainerSettings = ContainerSettings(), *, state_dir:
             raise RuntimeUnavailable("podman is not installed: apt-get install podman runc")
     docker = shutil.which("docker")
     if docker is not None and _docker_answers(docker):
-        return Engine("docker", docker)
+        return Engine("docker", docker, tuple(settings.engine_args))
     raise RuntimeUnavailable(
         "no container engine here: install podman (apt-get install podman runc) or start a docker daemon"
     )
@@ -183,7 +185,7 @@ def _podman(binary: str, settings: ContainerSettings, state_dir: Path) -> Engine
         env = (("CONTAINERS_CONF", str(conf)),)
     elif settings.containers_conf:
         env = (("CONTAINERS_CONF", settings.containers_conf),)
-    return Engine("podman", binary, ("--runtime", runtime) if runtime else (), env)
+    return Engine("podman", binary, (*(("--runtime", runtime) if runtime else ()), *settings.engine_args), env)
 
 
 def _docker_answers(binary: str) -> bool:

@@ -11,14 +11,22 @@ slashed; stake is unbonded and withdrawn; escrow is withdrawn.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from explorer_kit import (
     STAKE,
+    free_port,
     job,
     logs,
     missed_deal,
@@ -27,10 +35,12 @@ from explorer_kit import (
     start_agent,
     wait_for,
 )
+from typer.testing import CliRunner
 from web3 import Web3
 
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect, increase_time
 from mercato.chain.api import AUDIT_FAILED
+from mercato.cli import app as cli_app
 from mercato.config import RetryPolicy
 from mercato.domain.jobs import cu_from_fuel
 from mercato.errors import ResultMismatch
@@ -242,3 +252,45 @@ def test_a_reorganisation_is_undone(history: dict[str, Any], chain: MarketClient
     assert ix.store.count("deposits") == before + 1
     assert ix.store.count("events") == len(chain.w3.eth.get_logs(
         {"address": chain.contract.address, "fromBlock": xdep.block, "toBlock": report.to_block}))
+
+
+def test_market_price_cli_prints_the_index(history: dict[str, Any], xnet: Devnet, tmp_path: Path) -> None:
+    env = {"MERCATO_HOME": str(tmp_path), "MERCATO_DEPLOYMENT": str(xnet.settings.deployment_path)}
+    out = CliRunner().invoke(cli_app, ["market", "price", "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    honest = history["honest"]
+    units = cu_from_fuel(honest.fuel_used)
+    exact = Fraction(honest.price, units)
+    assert data["vwap_exact"]["24h"] == f"{exact.numerator}/{exact.denominator}"
+    assert [p["deal_id"] for p in data["points"]] == [honest.deal_id]
+    table = CliRunner().invoke(cli_app, ["market", "price"], env=env)
+    assert table.exit_code == 0 and "VWAP 24h" in table.output and honest.deal_id[:18] in table.output
+
+
+def test_mercato_explorer_serves_the_api(history: dict[str, Any], xnet: Devnet, chain: MarketClient,
+                                         tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, MERCATO_HOME=str(tmp_path), MERCATO_DEPLOYMENT=str(xnet.settings.deployment_path))
+    env.pop("MERCATO_RPC_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "mercato", "explorer", "--port", str(port), "--db",
+                             str(tmp_path / "served.sqlite")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 30
+        status: dict[str, Any] = {}
+        while time.monotonic() < end:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=1).json()
+                if status["indexed_block"] >= chain.block_number() - 1:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert status.get("market") == chain.market, status
+        providers = httpx.get(f"http://127.0.0.1:{port}/api/providers", timeout=5).json()
+        assert {p["address"] for p in providers} >= set(chain.providers())
+        assert "/api/deals/{deal_id}" in httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()["paths"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)

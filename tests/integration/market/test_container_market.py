@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 from web3 import Web3
 
 from agent_kit import AgentProcess, deal_events, wait_mining
@@ -37,6 +38,7 @@ from container_kit import (  # noqa: F401  (fixtures)
 )
 
 from mercato.chain import Deployment, Devnet, MarketClient
+from mercato.cli import app as cli_app
 from mercato.domain.jobs import ContainerSpec, JobSpec, Limits
 from mercato.errors import ImageRejected, NoBids, ProviderFailed
 from mercato.provider.pricing import ResourceRates, container_price
@@ -240,6 +242,37 @@ def test_redundancy_runs_on_distinct_providers_and_never_challenges(
     cache = Path(os.environ.get("MERCATO_CACHE") or Path.home() / ".cache" / "mercato")
     again = judge(verdict.results, WasmComparator(script, cache_dir=cache), "cmp.py")
     assert again.agreed is True and again.chosen is verdict.results[0]
+
+
+def test_cli_run_with_redundancy_buys_from_k_providers(agent: AgentProcess, second: AgentProcess, image: str,
+                                                      devnet: Devnet, deployment: Deployment, tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text(f"""[job]
+name = "cli-redundant"
+runtime = "container"
+image = "{image}"
+args = {json.dumps([*SH, "cat /proc/sys/kernel/random/uuid > /output/id.txt"])}
+[limits]
+memory_mib = 64
+wall_clock_s = 30
+[container]
+cpus = 0.5
+[verify]
+redundancy = 2
+[market]
+max_price = "1"
+deadline_s = 120
+accept_window_s = 60
+""")
+    env = {"MERCATO_HOME": str(devnet.settings.home), "MERCATO_DEPLOYMENT": str(devnet.settings.deployment_path),
+           "MERCATO_ACCOUNT": "requester1"}
+    res = CliRunner().invoke(cli_app, ["run", str(job), "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    verdict = json.loads(res.output.strip().splitlines()[-1])
+    assert {r["provider"].lower() for r in verdict["results"]} == {deployment.accounts[PROVIDER].lower(),
+                                                                    deployment.accounts[SECOND].lower()}
+    assert verdict["agreed"] is False and verdict["chosen"] is None and "none is challenged" in verdict["message"]
+    assert verdict["paid"] == sum(r["price"] for r in verdict["results"])
 
 
 def test_container_left_by_a_crash_is_cleaned_at_restart(tmp_path: Path, devnet: Devnet, image: str,

@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import httpx
 import pytest
-from provider_kit import INPUT, KEYS, WORKLOAD, Harness, make_spec, terms_of
+from provider_kit import INPUT, KEYS, WORKLOAD, Harness, accept_msg, make_spec, terms_of, until
 
 from mercato.chain import FakeMarket
 from mercato.chain.api import AUDIT_COMMIT, AuditState
 from mercato.domain.deals import ZERO32
 from mercato.domain.wire import AuditJobMsg, TermsMsg
+from mercato.provider import create_app
 from mercato.runtimes import content_hash
 
 pytestmark = pytest.mark.anyio
@@ -80,3 +82,33 @@ async def test_a_malformed_push_is_a_422_not_a_crash(make_agent, requester: Fake
     for body in ({}, {"deal_id": job.deal_id}, job.model_dump(mode="json") | {"spec": {"runtime": 7}}):
         r = await h.client.post(f"/v1/audits/{job.deal_id}/job", json=body)
         assert r.status_code == 422, body
+
+
+async def test_a_container_deal_is_attested_from_the_providers_bytes_not_rerun(make_agent,
+                                                                                requester: FakeMarket) -> None:
+    """SPEC §15.4: the auditor's claim for a container deal is the root of the bytes the provider
+    serves (fuel 0); a provider serving bytes other than those its receipt was made of is exposed."""
+    provider = await make_agent()
+    bid = await provider.bid(requester)
+    await provider.upload(WORKLOAD, INPUT)
+    r = await provider.client.post(f"/v1/deals/{bid['deal_id']}/accept", json=accept_msg(requester, bid).model_dump())
+    assert r.status_code == 200, r.text
+    deal_id = str(bid["deal_id"])
+    await until(lambda: provider.agent.store.get(deal_id).state == "committed")
+    receipt = provider.agent.store.get(deal_id).receipt_json
+    assert receipt is not None and receipt["outputs"]
+
+    auditor = await make_agent(key=KEYS["provider2"], data_dir=provider.agent.cfg.data_dir.parent / "auditor",
+                               start=False)
+    aud = auditor.agent.auditor
+    aud._transport = httpx.ASGITransport(app=create_app(provider.agent, manage_lifecycle=False))
+
+    async def endpoint(_who: str) -> str:
+        return "http://provider"
+    aud._endpoint = endpoint  # type: ignore[method-assign]
+    root, fuel = await aud._attest(deal_id, provider.agent.address, make_spec())
+    assert (root, fuel) == (receipt["result_root"], 0)
+    assert auditor.runtime.calls == [] and len(provider.runtime.calls) == 1  # the auditor ran nothing
+    (provider.agent.executor.deal_dir(deal_id) / "stdout").write_bytes(b"other bytes")
+    tampered, _ = await aud._attest(deal_id, provider.agent.address, make_spec())
+    assert tampered != receipt["result_root"]

@@ -144,7 +144,8 @@ def test_container_section_is_read_and_checked(tmp_path: Path) -> None:
     path.write_text('[provider]\nruntimes = ["wasm", "container"]\n'
                     '[pricing]\nprice_per_vcpu_s = 7\nprice_per_gib_s = 3\nprice_per_gpu_s = 900\n'
                     '[container]\nengine = "podman"\nmax_cpu_millis = 4000\nmax_wall_clock_s = 120\n'
-                    'gpus = "off"\ncontainers_conf = "conf/containers.conf"\n')
+                    'gpus = "off"\ncontainers_conf = "conf/containers.conf"\n'
+                    'engine_args = ["--storage-driver", "vfs"]\n')
     cfg = ProviderConfig.load(path)
     assert cfg.runtimes == ("wasm", "container")
     assert (cfg.pricing.price_per_vcpu_s, cfg.pricing.price_per_gib_s, cfg.pricing.price_per_gpu_s) == (7, 3, 900)
@@ -154,6 +155,7 @@ def test_container_section_is_read_and_checked(tmp_path: Path) -> None:
     # no namespace given: one derived from the provider address, so two agents on a host never clash
     settings = c.settings("0xAbCdEf0123456789abcdef0123456789ABCDEF01")
     assert settings.namespace == "pabcdef012345" and settings.max_cpu_millis == 4000
+    assert settings.engine_args == ("--storage-driver", "vfs")
     assert ContainerConfig(namespace="mine").settings("0x00").namespace == "mine"
 
 
@@ -166,6 +168,7 @@ def test_container_section_is_read_and_checked(tmp_path: Path) -> None:
     ("[pricing]\nprice_per_gpu_s = -1", "price_per_gpu_s"),
     ("[pricing]\nprice_per_vcpu_s = 0.5", "price_per_vcpu_s"),
     ("container = 3", "table"),
+    ("[container]\nengine_args = '--vfs'", "engine_args"),
 ])
 def test_container_config_errors_read_like_advice(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "p.toml"

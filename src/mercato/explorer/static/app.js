@@ -42,6 +42,8 @@ function chart(points) {
   return `<svg data-testid="price-chart" viewBox="0 0 ${W} ${H + 10}" preserveAspectRatio="none">
     <line x1="${P}" y1="${sy(0)}" x2="${W - P}" y2="${sy(0)}" stroke="#263040"/>
     <text x="${P}" y="14" fill="#8b96a5" font-size="12">${perUnit(y1)} mUSD/CU</text>
+    <text x="${P}" y="${H + 8}" fill="#8b96a5" font-size="12">${esc(when(x0))}</text>
+    <text x="${W - P}" y="${H + 8}" fill="#8b96a5" font-size="12" text-anchor="end">${esc(when(x1))}</text>
     <path d="${line}" fill="none" stroke="#4fb3ff" stroke-width="2"/>${dots}</svg>`;
 }
 
@@ -87,7 +89,7 @@ const pages = {
         <td class="num">${p.audits_passed}/${p.audits_failed}</td><td class="num" data-field="volume">${money(p.volume)}</td>
         <td class="num">${p.price_per_cu == null ? "-" : perUnit(p.price_per_cu)}</td>
         <td class="num">${perUnit(p.last_price_per_cu)}</td>
-        <td>${p.gpus == null ? "-" : esc(Array.isArray(p.gpus) ? p.gpus.length + " × " + (p.gpus[0] && (p.gpus[0].name || p.gpus[0].model) || "GPU") : JSON.stringify(p.gpus))}</td>
+        <td data-field="gpus">${gpuText(p)}</td>
         <td>${p.jailed ? pill("jailed") : (p.registered ? pill("ok") : pill("unregistered"))}</td></tr>`).join("") + `</table>`;
   },
   async deals() {
@@ -121,6 +123,14 @@ const pages = {
     return `<h2>Slashing history</h2>` + (rows.length ? slashTable(rows) : `<div class="empty">nobody has been slashed</div>`);
   },
 };
+
+function gpuText(p) {
+  if (p.gpus == null) return "-";
+  if (!p.gpus.length) return "none";
+  const by = {};
+  p.gpus.forEach(g => { const k = `${g.model || "GPU"}${g.memory_mb ? " " + Math.round(g.memory_mb / 1024) + " GiB" : ""}`; by[k] = (by[k] || 0) + 1; });
+  return Object.entries(by).map(([k, n]) => `${n} × ${esc(k)}`).join(", ") + (p.resources_verified ? " ✓" : "");
+}
 
 function slashTable(rows) {
   return `<table data-testid="slashes-table"><tr><th>block</th><th>when</th><th>kind</th><th>provider</th><th class="num">amount (mUSD)</th><th>deal</th><th>tx</th></tr>` +
