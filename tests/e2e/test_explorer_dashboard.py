@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import event_abi_to_log_topic
 
 _KIT = str(Path(__file__).resolve().parents[1] / "integration" / "explorer")
 if _KIT not in sys.path:
@@ -22,8 +23,10 @@ from explorer_kit import STAKE, job, logs, missed_deal, run_job, running_devnet,
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect  # noqa: E402
 from mercato.config import RetryPolicy  # noqa: E402
 from mercato.explorer.service import Explorer  # noqa: E402
+from mercato.matching import score_reputation  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
+PRICES = {"provider2": 100, "provider3": 120}  # base units per CU
 
 
 def musd(n: int) -> str:
@@ -45,7 +48,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         chain.deposit(1_000 * 10**6)
         root = tmp_path_factory.mktemp("e2e-agents")
         agents = [start_agent(root, net, name, stake=STAKE, pricing={"price_per_cu": price, "utilization_markup": 0})
-                  for name, price in (("provider2", 100), ("provider3", 120))]
+                  for name, price in PRICES.items()]
         first = run_job(dep, job())
         wait_for(lambda: len(logs(chain, "DealFinalized")) == 1, "the first deal finalized", w3=chain.w3)
         missed = missed_deal(chain, dep, "provider5")
@@ -104,10 +107,17 @@ def test_dashboard_shows_the_chain(browser: Any, market: dict[str, Any], screens
     # providers: stake and completed jobs per row, from the contract's views
     page.click("nav >> text=Providers")
     page.wait_for_selector("[data-testid=provider-row]")
+    asks = {dep.accounts[name]: price for name, price in PRICES.items()}
     for address in chain.providers():
         row = page.locator(f"[data-testid=provider-row][data-address='{address}']")
+        rep, rec = chain.reputation(address), chain.audit_record(address)
         assert row.locator("[data-field=stake]").inner_text() == musd(chain.provider_info(address).stake)
-        assert row.locator("[data-field=completed]").inner_text() == str(chain.reputation(address).completed)
+        assert row.locator("[data-field=completed]").inner_text() == str(rep.completed)
+        assert row.locator("[data-field=missed]").inner_text() == str(rep.missed)
+        # the decayed score: a minute of age at a 30-day half-life moves it by far less than the rounding
+        assert abs(float(row.locator("[data-field=score]").inner_text()) - float(score_reputation(rep, rec))) < 0.0015
+        if address in asks:  # what the live agent asks per CU (its /v1/info)
+            assert row.locator("[data-field=asks]").inner_text() == f"{asks[address] / 10**6:.6f}"
     page.screenshot(path=str(screenshots / "providers.png"), full_page=True)
 
     # click through to the first deal: its lifecycle and transactions
@@ -127,6 +137,17 @@ def test_dashboard_shows_the_chain(browser: Any, market: dict[str, Any], screens
     fin = next(e for e in done if "0x" + bytes(e["args"]["deal_id"]).hex() == first_id)
     assert "0x" + bytes(fin["transactionHash"]).hex() in steps[-1]
     page.screenshot(path=str(screenshots / "deal.png"), full_page=True)
+
+    # a transaction link: the events it logged, as the chain's receipt has them
+    page.locator("[data-testid=tx-link]").first.click()
+    page.wait_for_selector("[data-testid=tx-event]")
+    opened_tx = "0x" + bytes(opened["transactionHash"]).hex()
+    assert page.inner_text("[data-testid=tx-hash]") == opened_tx
+    topics = {event_abi_to_log_topic(e): e["name"] for e in chain.contract.abi if e["type"] == "event"}
+    receipt = chain.w3.eth.get_transaction_receipt(opened_tx)
+    names = [topics[bytes(lg["topics"][0])] for lg in receipt["logs"] if lg["address"] == chain.contract.address]
+    assert page.locator("[data-testid=tx-event] >> [data-field=name]").all_inner_texts() == names
+    assert "DealOpened" in names
 
     # slashing history: the missed deal's penalty
     page.click("nav >> text=Slashing")

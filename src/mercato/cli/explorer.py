@@ -43,6 +43,8 @@ RpcOption = Annotated[str | None, typer.Option("--rpc", help="RPC URL of the nod
 MarketOption = Annotated[str | None, typer.Option("--market", help="Market contract address (default: the deployment's).")]
 DbOption = Annotated[Path | None, typer.Option("--db", help="SQLite index file (default: <home>/explorer-<chain>.sqlite).")]
 ConfirmOption = Annotated[int, typer.Option("--confirmations", min=0, help="Index only up to head minus this many blocks.")]
+FromOption = Annotated[int | None, typer.Option("--from-block", min=0,
+                                                help="First block to index (default: the deployment's; a new index only).")]
 
 
 def _deployment(config: Path | None, rpc: str | None, market: str | None) -> tuple[Deployment, Settings, str | None]:
@@ -67,11 +69,12 @@ def _db_path(settings: Settings, dep: Deployment, db: Path | None) -> Path:
 def explorer(rpc: RpcOption = None, market: MarketOption = None, db: DbOption = None,
              host: Annotated[str, typer.Option("--host", help="Interface to serve on.")] = "127.0.0.1",
              port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8600,
-             confirmations: ConfirmOption = 0, config: ConfigOption = None) -> None:
+             confirmations: ConfirmOption = 0, from_block: FromOption = None, config: ConfigOption = None) -> None:
     """Index the Market's events into SQLite and serve a read-only dashboard with a JSON API."""
     dep, settings, rpc = _deployment(config, rpc, market)
+    extra = {} if from_block is None else {"start_block": from_block}
     ex = Explorer.for_deployment(dep, _db_path(settings, dep, db), rpc_url=rpc, market=market,
-                                 confirmations=confirmations, host=host, port=port)
+                                 confirmations=confirmations, host=host, port=port, **extra)
     console.print(f"Mercato explorer on [bold]{ex.url}[/bold] (API {ex.url}/docs) · chain {ex.indexer.chain_id} · "
                   f"Market {ex.indexer.market} · index {ex.indexer.store.path}")
     ex.serve_forever()
@@ -83,12 +86,13 @@ def price(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
           unit: Annotated[str, typer.Option("--unit", help="cu (compute units) or vcpu_s (containers).")] = "cu",
           limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent deals to list.")] = 10,
           rpc: RpcOption = None, market: MarketOption = None, db: DbOption = None,
-          confirmations: ConfirmOption = 0, config: ConfigOption = None) -> None:
+          confirmations: ConfirmOption = 0, from_block: FromOption = None, config: ConfigOption = None) -> None:
     """The price index: VWAP per unit over 1 h and 24 h and the latest clearing prices."""
     dep, settings, rpc = _deployment(config, rpc, market)
+    extra = {} if from_block is None else {"start_block": from_block}
     store = Store(_db_path(settings, dep, db))
     try:
-        ix = Indexer.from_deployment(dep, store, rpc_url=rpc, market=market, confirmations=confirmations)
+        ix = Indexer.from_deployment(dep, store, rpc_url=rpc, market=market, confirmations=confirmations, **extra)
         ix.sync()
         ix.enrich(limit=200)
         data = Views(store).prices(unit=unit, since_s=10**10)

@@ -172,6 +172,19 @@ class DealDetail(Deal):
     slashes: list[Slash]
 
 
+class TxEvent(BaseModel):
+    log_index: int
+    name: str
+    args: dict[str, Any]  # addresses checksummed, bytes as 0x-hex, amounts as integers
+
+
+class TxOut(BaseModel):
+    tx_hash: str
+    block: int
+    at: int
+    events: list[TxEvent]
+
+
 class PricePointOut(BaseModel):
     at: int
     deal_id: str
@@ -263,6 +276,14 @@ def create_app(views: Views, *, status: Callable[[], dict[str, Any]],
         found = views.deal(deal_id)
         if found is None:
             raise HTTPException(404, f"no deal {deal_id} in the index")
+        return found
+
+    @app.get("/api/tx/{tx_hash}", response_model=TxOut)
+    def tx(tx_hash: str) -> dict[str, Any]:
+        """The Market events a transaction logged, decoded."""
+        found = views.tx(tx_hash)
+        if found is None:
+            raise HTTPException(404, f"no indexed Market event in transaction {tx_hash}")
         return found
 
     @app.get("/api/slashes", response_model=list[Slash])

@@ -43,7 +43,7 @@ from mercato.explorer.errors import IndexerRpcError
 from mercato.explorer.store import DERIVED_TABLES, Store
 from mercato.verification.lottery import claim_of, seal_of
 
-__all__ = ["Indexer", "SyncReport", "DEAL_STATES", "OUTCOMES"]
+__all__ = ["Indexer", "SyncReport", "DEAL_STATES", "OUTCOMES", "apply_event", "units_from_status"]
 
 log = logging.getLogger("mercato.explorer")
 T = TypeVar("T")
@@ -88,6 +88,7 @@ class Indexer:
         self._topics = {event_abi_to_log_topic(e): e["name"] for e in abi if e["type"] == "event"}  # type: ignore[arg-type]
         self.chain_id = self._rpc(lambda: int(w3.eth.chain_id))
         store.bind(self.chain_id, self.market, start_block)
+        self.start_block = int(store.meta("start_block") or start_block)  # an existing index keeps its own
         self.last_error: str | None = None
         self.last_sync: float | None = None
 
@@ -137,11 +138,19 @@ class Indexer:
     def sync(self, *, max_chunks: int | None = None) -> SyncReport:
         """Index every confirmed block after the cursor (at most ``max_chunks`` chunks)."""
         head = self.head()
-        rewound = self._undo_reorg()
-        start = cursor = self.store.cursor()
+        rewound: int | None = None
+        start = self.store.cursor()
         target = head - self.confirmations
         written = chunks = 0
-        while cursor < target and (max_chunks is None or chunks < max_chunks):
+        while max_chunks is None or chunks < max_chunks:
+            # the chain under the cursor may have changed since the last chunk: check before each
+            undone = self._undo_reorg()
+            if undone is not None:
+                rewound = undone if rewound is None else min(rewound, undone)
+                start = min(start, undone)
+            cursor = self.store.cursor()
+            if cursor >= target:
+                break
             end = min(cursor + self.chunk, target)
             try:
                 logs = self._logs(cursor + 1, end)
@@ -154,7 +163,6 @@ class Indexer:
             if done is None:  # the chain moved under us: check it again next pass
                 break
             written += done
-            cursor = end
             chunks += 1
         self.last_sync = time.time()
         return SyncReport(start, self.store.cursor(), head, written, rewound)
@@ -167,6 +175,11 @@ class Indexer:
             if found is None:
                 return None
             blocks[n] = found
+        stored = self.store.one("SELECT hash FROM blocks WHERE number = ?", (cursor,))
+        if stored is not None:  # the chunk must extend the chain already indexed
+            now = self._block(cursor)
+            if now is None or now[0] != stored["hash"]:
+                return None
         events = []
         for lg in sorted(logs, key=lambda x: (int(x["blockNumber"]), int(x["logIndex"]))):
             n = int(lg["blockNumber"])
@@ -269,23 +282,7 @@ class Indexer:
             body = r.json() if r.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
-        receipt = (body or {}).get("receipt") or {}
-        salt = (body or {}).get("salt")
-        try:
-            fuel = int(receipt["fuel_used"])
-            root = bytes.fromhex(str(receipt["result_root"]).removeprefix("0x"))
-            salt_b = bytes.fromhex(str(salt).removeprefix("0x"))
-            seal = seal_of(deal["provider"], bytes.fromhex(deal["deal_id"][2:]), root, fuel, salt_b)
-        except (KeyError, TypeError, ValueError):
-            return None
-        if "0x" + seal.hex() != deal["seal"]:
-            log.info("receipt of deal %s does not open its on-chain seal: ignored", deal["deal_id"])
-            return None
-        rs = receipt.get("resource_seconds")
-        if isinstance(rs, dict) and rs.get("vcpu_s"):
-            return fuel, max(1, math.ceil(float(rs["vcpu_s"]))), "vcpu_s", "receipt"
-        units = cu_from_fuel(fuel)
-        return (fuel, units, "cu", "receipt") if units > 0 else None
+        return units_from_status(deal, body) if isinstance(body, dict) else None
 
     # background loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
@@ -301,6 +298,28 @@ class Indexer:
                     log.warning("indexer: %s", exc)
                 self.last_error = str(exc)
             stop.wait(interval)
+
+
+def units_from_status(deal: dict[str, Any], status: dict[str, Any]) -> tuple[int, int, str, str] | None:
+    """(fuel, units, unit, "receipt") from a provider's ``DealStatusMsg`` for ``deal`` (its
+    ``deal_id``, ``provider`` and on-chain ``seal``), or None unless the receipt's root and fuel
+    with the revealed salt open that seal. Container receipts bill vCPU-seconds (rounded up)."""
+    receipt = status.get("receipt") or {}
+    try:
+        fuel = int(receipt["fuel_used"])
+        root = bytes.fromhex(str(receipt["result_root"]).removeprefix("0x"))
+        salt = bytes.fromhex(str(status.get("salt")).removeprefix("0x"))
+        seal = seal_of(deal["provider"], bytes.fromhex(deal["deal_id"][2:]), root, fuel, salt)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if "0x" + seal.hex() != deal["seal"]:
+        log.info("receipt of deal %s does not open its on-chain seal: ignored", deal["deal_id"])
+        return None
+    rs = receipt.get("resource_seconds")
+    if isinstance(rs, dict) and rs.get("vcpu_s"):
+        return fuel, max(1, math.ceil(float(rs["vcpu_s"]))), "vcpu_s", "receipt"
+    units = cu_from_fuel(fuel)
+    return (fuel, units, "cu", "receipt") if units > 0 else None
 
 
 # applying one event to the derived tables ----------------------------------------------------

@@ -147,6 +147,16 @@ class Views:
         return _deal_summary(d) | {"timeline": _timeline(d, audit), "audit": audit, "results": results,
                                    "slashes": slashes}
 
+    def tx(self, tx_hash: str) -> dict[str, Any] | None:
+        """The Market events one transaction logged (None if it logged none that were indexed)."""
+        rows = self.store.rows("SELECT block, log_index, name, args, at, tx_hash FROM events WHERE lower(tx_hash) = "
+                               "lower(?) ORDER BY block, log_index", (tx_hash,))
+        if not rows:
+            return None
+        return {"tx_hash": rows[0]["tx_hash"], "block": rows[0]["block"], "at": rows[0]["at"],
+                "events": [{"log_index": r["log_index"], "name": r["name"], "args": json.loads(r["args"])}
+                           for r in rows]}
+
     def slashes(self, limit: int = 200) -> list[dict[str, Any]]:
         return self.store.rows("SELECT * FROM slashes ORDER BY block DESC, log_index DESC LIMIT ?", (limit,))
 

@@ -17,12 +17,15 @@ _MARKET = str(Path(__file__).resolve().parents[1] / "market")
 if _MARKET not in sys.path:
     sys.path.append(_MARKET)
 
-from agent_kit import WASM, AgentProcess, free_port, mine, running_devnet, start_agent  # noqa: E402,F401
+from agent_kit import WASM, free_port, mine, running_devnet, start_agent  # noqa: E402
 
 from mercato.chain import Deployment, MarketClient, increase_time  # noqa: E402
 from mercato.domain.deals import Deal, Terms, job_leaf  # noqa: E402
 from mercato.domain.jobs import FUEL_PER_CU, Limits  # noqa: E402
 from mercato.requester import JobRequest, Market  # noqa: E402
+
+__all__ = ["CU", "HONEST_PRICE", "STAKE", "WASM", "free_port", "job", "logs", "mine", "missed_deal", "run_job",
+           "running_devnet", "start_agent", "wait_for"]
 
 CU = 5
 HONEST_PRICE = 100  # base units per CU

@@ -242,8 +242,8 @@ def test_a_reorganisation_is_undone(history: dict[str, Any], chain: MarketClient
     ix.sync()
     assert ix.store.count("deposits") == before + 1
     assert chain.w3.provider.make_request("evm_revert", [snap])["result"]  # type: ignore[arg-type]
-    chain.sender._nonce = None  # the reverted transaction's nonce is free again
-    chain.deposit(13)
+    fresh = chain.as_account(xdep.keys["requester1"])  # a new sender: the reverted nonce is free again
+    fresh.deposit(13)
     increase_time(chain.w3, 1)
     report = ix.sync()
     assert report.rewound_to is not None

@@ -13,8 +13,9 @@ from mercato.chain import Deployment, DevnetParams
 from mercato.errors import MercatoError, RpcUnavailable
 from mercato.explorer.api import advertised
 from mercato.explorer.errors import IndexerRpcError
-from mercato.explorer.indexer import Indexer
+from mercato.explorer.indexer import Indexer, units_from_status
 from mercato.explorer.store import Store
+from mercato.verification.lottery import seal_of
 
 
 def _closed_port() -> int:
@@ -41,3 +42,18 @@ def test_gpus_are_shown_when_the_advertised_capacity_matches_the_registry() -> N
     assert lying["resources_verified"] is False and lying["gpus"] is None
     assert advertised({"price_per_cu": 5}, digest) == {"price_per_cu": 5, "gpus": None}
     assert advertised({"price_per_cu": 5, "gpus": []}, digest)["gpus"] == []
+
+
+def test_receipt_units_count_only_when_they_open_the_seal() -> None:
+    provider, deal_id = "0x" + "AB" * 20, b"\x07" * 32
+    root, salt, fuel = b"\x0a" * 32, b"\x5a" * 32, 2_500_000_001
+    deal = {"deal_id": "0x" + deal_id.hex(), "provider": provider,
+            "seal": "0x" + seal_of(provider, deal_id, root, fuel, salt).hex()}
+    status = {"receipt": {"fuel_used": fuel, "result_root": root.hex()}, "salt": "0x" + salt.hex()}
+    assert units_from_status(deal, status) == (fuel, 3, "cu", "receipt")  # 2.5e9 fuel -> 3 CU, rounded up
+    lie = {"receipt": {"fuel_used": fuel - 10**9, "result_root": root.hex()}, "salt": "0x" + salt.hex()}
+    assert units_from_status(deal, lie) is None  # a cheaper-looking fuel count does not open the seal
+    assert units_from_status(deal, {"receipt": None, "salt": None}) is None
+    box = {"receipt": status["receipt"] | {"resource_seconds": {"vcpu_s": 12.2, "gib_s": 3.0, "gpu_s": 0.0}},
+           "salt": status["salt"]}
+    assert units_from_status(deal, box) == (fuel, 13, "vcpu_s", "receipt")

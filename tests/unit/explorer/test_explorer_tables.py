@@ -128,8 +128,21 @@ def test_the_api_serves_the_views_with_an_openapi_schema(chain: Chain) -> None:
     assert client.get("/api/overview").json()["volume"] == 500
     prices = client.get("/api/prices").json()
     assert prices["vwap"]["24h"] == 100.0 and prices["vwap_exact"]["1h"] == "100/1"
+    assert client.get("/api/prices?unit=vcpu_s").json()["points"] == []
+    chain.emit(opened(D2, Q, 900, seal="0x" + "5e" * 32))
+    chain.emit(("DealFinalized", {"deal_id": D2}))
+    with chain.store.transaction() as db:  # a container deal: billed by vCPU-seconds
+        db.execute("UPDATE deals SET units = 30, unit = 'vcpu_s', fuel = '0', units_source = 'receipt' "
+                   "WHERE deal_id = ?", (D2,))
+    boxes = client.get("/api/prices?unit=vcpu_s").json()
+    assert [(p["deal_id"], p["per_unit"]) for p in boxes["points"]] == [(D2, 30.0)]
+    assert client.get("/api/prices").json()["vwap_exact"]["24h"] == "100/1"  # the CU index is unchanged
+    assert client.get("/api/prices?unit=gpu").status_code == 422
     assert client.get(f"/api/deals/{D1}").json()["timeline"][-1]["step"] == "finalized"
     assert client.get("/api/deals/0x" + "00" * 32).status_code == 404
+    fin_tx = client.get(f"/api/deals/{D1}").json()["finalized_tx"]
+    assert [e["name"] for e in client.get(f"/api/tx/{fin_tx}").json()["events"]] == ["DealFinalized"]
+    assert client.get("/api/tx/0x" + "00" * 32).status_code == 404
     provs = client.get("/api/providers").json()
     assert {p["address"] for p in provs} == {P, Q, A} and provs[0]["stake"] == 10**30
     schema = client.get("/openapi.json").json()
