@@ -235,7 +235,10 @@ def test_redundancy_runs_on_distinct_providers_and_never_challenges(
     assert verdict.agreed is False and verdict.chosen is None and "none is challenged" in verdict.message
     for r in verdict.results:  # a challenge would have sent the deal to audit at once
         assert not [d for d in deal_events(requester, "DealDrawn", r.deal_id) if d["audited"]]
-    assert requester.balance_of() == before - verdict.paid - 2 * job.fee
+    # both deals clear and are finalized (the SDK stood by until they were drawn): each fee comes back
+    wait_mining(requester.w3, lambda: all(deal_events(requester, "DealFinalized", r.deal_id) for r in verdict.results),
+                "both redundant deals finalized")
+    assert requester.balance_of() == before - verdict.paid
     # a requester comparator, run deterministically in the wasm sandbox, calls them the same
     script = tmp_path / "cmp.py"
     script.write_text(COMPARATOR)
