@@ -38,6 +38,7 @@ from mercato.verification.quorum import split_forfeit
 
 CU = 5
 HONEST_PRICE = 100  # per CU; the cheater bids 1 and wins every auction
+BID_WINDOW = 2.0  # seconds
 STAKE = 50_000 * 10**6  # a cheater's
 HONEST_STAKE = 5_000 * 10**6
 LAZY_STAKE = 1_000 * 10**6
@@ -75,11 +76,26 @@ def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Ca
         agent = start_agent(root, vnet, account, behaviour=behaviour, stake=stake, name=name,
                             pricing={"price_per_cu": price, "utilization_markup": 0})
         made.append(agent)
+        if behaviour != "honest":
+            _MISBEHAVING.append(agent)
         return agent
 
     yield start
     for agent in made:
         agent.kill(signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _stop_misbehaving_agents(spawn: Callable[..., AgentProcess]) -> Iterator[None]:
+    """Whatever a test's outcome, the agents it started to misbehave are gone after it, so a
+    failed test cannot leave a cheater winning (or auditing) the next test's deals."""
+    before = len(_MISBEHAVING)
+    yield
+    for agent in _MISBEHAVING[before:]:
+        agent.kill(signal.SIGTERM)
+
+
+_MISBEHAVING: list[AgentProcess] = []
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +180,8 @@ def _job(**market: Any) -> JobRequest:
 
 def _run(dep: Deployment, job: JobRequest, *, withhold_seed: bool = False) -> Any:
     async def go() -> Any:
-        async with Market.connect(deployment=dep, key=dep.keys["requester1"], bid_window=0.5) as market:
+        # a wide bid window: the test's cheaters must be heard even on a loaded 2-core machine
+        async with Market.connect(deployment=dep, key=dep.keys["requester1"], bid_window=BID_WINDOW) as market:
             if withhold_seed:  # a requester that never reveals its seed (nor draws with it)
                 async def keep_it(*_a: Any, **_k: Any) -> None:
                     return None
