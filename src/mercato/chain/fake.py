@@ -49,7 +49,7 @@ from mercato.domain.deals import (
     ZERO32,
     Deal,
     Terms,
-    deal_hash,
+    hash_prefix,
     lane_word,
 )
 
@@ -330,7 +330,7 @@ class FakeMarket:
         t = deal.terms
         word = self.ledger.lanes.get((t.provider, t.lane), 0)
         stored = word >> 64
-        if stored != 0 and stored == int.from_bytes(deal_hash(deal), "big") >> 64:
+        if stored != 0 and stored == hash_prefix(deal):
             return word
         last = word & MAX_NONCE
         _require(not (t.nonce < last or (t.nonce == last and stored == 0)), _R["settled"])

@@ -23,6 +23,7 @@ __all__ = [
     "Deal",
     "deal_id",
     "deal_hash",
+    "hash_prefix",
     "job_leaf",
     "jobs_root",
     "merkle_proof",
@@ -183,9 +184,14 @@ def deal_hash(deal: Deal) -> bytes:
     return keccak(encode([_DEAL_TYPES], [deal.to_tuple()]))
 
 
+def hash_prefix(deal: Deal) -> int:
+    """The top 192 bits of ``deal_hash(deal)``: what a lane holding the deal stores."""
+    return int.from_bytes(deal_hash(deal), "big") >> 64
+
+
 def lane_word(deal: Deal | None, nonce: int) -> int:
     """The 256-bit lane slot: top 192 bits of the open deal's hash, low 64 bits the nonce."""
-    top = 0 if deal is None else int.from_bytes(deal_hash(deal), "big") >> 64
+    top = 0 if deal is None else hash_prefix(deal)
     return (top << 64) | (nonce & MAX_NONCE)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mercato.chain.api import DealTx
-from mercato.domain.deals import Deal, Terms, deal_hash
+from mercato.domain.deals import Deal, Terms, hash_prefix
 from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, Receipt
 from mercato.errors import (
     AlreadyCommitted,
@@ -290,7 +290,7 @@ class Executor:
             return
         lane = await self.chain.read(self.chain.market.lane, terms.provider, terms.lane)
         opened = lane.last_nonce == terms.nonce and lane.busy
-        if opened and lane.deal_hash_prefix != int.from_bytes(deal_hash(Deal(terms)), "big") >> 64:
+        if opened and lane.deal_hash_prefix != hash_prefix(Deal(terms)):
             self._committed_elsewhere(rec)  # our own earlier commit landed before a crash
             return
         if lane.last_nonce > terms.nonce or (lane.last_nonce == terms.nonce and not lane.busy):

@@ -28,7 +28,7 @@ import logging
 
 from mercato.chain.api import AUDIT_FAILED, AUDIT_PASSED, AUDIT_REVEAL, AUDIT_VOID, AuditState
 from mercato.chain.market import chunks
-from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, ZERO32, Deal, deal_hash
+from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, ZERO32, Deal, hash_prefix
 from mercato.errors import ChainError, DealsError
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import WRONG_RESULT, ProviderConfig
@@ -120,7 +120,7 @@ class Settler:
         for rec in due:
             busy, nonce, prefix = await self._lane(rec)
             deal = Deal(rec.terms_obj)
-            if busy and nonce == rec.nonce and prefix == int.from_bytes(deal_hash(deal), "big") >> 64:
+            if busy and nonce == rec.nonce and prefix == hash_prefix(deal):
                 await self.chain.write(self.chain.market.reclaim, [deal])
             self.store.update(rec.deal_id, expect=("failed",), state="reclaimed")
             self.store.release_lane(rec.lane, rec.deal_id)
@@ -201,7 +201,7 @@ class Settler:
         live: list[DealRecord] = []
         for rec in ready:
             busy, nonce, prefix = await self._lane(rec)
-            if busy and nonce == rec.nonce and prefix == int.from_bytes(deal_hash(committed_deal(rec)), "big") >> 64:
+            if busy and nonce == rec.nonce and prefix == hash_prefix(committed_deal(rec)):
                 live.append(rec)
             elif not (busy and nonce == rec.nonce):  # settled by someone else (anyone may finalize)
                 self._finalized(rec)

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from mercato.chain.api import AuditState, MarketApi
-from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, Deal, deal_hash
+from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, Deal, hash_prefix
 from mercato.domain.wire import AuditJobAck, AuditJobMsg
 from mercato.errors import MercatoError
 
@@ -51,7 +51,7 @@ async def lottery_status(api: MarketApi, call: Call, deal: Deal) -> int:
     if not lane.busy or lane.last_nonce != deal.terms.nonce:
         return SETTLED
     for status in (UNDRAWN, CLEARED, AUDITED):
-        if int.from_bytes(deal_hash(dataclasses.replace(deal, status=status)), "big") >> 64 == lane.deal_hash_prefix:
+        if hash_prefix(dataclasses.replace(deal, status=status)) == lane.deal_hash_prefix:
             return status
     return SETTLED
 

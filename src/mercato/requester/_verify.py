@@ -20,7 +20,7 @@ from eth_utils import event_abi_to_log_topic
 
 from mercato.chain import MarketClient
 from mercato.chain.api import MarketApi
-from mercato.domain.deals import ZERO32, Deal, Terms, deal_hash
+from mercato.domain.deals import ZERO32, Deal, Terms, hash_prefix
 from mercato.domain.wire import DealStatusMsg
 from mercato.errors import ResultMismatch
 from mercato.verification.lottery import seal_of
@@ -95,7 +95,7 @@ class LaneSealReader:
         for committed_at in range(max(0, since), now + 1):
             for block in range(max(0, head - self.blocks), head + 1):
                 deal = Deal(terms, claimed, committed_at, block)
-                if int.from_bytes(deal_hash(deal), "big") >> 64 == lane.deal_hash_prefix:
+                if hash_prefix(deal) == lane.deal_hash_prefix:
                     return deal
         return None
 
