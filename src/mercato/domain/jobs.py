@@ -25,10 +25,12 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from mercato.errors import SpecError
+from mercato.domain.batch import MAX_TASKS, Task, check_tasks, task_seed
 
 __all__ = [
     "FUEL_PER_CU",
@@ -215,6 +217,7 @@ class JobSpec:
     limits: Limits = field(default_factory=Limits)
     seed: bytes = bytes(SEED_BYTES)
     container: ContainerSpec | None = None
+    tasks: tuple[Task, ...] = ()  # a batch (domain.batch): limits apply to each task
 
     def __post_init__(self) -> None:
         if self.runtime not in SPEC_RUNTIMES:
@@ -231,6 +234,34 @@ class JobSpec:
             raise SpecError("limits must be a Limits instance", field="limits")
         if not isinstance(self.seed, bytes) or len(self.seed) != SEED_BYTES:
             raise SpecError(f"seed must be exactly {SEED_BYTES} bytes", field="seed")
+        if not isinstance(self.tasks, tuple):
+            raise SpecError("tasks must be a tuple of Task", field="tasks")
+        check_tasks(self.tasks, self.inputs, self.runtime)
+
+    # batches (domain.batch) -------------------------------------------------------------------
+    @property
+    def task_count(self) -> int:
+        """How many executions the spec asks for: its tasks, or 1 for a plain job."""
+        return len(self.tasks) or 1
+
+    @property
+    def total_fuel(self) -> int:
+        """The fuel cap of the whole job: ``limits.fuel`` per task."""
+        return self.limits.fuel * self.task_count
+
+    def cu_cap(self) -> int:
+        """Compute units a bid prices: whole CUs at each task's fuel cap, times the tasks."""
+        return cu_from_fuel(self.limits.fuel) * self.task_count
+
+    def task(self, index: int) -> JobSpec:
+        """Task ``index`` of a batch as a plain spec (base args + its args, base + its inputs, its seed)."""
+        t = self.tasks[index]
+        return replace(self, args=self.args + t.args, inputs=tuple(sorted(self.inputs + t.inputs)),
+                       seed=task_seed(self.seed, index), tasks=())
+
+    def with_tasks(self, tasks: Iterable[Task]) -> JobSpec:
+        """This spec as the base of a batch of ``tasks``."""
+        return replace(self, tasks=tuple(tasks))
 
     def to_json(self) -> dict[str, object]:
         """The canonical JSON form: only strings, integers, lists and objects."""
@@ -244,6 +275,8 @@ class JobSpec:
             "seed": self.seed.hex(),
             # only container specs carry the key, so wasm and python hashes are unchanged
             **({"container": self.container.to_json()} if self.container is not None else {}),
+            # only batches carry the key, so a plain job's hash is unchanged
+            **({"tasks": [t.to_json() for t in self.tasks]} if self.tasks else {}),
         }
 
     def blob_refs(self) -> tuple[str, ...]:
@@ -252,7 +285,8 @@ class JobSpec:
             head = (self.container.image_archive,) if self.container.image_archive else ()
         else:
             head = (self.workload,)
-        return (*head, *(ref for _, ref in self.inputs))
+        refs = (*head, *(ref for _, ref in self.inputs), *(ref for t in self.tasks for _, ref in t.inputs))
+        return tuple(dict.fromkeys(refs)) if self.tasks else refs
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -284,6 +318,7 @@ class JobSpec:
                 ),
                 seed=seed_bytes,
                 container=ContainerSpec.from_json(data["container"]) if "container" in data else None,
+                tasks=_tasks_from_json(data.get("tasks", [])),
             )
         except TypeError as exc:
             raise SpecError(f"malformed job spec: {exc}", field="spec") from None
@@ -292,6 +327,14 @@ class JobSpec:
         """``"sha256:<hex>"`` over the canonical JSON (sorted keys, no spaces, UTF-8)."""
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _tasks_from_json(data: object) -> tuple[Task, ...]:
+    if not isinstance(data, list):
+        raise SpecError("tasks must be a list", field="tasks")
+    if len(data) > MAX_TASKS:
+        raise SpecError(f"a batch holds at most {MAX_TASKS} tasks, got {len(data)}", field="tasks")
+    return tuple(Task.from_json(t) for t in data)
 
 
 def _check_container(runtime: str, container: object) -> None:

@@ -47,6 +47,10 @@ __all__ = [
     "AuditJobMsg",
     "audit_auth_message",
     "BidMsg",
+    "BulkAnswer",
+    "BulkQuote",
+    "BulkRfq",
+    "bulk_quote_message",
     "BlobMsg",
     "DealState",
     "DealStatusMsg",
@@ -148,6 +152,7 @@ class Rfq(_Msg):
     seed_hash: str  # 0x-hex keccak256 of the requester's secret lottery seed
     audit_bps: int = Field(ge=1, le=10_000)  # audit probability in basis points (>= the market's floor)
     audit_fee: int = Field(ge=0, lt=2**96)  # what one audit pays its auditor, escrowed with the price
+    quote_id: str | None = None  # a live BulkQuote of this provider's: the bid is priced by it
 
 
 class BidMsg(_Msg):
@@ -174,6 +179,56 @@ class RfqAnswer(_Msg):
     """Exactly one of ``bid`` and ``decline``."""
 
     bid: BidMsg | None = None
+    decline: DeclineMsg | None = None
+
+
+class BulkRfq(_Msg):
+    """A bulk request for quote (``POST /v1/rfq/bulk``; docs/SPEC.md §17): a run of ``tasks``
+    tasks of one workload. ``spec`` is the base ``JobSpec.to_json()`` (no ``tasks``): its
+    runtime, workload and per-task limits, so a provider can judge one task. The answer is a
+    unit price and a capacity, not a deal: the run's batches are then asked for one by one
+    with an ordinary ``Rfq`` naming the quote (``quote_id``)."""
+
+    protocol: int = PROTOCOL_VERSION
+    rfq_id: str = Field(min_length=8, max_length=64)
+    requester: str
+    chain_id: int
+    market: str
+    spec: dict[str, Any]
+    spec_hash: str
+    tasks: int = Field(ge=1, le=10_000_000)
+    max_price_per_cu: int = Field(ge=0, lt=2**96)
+    deadline_s: int = Field(ge=1, le=30 * 86400)  # each batch's deadline, counted from its own bid
+
+
+class BulkQuote(_Msg):
+    """A provider's answer to a ``BulkRfq``: it runs up to ``capacity`` tasks at once (one per
+    lane; a batch holds at most ``max_tasks_per_deal``) at ``price_per_cu`` until ``expiry``
+    (unix time). ``signature`` is the provider's EIP-191 signature over
+    ``bulk_quote_message(quote)``. An ``Rfq`` with this ``quote_id`` from the same requester is
+    priced at ``price_per_cu`` (or less) until ``expiry``."""
+
+    rfq_id: str
+    quote_id: str
+    provider: str
+    price_per_cu: int = Field(ge=0, lt=2**96)
+    capacity: int = Field(ge=1)
+    max_tasks_per_deal: int = Field(ge=1)
+    expiry: int = Field(ge=0)
+    signature: str = ""
+
+
+def bulk_quote_message(quote: BulkQuote) -> str:
+    """The text a provider signs (EIP-191) for a bulk quote: every field but the signature."""
+    return (f"mercato bulk quote {quote.quote_id} for rfq {quote.rfq_id}: provider {quote.provider.lower()} "
+            f"price_per_cu {quote.price_per_cu} capacity {quote.capacity} max_tasks_per_deal "
+            f"{quote.max_tasks_per_deal} expiry {quote.expiry}")
+
+
+class BulkAnswer(_Msg):
+    """Exactly one of ``quote`` and ``decline``."""
+
+    quote: BulkQuote | None = None
     decline: DeclineMsg | None = None
 
 

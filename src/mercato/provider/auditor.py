@@ -175,6 +175,8 @@ class Auditor:
 
     async def _step(self, task: AuditTask) -> None:
         audit: AuditState = await self.chain.read(self.chain.market.audit, _hex(task.deal_id))  # type: ignore[attr-defined]
+        # the file, not the list run_once read: a commit may have finished since (never commit twice)
+        task = self.get(task.deal_id) or task
         seat = audit.seat_of(self.chain.address)
         if audit.resolved or seat is None:
             task.state = "done"
@@ -197,6 +199,9 @@ class Auditor:
             await self.chain.write(self.chain.market.advance, _hex(task.deal_id))  # type: ignore[attr-defined]
 
     async def _execute_and_commit(self, task: AuditTask, audit: AuditState) -> None:
+        saved = self.get(task.deal_id)
+        if saved is not None and saved.state != "assigned":  # another round of the loop got here first
+            return
         try:
             if task.seal is None:
                 if self.cfg.behaviour == "lazy_auditor":  # TEST ONLY: echo the provider's seal
@@ -221,11 +226,22 @@ class Auditor:
             self._save(task)
             log.info("audit committed", extra={"deal_id": task.deal_id})
         except DealsError as exc:
+            if await self._our_seal_stands(task):  # our own commit landed (a retried send): go on to reveal
+                task.state = "committed"
+                self._save(task)
+                log.info("audit committed", extra={"deal_id": task.deal_id})
+                return
             task.state, task.error = "failed", str(exc)
             self._save(task)
             log.warning("audit commit refused", extra={"deal_id": task.deal_id, "error": str(exc)})
         except (MercatoError, httpx.HTTPError, ValueError) as exc:
             log.warning("audit could not run yet", extra={"deal_id": task.deal_id, "error": str(exc)})
+
+    async def _our_seal_stands(self, task: AuditTask) -> bool:
+        """Whether the chain holds ``task.seal`` in our seat (after a refused commit)."""
+        audit: AuditState = await self.chain.read(self.chain.market.audit, _hex(task.deal_id))  # type: ignore[attr-defined]
+        seat = audit.seat_of(self.chain.address)
+        return seat is not None and task.seal is not None and audit.committed(seat) and audit.seals[seat] == _hex(task.seal)
 
     async def _reveal(self, task: AuditTask) -> None:
         if task.result_root is None or task.fuel is None or task.salt is None:

@@ -16,6 +16,7 @@ colluders buying into a committee would) decides who can fill the next seats.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 import time
@@ -78,8 +79,10 @@ def spawn(tmp_path_factory: pytest.TempPathFactory, vnet: Devnet) -> Iterator[Ca
         agent = start_agent(root, vnet, account, behaviour=behaviour, stake=stake, name=name,
                             pricing={"price_per_cu": price, "utilization_markup": 0})
         made.append(agent)
+        key = account if account.startswith("0x") else dev_accounts()[account]
+        _BY_ADDRESS[Account.from_key(key).address.lower()] = agent
         if behaviour != "honest":
-            _MISBEHAVING.append((agent, account if account.startswith("0x") else dev_accounts()[account]))
+            _MISBEHAVING.append((agent, key))
         return agent
 
     yield start
@@ -103,6 +106,20 @@ def _stop_misbehaving_agents(spawn: Callable[..., AgentProcess], vdep: Deploymen
 
 
 _MISBEHAVING: list[tuple[AgentProcess, str]] = []
+_BY_ADDRESS: dict[str, AgentProcess] = {}  # every agent the module started, by its address (lower case)
+
+
+@contextlib.contextmanager
+def _paused(address: str) -> Iterator[None]:
+    """SIGSTOP the agent of ``address`` for the block, then SIGCONT it: a stopped first auditor
+    cannot reveal, so the dispute (drawn in the call of the last reveal) cannot start meanwhile."""
+    agent = _BY_ADDRESS[address.lower()]
+    assert agent.proc is not None
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +192,7 @@ def _first_seat(chain: MarketClient, since: int, timeout: float = 120.0) -> tupl
         logs = chain.contract.events.AuditorDrawn().get_logs(from_block=since)
         if logs:
             return bytes(logs[0]["args"]["deal_id"]), str(logs[0]["args"]["auditor"])
-        time.sleep(0.3)
+        time.sleep(0.05)
     raise AssertionError(f"no auditor was drawn in {timeout} s")
 
 
@@ -270,8 +287,12 @@ def test_wrong_result_is_caught_despite_two_colluders_in_the_committee(spawn, ho
     run = _Background(lambda: _run(vdep, _job()))
     deal_id, first = _first_seat(chain, since)
     assert first not in colluders  # they had no stake when it was drawn
-    for key in colluder_keys:
-        _ensure_stake(vdep, key, COLLUDER_STAKE)
+    # the colluders buy in while the first auditor is held (it has not revealed yet: its seat was
+    # drawn a moment ago), so they are staked before the committee is drawn, however fast it runs
+    with _paused(first):
+        assert not chain.audit(deal_id).dispute, "the dispute started before the colluders could stake"
+        for key in colluder_keys:
+            _ensure_stake(vdep, key, COLLUDER_STAKE)
     with pytest.raises(ResultMismatch) as err:
         run.result()
     assert err.value.deal_id == "0x" + deal_id.hex()

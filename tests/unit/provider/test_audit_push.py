@@ -112,3 +112,45 @@ async def test_a_container_deal_is_attested_from_the_providers_bytes_not_rerun(m
     (provider.agent.executor.deal_dir(deal_id) / "stdout").write_bytes(b"other bytes")
     tampered, _ = await aud._attest(deal_id, provider.agent.address, make_spec())
     assert tampered != receipt["result_root"]
+
+
+async def test_a_stale_loop_round_never_commits_twice(make_agent, requester: FakeMarket) -> None:
+    """A round of the audit loop holding a task read before its commit finished must not commit
+    again: a second commit is refused on-chain, and the seat would then never reveal."""
+    h, job = await _job(make_agent, requester)
+    auditor, seal = h.agent.auditor, "0x" + "aa" * 32
+    auditor.assign(job.deal_id)
+    stale = auditor.get(job.deal_id)
+    assert stale is not None and stale.state == "assigned"
+    auditor._save(dataclasses.replace(stale, state="committed", seal=seal, salt="0x" + "01" * 32,
+                                      result_root="00" * 32, fuel=1))
+    sent: list[object] = []
+    h.agent.chain.market.commit_audit = lambda *a: sent.append(a)  # type: ignore[attr-defined]
+    _seated(h, (h.agent.address,))
+    await auditor._execute_and_commit(stale, h.agent.chain.market.audit(job.deal_id))  # type: ignore[attr-defined]
+    assert sent == [] and auditor.get(job.deal_id).state == "committed"  # type: ignore[union-attr]
+
+
+async def test_a_refused_commit_of_our_own_seal_goes_on_to_reveal(make_agent, requester: FakeMarket) -> None:
+    """``audits: already committed`` when the chain already holds *our* seal (an earlier send
+    landed) is not a failure: the task moves to committed and reveals; any other seal is."""
+    from mercato.errors import AuditError
+
+    h, job = await _job(make_agent, requester)
+    auditor, seal = h.agent.auditor, "0x" + "aa" * 32
+    auditor.assign(job.deal_id)
+    task = dataclasses.replace(auditor.get(job.deal_id), seal=seal, salt="0x" + "01" * 32,  # type: ignore[type-var]
+                               result_root="00" * 32, fuel=1)
+    auditor._save(task)
+
+    def refuse(*_a: object) -> None:
+        raise AuditError("audits: already committed")
+
+    h.agent.chain.market.commit_audit = refuse  # type: ignore[attr-defined]
+    for on_chain, expected in ((bytes.fromhex("bb" * 32), "failed"), (bytes.fromhex("aa" * 32), "committed")):
+        state = AuditState(AUDIT_COMMIT, False, 1, 0, "", "", ZERO32, 0, ZERO32, ZERO32, ZERO32, (h.agent.address,),
+                           (on_chain,), (ZERO32,))
+        h.agent.chain.market.audit = lambda _d, s=state: s  # type: ignore[method-assign]
+        auditor._save(dataclasses.replace(task, state="assigned"))
+        await auditor._execute_and_commit(dataclasses.replace(task, state="assigned"), state)
+        assert auditor.get(job.deal_id).state == expected  # type: ignore[union-attr]
