@@ -36,6 +36,8 @@ from mercato.domain.wire import (
     AuditJobAck,
     AuditJobMsg,
     BlobMsg,
+    BulkAnswer,
+    BulkRfq,
     DealStatusMsg,
     ProviderInfoMsg,
     Rfq,
@@ -280,6 +282,10 @@ class ProviderAgent:
     async def answer(self, rfq: Rfq) -> RfqAnswer:
         """``POST /v1/rfq``."""
         return await self.bidder.answer(rfq)
+
+    async def quote_bulk(self, rfq: BulkRfq) -> BulkAnswer:
+        """``POST /v1/rfq/bulk``: a signed price per CU and capacity for a run of batches."""
+        return await self.bidder.quote_bulk(rfq)
 
     def _deal(self, deal_id: str) -> DealRecord:
         rec = self.store.get(deal_id)

@@ -7,6 +7,8 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
 
     GET  /v1/info                               ProviderInfoMsg
     POST /v1/rfq                                Rfq -> RfqAnswer
+    POST /v1/rfq/bulk                           BulkRfq -> BulkAnswer (a signed unit price and capacity
+                                                for a run of batch deals, or a decline)
     POST /v1/deals/{deal_id}/accept             AcceptMsg -> DealStatusMsg
     DELETE /v1/bids/{deal_id}                   release a losing bid's lane -> DealStatusMsg (409 taken, 404 unknown)
     POST /v1/deals/{deal_id}/seed               SeedMsg -> DealStatusMsg (422 if it does not open seed_hash)
@@ -17,7 +19,8 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
     PUT  /v1/audits/{deal_id}/blobs/{hash}      a pushed job's blob -> AuditJobAck (409 no job, 404 unneeded)
     GET  /v1/deals/{deal_id}                    DealStatusMsg
     GET  /v1/deals/{deal_id}/stdout | /stderr   the exact raw bytes (the receipt's text is lossy UTF-8)
-    GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes
+    GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes (nested paths too, e.g. a
+                                                batch's tasks/00003/out/result.txt)
     PUT  /v1/blobs/{content_hash}               raw body -> BlobMsg (400 bad hash, 413 too big, 409 unneeded)
     HEAD /v1/blobs/{content_hash}               200 present / 404 absent
     GET  /metrics                               Prometheus text
@@ -39,6 +42,8 @@ from mercato.domain.wire import (
     AuditJobAck,
     AuditJobMsg,
     BlobMsg,
+    BulkAnswer,
+    BulkRfq,
     DealStatusMsg,
     ProviderInfoMsg,
     Rfq,
@@ -79,6 +84,10 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True) -> FastAP
     @app.post("/v1/rfq")
     async def rfq(msg: Rfq) -> RfqAnswer:
         return await agent.answer(msg)
+
+    @app.post("/v1/rfq/bulk")
+    async def rfq_bulk(msg: BulkRfq) -> BulkAnswer:
+        return await agent.quote_bulk(msg)
 
     @app.post("/v1/deals/{deal_id}/accept")
     async def accept(deal_id: str, msg: AcceptMsg) -> DealStatusMsg:

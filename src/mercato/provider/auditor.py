@@ -11,7 +11,8 @@ never for its own deals. Once drawn, this agent:
    (``GET /v1/audits/{id}/job`` and the blobs, authenticated with an EIP-191 signature the
    provider checks against the on-chain seats). Either way the spec must hash to the deal's
    ``jobs_root`` and every blob to its name, so whoever serves it cannot change the job;
-2. runs it in the same deterministic sandbox, off the event loop — except a container job,
+2. runs it in the same deterministic sandbox, off the event loop (a batch task by task, as
+   its provider did: ``runtimes.run_spec``) — except a container job,
    which no re-run reproduces (docs/SPEC.md §15.4): for one of those it fetches the provider's
    own result (receipt and bytes, public once the seal is on-chain) and claims the root those
    bytes give, with fuel 0, so an honest provider's audit passes whatever a re-run would print
@@ -46,7 +47,7 @@ from mercato.errors import BlobRejected, ChainError, DealsError, MercatoError, P
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.executor import Executor, fresh_workspace, in_daemon_thread, needed_blobs
-from mercato.runtimes import BlobStore
+from mercato.runtimes import BlobStore, run_spec
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.lottery import seal_of
 from mercato.verification.result_root import result_root
@@ -330,7 +331,7 @@ class Auditor:
     def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
         ws = fresh_workspace(self.dir / deal_id.lower())
         try:
-            return self.executor.runtime(spec.runtime).run(spec, ws)
+            return run_spec(self.executor.runtime(spec.runtime), spec, ws)
         finally:
             ws.remove()
 

@@ -4,8 +4,16 @@
 
 Checks run cheapest first (chain, spec, runtime, limits, price); the lane and the collateral
 are reserved under one lock, so concurrent RFQs never get the same lane and never promise
-the same free stake twice. Pricing: ``cu_cap = cu_from_fuel(spec.limits.fuel)``,
-``price = price_per_cu × cu_cap``, ``collateral = max(rfq.min_collateral, price × factor)``.
+the same free stake twice. Pricing: ``cu_cap = spec.cu_cap()`` (the fuel cap in whole CUs,
+times the tasks of a batch), ``price = price_per_cu × cu_cap``,
+``collateral = max(rfq.min_collateral, price × factor)``.
+
+Batches (docs/SPEC.md §17): each task is held to the limits as a plain job is; a batch of more
+than ``max_tasks_per_deal`` tasks is declined (``limits``). ``quote_bulk`` answers a
+``BulkRfq`` with a signed ``BulkQuote``: a price per CU priced as if every lane it offers
+(``capacity``: the free lanes, at most one per task) were busy already, so the price holds
+while the requester fills them; it is kept in memory until its expiry, and an ``Rfq`` naming
+it (``quote_id``) from the same requester for the same workload is priced at no more than it.
 
 Container jobs (``runtime = "container"``) are admitted by the container runtime's ``admit``
 (engine present, image obtainable, reservation within ``[container]`` caps, GPUs satisfiable:
@@ -26,8 +34,19 @@ from fractions import Fraction
 from eth_utils import is_address
 
 from mercato.domain.deals import Terms, job_leaf
-from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, cu_from_fuel
-from mercato.domain.wire import BidMsg, DeclineMsg, Rfq, RfqAnswer, TermsMsg
+from mercato.domain.jobs import CONTAINER_RUNTIME, RUNTIMES, JobSpec
+from mercato.domain.wire import (
+    BidMsg,
+    BulkAnswer,
+    BulkQuote,
+    BulkRfq,
+    DeclineMsg,
+    Rfq,
+    RfqAnswer,
+    TermsMsg,
+    bulk_quote_message,
+    new_id,
+)
 from mercato.errors import (
     GpuUnavailable,
     ImageRejected,
@@ -43,10 +62,11 @@ from mercato.provider.pricing import PricingStrategy, ResourceRates, container_p
 from mercato.provider.store import DealRecord, Store
 from mercato.verification.bond import BondParams, bond_ok, min_stake
 
-__all__ = ["Bidder", "Quote"]
+__all__ = ["Bidder", "LiveQuote", "Quote"]
 
 log = logging.getLogger("mercato.provider.bidder")
 _MAX_AMOUNT = 2**96
+MAX_LIVE_QUOTES = 4096  # bulk quotes kept at once; the oldest go first when more are asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +77,17 @@ class Quote:
     cu_cap: int
     price: int
     collateral: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveQuote:
+    """A bulk quote this agent gave and still honours: to whom, for what workload, at what
+    price per CU, until when (chain time)."""
+
+    requester: str  # lowercase
+    workload: str
+    price_per_cu: int
+    expiry: int
 
 
 class _Decline(Exception):
@@ -80,6 +111,7 @@ class Bidder:
         # set by the agent when it offers containers: raises why this machine cannot run the spec
         self.admit_container: Callable[[JobSpec], object] | None = None
         self._bond: BondParams | bool | None = None  # the bond rule's parameters, once read (False: none)
+        self.live_quotes: dict[str, LiveQuote] = {}  # quote_id -> the bulk quote, oldest first
 
     def utilization(self) -> Fraction:
         """Busy lanes over all lanes."""
@@ -103,15 +135,33 @@ class Bidder:
         return RfqAnswer(bid=bid)
 
     def _check(self, rfq: Rfq) -> JobSpec:
+        self._check_parties(rfq)
+        seed_hash = rfq.seed_hash.removeprefix("0x")
+        if len(seed_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in seed_hash) or int(seed_hash, 16) == 0:
+            raise _Decline("spec", "seed_hash must be the 0x-hex keccak256 of your 32-byte lottery seed")
+        spec = self._spec_of(rfq)
+        self._check_limits(spec)
+        cfg = self.cfg
+        if len(spec.tasks) > cfg.max_tasks_per_deal:
+            raise _Decline("limits", f"the batch holds {len(spec.tasks)} tasks, over this provider's "
+                                     f"{cfg.max_tasks_per_deal} per deal: split it into batches of at most "
+                                     f"{cfg.max_tasks_per_deal} tasks")
+        if rfq.input_bytes > cfg.max_input_bytes:
+            raise _Decline("inputs", f"{rfq.input_bytes} bytes of workload and inputs is over this provider's "
+                                     f"{cfg.max_input_bytes}: shrink the inputs or split the job")
+        return spec
+
+    def _check_parties(self, rfq: Rfq | BulkRfq) -> None:
+        """The RFQ is for this chain and market, from an address."""
         market = self.chain.market
         if rfq.chain_id != market.chain_id or rfq.market.lower() != market.market.lower():
             raise _Decline("chain", f"this provider settles on chain {market.chain_id} at market {market.market}; "
                                     f"the RFQ names chain {rfq.chain_id} at {rfq.market}: check your deployment")
         if not is_address(rfq.requester):
             raise _Decline("spec", f"requester {rfq.requester!r} is not an address: send your 0x account address")
-        seed_hash = rfq.seed_hash.removeprefix("0x")
-        if len(seed_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in seed_hash) or int(seed_hash, 16) == 0:
-            raise _Decline("spec", "seed_hash must be the 0x-hex keccak256 of your 32-byte lottery seed")
+
+    def _spec_of(self, rfq: Rfq | BulkRfq) -> JobSpec:
+        """The RFQ's spec, valid and matching its ``spec_hash``, on a runtime this provider runs."""
         try:
             spec = JobSpec.from_json(rfq.spec)
         except SpecError as exc:
@@ -119,20 +169,20 @@ class Bidder:
         if spec.spec_hash() != rfq.spec_hash:
             raise _Decline("spec", f"spec_hash {rfq.spec_hash} does not match the spec (it hashes to "
                                    f"{spec.spec_hash()}): send JobSpec.spec_hash() of the spec you send")
-        cfg = self.cfg
-        if spec.runtime not in cfg.runtimes:
-            raise _Decline("runtime", f"this provider runs {', '.join(cfg.runtimes)}, not {spec.runtime}: "
+        if spec.runtime not in self.cfg.runtimes:
+            raise _Decline("runtime", f"this provider runs {', '.join(self.cfg.runtimes)}, not {spec.runtime}: "
                                       "ask providers whose registry entry lists it")
+        return spec
+
+    def _check_limits(self, spec: JobSpec) -> None:
+        """One execution's caps (each task's, for a batch) are within this provider's."""
+        cfg = self.cfg
         if spec.limits.fuel > cfg.max_fuel and spec.runtime != CONTAINER_RUNTIME:  # containers burn no fuel
             raise _Decline("limits", f"fuel cap {spec.limits.fuel} is over this provider's {cfg.max_fuel}: "
                                      "lower limits.fuel or split the job")
         if spec.limits.memory_bytes > cfg.max_memory_bytes:
             raise _Decline("limits", f"memory cap {spec.limits.memory_bytes} bytes is over this provider's "
                                      f"{cfg.max_memory_bytes}: lower limits.memory_bytes")
-        if rfq.input_bytes > cfg.max_input_bytes:
-            raise _Decline("inputs", f"{rfq.input_bytes} bytes of workload and inputs is over this provider's "
-                                     f"{cfg.max_input_bytes}: shrink the inputs or split the job")
-        return spec
 
     async def _admit_container(self, spec: JobSpec) -> None:
         """Decline a container job this machine cannot run (engine calls run off the event loop)."""
@@ -157,23 +207,101 @@ class Bidder:
         """Price ``spec`` at the current utilization (a price script runs off the event loop)."""
         if spec.runtime == CONTAINER_RUNTIME:
             return self._container_quote(rfq, spec)
-        try:
-            per_cu = await asyncio.to_thread(self.strategy, rfq, self.utilization())
-        except PricingError as exc:
-            log.error("pricing failed", extra={"error": str(exc)})
-            raise _Decline("price", "this provider cannot price jobs right now (its price script failed); "
-                                    "try another provider") from None
-        cu_cap = cu_from_fuel(spec.limits.fuel)
+        per_cu = await self._price_per_cu(rfq, self.utilization())
+        if rfq is not None and rfq.quote_id is not None:
+            quoted = await self.live_quote(rfq.quote_id, rfq.requester, spec.workload)
+            if quoted is not None:
+                per_cu = min(per_cu, quoted.price_per_cu)
+        cu_cap = spec.cu_cap()
         price = per_cu * cu_cap
         factor = self.cfg.pricing.collateral_factor
         collateral = max(rfq.min_collateral if rfq else 0, math.floor(price * factor))
         if rfq is not None and price > rfq.max_price:
-            raise _Decline("price", f"this provider asks {per_cu} per CU, {price} for the {cu_cap} CU of the "
+            of = f"{len(spec.tasks)} tasks × {cu_cap // len(spec.tasks)} CU" if spec.tasks else f"{cu_cap} CU"
+            raise _Decline("price", f"this provider asks {per_cu} per CU, {price} for the {of} of the "
                                     f"fuel cap; raise max_price to at least {price} or lower limits.fuel")
         if price >= _MAX_AMOUNT or collateral >= _MAX_AMOUNT:
             raise _Decline("price", "the price or collateral does not fit the contract's 96-bit amounts: "
                                     "lower limits.fuel or min_collateral")
         return Quote(per_cu, cu_cap, price, collateral)
+
+    async def _price_per_cu(self, rfq: Rfq | None, utilization: Fraction) -> int:
+        """The strategy's price per CU at ``utilization`` (a price script runs off the event loop)."""
+        try:
+            return await asyncio.to_thread(self.strategy, rfq, utilization)
+        except PricingError as exc:
+            log.error("pricing failed", extra={"error": str(exc)})
+            raise _Decline("price", "this provider cannot price jobs right now (its price script failed); "
+                                    "try another provider") from None
+
+    # bulk quotes ----------------------------------------------------------------------------
+    async def quote_bulk(self, rfq: BulkRfq) -> BulkAnswer:
+        """A signed unit price and capacity for a run of ``rfq.tasks`` tasks of one workload,
+        or a decline that says what would work. Nothing is reserved: the requester then asks
+        for each batch with an ``Rfq`` naming the quote."""
+        try:
+            quote = await self._bulk_quote(rfq)
+        except _Decline as d:
+            self.metrics.declines.labels(code=d.code).inc()
+            log.info("bulk quote declined", extra={"rfq_id": rfq.rfq_id, "code": d.code, "reason": d.reason})
+            return BulkAnswer(decline=DeclineMsg(rfq_id=rfq.rfq_id, code=d.code, reason=d.reason))  # type: ignore[arg-type]
+        self.metrics.bulk_quotes.inc()
+        log.info("bulk quote", extra={"rfq_id": rfq.rfq_id, "quote_id": quote.quote_id, "tasks": rfq.tasks,
+                                      "price_per_cu": quote.price_per_cu, "capacity": quote.capacity,
+                                      "expiry": quote.expiry})
+        return BulkAnswer(quote=quote)
+
+    async def _bulk_quote(self, rfq: BulkRfq) -> BulkQuote:
+        self._check_parties(rfq)
+        spec = self._spec_of(rfq)
+        if spec.tasks:
+            raise _Decline("spec", "a bulk RFQ's spec is the base spec of one task, without tasks: send "
+                                   "the spec the batches share and the number of tasks in 'tasks'")
+        if spec.runtime not in RUNTIMES:
+            raise _Decline("spec", f"batches run on the deterministic runtimes ({', '.join(RUNTIMES)}), not "
+                                   f"{spec.runtime}: ask for each container job with an ordinary RFQ")
+        self._check_limits(spec)
+        cfg = self.cfg
+        busy = self.store.busy_lanes(cfg.lanes)
+        capacity = min(cfg.lanes - busy, rfq.tasks)
+        if capacity <= 0:
+            raise _Decline("capacity", f"all {cfg.lanes} lanes of this provider are busy: retry in a little "
+                                       "while or ask another provider")
+        # priced as if the lanes offered were busy already: the quote holds while they fill
+        per_cu = await self._price_per_cu(None, Fraction(busy + capacity, cfg.lanes))
+        if per_cu > rfq.max_price_per_cu:  # below 2**96 (the message's bound), so the price fits
+            raise _Decline("price", f"this provider asks {per_cu} per CU for a run of {capacity} lane(s); raise "
+                                    f"max_price_per_cu to at least {per_cu} or ask another provider")
+        now = await self.chain.now()
+        quote = BulkQuote(rfq_id=rfq.rfq_id, quote_id=new_id(), provider=self.chain.address, price_per_cu=per_cu,
+                          capacity=capacity, max_tasks_per_deal=cfg.max_tasks_per_deal,
+                          expiry=now + cfg.bulk_quote_ttl_s)
+        signature = self.chain.market.sign_text(bulk_quote_message(quote))  # type: ignore[attr-defined]
+        self._keep(quote.quote_id, LiveQuote(rfq.requester.lower(), spec.workload, per_cu, quote.expiry), now)
+        return quote.model_copy(update={"signature": "0x" + bytes(signature).hex()})
+
+    def _keep(self, quote_id: str, quote: LiveQuote, now: int) -> None:
+        """Remember a quote; expired ones (and the oldest, past ``MAX_LIVE_QUOTES``) are forgotten."""
+        self._prune(now)
+        while len(self.live_quotes) >= MAX_LIVE_QUOTES:
+            self.live_quotes.pop(next(iter(self.live_quotes)))
+        self.live_quotes[quote_id] = quote
+
+    def _prune(self, now: int) -> None:
+        for quote_id in [q for q, live in self.live_quotes.items() if live.expiry < now]:
+            del self.live_quotes[quote_id]
+
+    async def live_quote(self, quote_id: str, requester: str, workload: str) -> LiveQuote | None:
+        """The live bulk quote ``quote_id`` if it was given to ``requester`` for ``workload`` and
+        has not expired; None otherwise (an RFQ naming it is then priced as usual)."""
+        quote = self.live_quotes.get(quote_id)
+        if quote is None:
+            return None
+        now = await self.chain.now()
+        self._prune(now)
+        if quote.expiry < now or quote.requester != requester.lower() or quote.workload != workload:
+            return None
+        return quote
 
     def _container_quote(self, rfq: Rfq | None, spec: JobSpec) -> Quote:
         """The resource-second price bound of a container job (``pricing.container_price``)."""

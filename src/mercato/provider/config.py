@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from mercato.domain.batch import MAX_TASKS
 from mercato.domain.jobs import CONTAINER_RUNTIME, FUEL_PER_CU, RUNTIMES
 from mercato.errors import ConfigError
 from mercato.runtimes.container import ContainerSettings
@@ -139,6 +140,8 @@ class ProviderConfig:
     max_memory_bytes: int = 1 << 30
     max_input_bytes: int = 256 << 20  # workload + inputs of one job together
     max_blob_bytes: int = 256 << 20  # one upload
+    max_tasks_per_deal: int = 256  # the most tasks one batch deal may hold (docs/SPEC.md §17)
+    bulk_quote_ttl_s: int = 120  # how long a bulk quote's price holds (POST /v1/rfq/bulk)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     container: ContainerConfig = field(default_factory=ContainerConfig)
     poll_interval_s: float = 1.0  # chain watcher
@@ -165,6 +168,13 @@ class ProviderConfig:
         for name in ("max_fuel", "max_memory_bytes", "max_input_bytes", "max_blob_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer")
+        tasks = self.max_tasks_per_deal
+        if isinstance(tasks, bool) or not isinstance(tasks, int) or not 1 <= tasks <= MAX_TASKS:
+            raise ConfigError(f"max_tasks_per_deal must be an integer from 1 to {MAX_TASKS} (a batch's most "
+                              f"tasks), got {tasks!r}")
+        ttl = self.bulk_quote_ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
+            raise ConfigError(f"bulk_quote_ttl_s must be a whole number of seconds, at least 1, got {ttl!r}")
 
     @property
     def public_endpoint(self) -> str:

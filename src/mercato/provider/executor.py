@@ -10,6 +10,8 @@ and the job is simply re-run after a restart — the sandbox is deterministic).
 
 Every outcome is committed (ok, exit_nonzero, fuel_exhausted, …): they are deterministic
 results. ``wall_clock_exceeded`` is committed too, although it depends on the host's speed.
+A batch deal (``JobSpec.tasks``) runs its tasks one after another in the deal's lane
+(``runtimes.run_spec``) and commits one seal over all their results (docs/SPEC.md §17).
 
 Commit: ``seal = keccak256(abi.encode(provider, deal_id, result_root, fuel_used, salt))``
 (docs/SPEC.md §14.2); the salt is stored before the seal is sent. Deal open on-chain → ``commit_result``; otherwise, before expiry → ``open_and_commit``
@@ -49,7 +51,7 @@ from mercato.provider.chainio import ChainIO
 from mercato.provider.config import WRONG_RESULT, ProviderConfig
 from mercato.provider.metrics import Metrics
 from mercato.provider.store import EXTERNAL, LANE_TAKEN, DealRecord, Store
-from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
+from mercato.runtimes import BlobStore, Runtime, Workspace, run_spec, runtime_for
 from mercato.verification.lottery import seal_of
 
 __all__ = ["Executor", "fresh_workspace", "in_daemon_thread", "needed_blobs"]
@@ -205,10 +207,9 @@ class Executor:
         self.store.update(deal_id, started_at=started)
         from mercato.runtimes.container import ContainerRuntime
 
-        if isinstance(runtime, ContainerRuntime):  # the deal id labels the container (mercato.job)
-            receipt = runtime.run(spec, ws, job_id=deal_id.removeprefix("0x")[:16])
-        else:
-            receipt = runtime.run(spec, ws)
+        # the deal id labels the container (mercato.job); a batch runs task by task (runtimes.batch)
+        labels = {"job_id": deal_id.removeprefix("0x")[:16]} if isinstance(runtime, ContainerRuntime) else {}
+        receipt = run_spec(runtime, spec, ws, **labels)
         self.metrics.sandbox_seconds.observe(time.time() - started)
         return receipt
 

@@ -23,6 +23,7 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self.bids = Counter("mercato_provider_bids", "Signed bids sent", registry=r)
         self.declines = Counter("mercato_provider_declines", "RFQs declined, by code", ["code"], registry=r)
+        self.bulk_quotes = Counter("mercato_provider_bulk_quotes", "Signed bulk quotes sent", registry=r)
         self.deals = Gauge("mercato_provider_deals", "Deals by state", ["state"], registry=r)
         self.free_lanes = Gauge("mercato_provider_free_lanes", "Lanes free to bid on", registry=r)
         self.sandbox_seconds = Histogram("mercato_provider_sandbox_seconds", "Sandbox wall time per job",

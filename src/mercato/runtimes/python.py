@@ -151,6 +151,8 @@ class PythonRuntime:
         """Execute ``spec`` (``runtime`` must be ``"python"``)."""
         if spec.runtime != self.name:
             raise WorkloadError(f"the python runtime cannot run a {spec.runtime!r} job")
+        if spec.tasks:
+            raise WorkloadError("a batch spec runs task by task: use mercato.runtimes.run_spec")
         start = time.perf_counter()
         source = self.blobs.get(spec.workload, max_bytes=MAX_SCRIPT_BYTES)
         module = self.load()

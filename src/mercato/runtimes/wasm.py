@@ -78,6 +78,8 @@ class WasmRuntime:
         """Execute ``spec`` (``runtime`` must be ``"wasm"``)."""
         if spec.runtime != self.name:
             raise WorkloadError(f"the wasm runtime cannot run a {spec.runtime!r} job")
+        if spec.tasks:
+            raise WorkloadError("a batch spec runs task by task: use mercato.runtimes.run_spec")
         start = time.perf_counter()
         module = self.load(spec.workload)
         compile_ms = (time.perf_counter() - start) * 1000
