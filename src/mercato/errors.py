@@ -47,6 +47,8 @@ their data as attributes so callers can act on them without parsing text.
     │           └── AuditError              "audits: ..." (not a seat, wrong phase, bad reveal, ...)
     ├── RequesterError              the requester SDK could not get a verified result
     │   ├── NoBids                  no compliant bid arrived in the bid window (names the causes)
+    │   │   └── ProviderDeclined    the one provider asked (a map batch) declined: capacity, bond, price …
+    │   ├── BudgetTooLow            a map run's budget cannot cover its tasks even at the cheapest quote
     │   ├── BalanceTooLow           the escrow balance does not cover the winning price
     │   ├── ProviderFailed          the provider gave up or vanished before the deal was opened
     │   ├── ProviderMissedDeadline  no result seal by the deadline; the deal was reclaimed
@@ -112,6 +114,14 @@ __all__ = [
     "DeadlineNotPassed",
     "ChallengeWindowOpen",
     "NotAuthorized",
+    "RequesterError",
+    "NoBids",
+    "ProviderDeclined",
+    "BudgetTooLow",
+    "BalanceTooLow",
+    "ProviderFailed",
+    "ProviderMissedDeadline",
+    "ResultMismatch",
     "DevnetError",
     "ProviderError",
     "PricingError",
@@ -326,6 +336,28 @@ class NoBids(RequesterError):
         super().__init__(message)
         self.asked = asked
         self.causes = dict(causes or {})
+
+
+class ProviderDeclined(NoBids):
+    """The one provider a batch of ``Market.map`` was sent to declined it (``code``: capacity, bond,
+    price, … or "silent" when it did not answer in the bid window). Nothing was charged: a mere
+    refusal, so the batch goes to another provider and this one is not blamed."""
+
+    def __init__(self, message: str, *, provider: str = "", code: str = "", asked: int = 1,
+                 causes: dict[str, str] | None = None) -> None:
+        super().__init__(message, asked=asked, causes=causes)
+        self.provider = provider
+        self.code = code
+
+
+class BudgetTooLow(RequesterError):
+    """A ``Market.map`` budget that cannot cover every task even at the cheapest quoted price;
+    ``budget`` and ``needed`` in base units (each batch's max price plus its audit fee)."""
+
+    def __init__(self, message: str, *, budget: int = 0, needed: int = 0) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.needed = needed
 
 
 class BalanceTooLow(RequesterError):

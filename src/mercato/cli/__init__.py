@@ -8,6 +8,7 @@ from mercato.cli import devnet as _devnet
 from mercato.cli import exec as _exec
 from mercato.cli import explorer as _explorer
 from mercato.cli import keys as _keys
+from mercato.cli import map as _map
 from mercato.cli import provider as _provider
 from mercato.cli import requester as _requester
 from mercato.cli import verify as _verify
@@ -24,6 +25,7 @@ app.add_typer(_provider.app, name="provider")
 app.add_typer(_keys.app, name="keys")
 _exec.register(app)
 _requester.register(app)
+_map.register(app)
 _verify.register(app)
 _explorer.register(app)
 

@@ -8,8 +8,9 @@
 
 A batch spec is a ``JobSpec`` with ``tasks``: task ``i`` runs the base spec with the task's
 ``args`` appended, its ``inputs`` added to the base inputs (names may not collide), and its
-own seed ``sha256(seed || u32be(i))`` (so 1,000 Monte Carlo tasks draw 1,000 independent,
-reproducible streams). ``limits`` apply to each task; the deal's fuel cap is the sum.
+own seed ``sha256(seed || u32be(k))``, ``k`` being the task's ``index`` in its run (its
+position in the batch when unset): 1,000 Monte Carlo tasks spread over many batches draw
+1,000 independent streams, and a task re-run in another batch draws the same one. ``limits`` apply to each task; the deal's fuel cap is the sum.
 
 The provider runs the tasks one after another, each in a fresh sandbox, and reports one
 receipt whose outputs are every task's result, laid out as files (``task_files``)::
@@ -45,21 +46,32 @@ class Task:
 
     args: tuple[str, ...] = ()
     inputs: tuple[tuple[str, str], ...] = ()  # (name, content hash), sorted by name
+    # the task's index in its whole run (a run spans many batches): its seed is
+    # task_seed(spec.seed, index), so a task draws the same stream whichever batch carries it;
+    # None: its position in the batch
+    index: int | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"args": list(self.args), "inputs": [list(kv) for kv in self.inputs]}
+        out: dict[str, object] = {"args": list(self.args), "inputs": [list(kv) for kv in self.inputs]}
+        if self.index is not None:  # only indexed tasks carry the key
+            out["index"] = self.index
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> Task:
-        if not isinstance(data, dict) or set(data) - {"args", "inputs"}:
-            raise SpecError("a task must be an object with only 'args' and 'inputs'", field="tasks")
-        args, inputs = data.get("args", []), data.get("inputs", [])
+        if not isinstance(data, dict) or set(data) - {"args", "inputs", "index"}:
+            raise SpecError("a task must be an object with only 'args', 'inputs' and 'index'", field="tasks")
+        args, inputs, index = data.get("args", []), data.get("inputs", []), data.get("index")
         if not isinstance(args, list) or not isinstance(inputs, list):
             raise SpecError("a task's args and inputs must be lists", field="tasks")
         try:
-            return cls(tuple(args), tuple(tuple(kv) for kv in inputs))  # type: ignore[arg-type]
+            return cls(tuple(args), tuple(tuple(kv) for kv in inputs), index)  # type: ignore[arg-type]
         except TypeError as exc:
             raise SpecError(f"malformed task: {exc}", field="tasks") from None
+
+    def seed_index(self, position: int) -> int:
+        """The index its seed derives from: ``index`` when set, else ``position`` in the batch."""
+        return position if self.index is None else self.index
 
 
 def task_seed(seed: bytes, index: int) -> bytes:
@@ -148,9 +160,17 @@ def check_tasks(tasks: Iterable[object], base_inputs: Iterable[tuple[str, str]],
     from mercato.domain.jobs import _check_args, _check_inputs  # one validator for base and tasks
 
     names = {n for n, _ in base_inputs}
+    seen: set[int] = set()
     for i, task in enumerate(tasks):
         if not isinstance(task, Task):
             raise SpecError(f"tasks[{i}] must be a Task", field="tasks")
+        index = task.seed_index(i)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**32:
+            raise SpecError(f"tasks[{i}].index must be an integer in [0, 2**32)", field="tasks")
+        if index in seen:
+            raise SpecError(f"tasks[{i}] repeats seed index {index}: two tasks would draw the same stream",
+                            field="tasks")
+        seen.add(index)
         _check_args(task.args)
         _check_inputs(task.inputs)
         clash = names & {n for n, _ in task.inputs}

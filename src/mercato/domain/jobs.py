@@ -257,7 +257,7 @@ class JobSpec:
         """Task ``index`` of a batch as a plain spec (base args + its args, base + its inputs, its seed)."""
         t = self.tasks[index]
         return replace(self, args=self.args + t.args, inputs=tuple(sorted(self.inputs + t.inputs)),
-                       seed=task_seed(self.seed, index), tasks=())
+                       seed=task_seed(self.seed, t.seed_index(index)), tasks=())
 
     def with_tasks(self, tasks: Iterable[Task]) -> JobSpec:
         """This spec as the base of a batch of ``tasks``."""

@@ -4,10 +4,13 @@
     >>> score_reputation(Reputation(completed=3)), min_collateral_for(5)
     (Fraction(4, 5), 95)
 
+``allocate`` splits a run of many tasks across providers' bulk quotes (``Market.map``).
+
 No I/O: the requester SDK gathers the facts (bids, recovered signers, registry entries) and
 asks these functions; the simulation calls the very same ones.
 """
 
+from mercato.matching.allocation import Bidder, Share, allocate
 from mercato.matching.scoring import (
     MISS_WEIGHT,
     Reputation,
@@ -29,10 +32,13 @@ from mercato.matching.winner import (
 __all__ = [
     "MISS_WEIGHT",
     "Ask",
+    "Bidder",
     "Offer",
     "ProviderFacts",
     "Reputation",
     "ReputationLike",
+    "Share",
+    "allocate",
     "check_bid",
     "choose_winner",
     "is_compliant",

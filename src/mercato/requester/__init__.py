@@ -6,32 +6,53 @@
     >>> result.stdout, result.price, result.verified                     # doctest: +SKIP
 
 ``SyncMarket`` is the same without ``async``; ``load_job_toml`` reads a ``job.toml``.
+``Market.map`` runs many tasks of one job over many providers and streams ``TaskResult``s:
+
+    >>> run = m.map(job, [Path("in/1.bin"), Path("in/2.bin")], max_price_per_cu=20_000)  # doctest: +SKIP
+    >>> async for task in run: ...                                                      # doctest: +SKIP
 """
 
 from mercato.requester.events import (
     Accepted,
     Balance,
+    BatchCancelled,
+    BatchDispatched,
+    BatchDone,
+    BatchFailed,
     BidsCollected,
     Committed,
     Event,
     EventCallback,
     JobResult,
+    MapFinished,
+    MapSummary,
     Paid,
+    ProviderExcluded,
+    ProviderTally,
     ProviderView,
+    QuotesCollected,
     Running,
+    Spend,
+    TaskResult,
+    TasksQueued,
     Verified,
     WinnerChosen,
 )
 from mercato.requester.history import JobHistory, JobRecord
+from mercato.requester.mapper import MapRun, MapTask
 from mercato.requester.market import Market
 from mercato.requester.money import format_musd, parse_musd
-from mercato.requester.request import JobRequest, load_job_toml
+from mercato.requester.request import JobRequest, load_job_toml, load_map_toml
 from mercato.requester.redundancy import Verdict, run_redundant
 from mercato.requester.sync import SyncMarket
 
 __all__ = [
     "Accepted",
     "Balance",
+    "BatchCancelled",
+    "BatchDispatched",
+    "BatchDone",
+    "BatchFailed",
     "BidsCollected",
     "Committed",
     "Event",
@@ -40,16 +61,27 @@ __all__ = [
     "JobRecord",
     "JobRequest",
     "JobResult",
+    "MapFinished",
+    "MapRun",
+    "MapSummary",
+    "MapTask",
     "Market",
     "Paid",
+    "ProviderExcluded",
+    "ProviderTally",
     "ProviderView",
+    "QuotesCollected",
     "Running",
+    "Spend",
     "SyncMarket",
+    "TaskResult",
+    "TasksQueued",
     "Verdict",
     "Verified",
     "WinnerChosen",
     "format_musd",
     "load_job_toml",
+    "load_map_toml",
     "parse_musd",
     "run_redundant",
 ]

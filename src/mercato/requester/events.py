@@ -8,6 +8,12 @@
 
 Order on the happy path: BidsCollected → WinnerChosen → Accepted → Running → Committed →
 Verified → Paid.
+
+``Market.map`` reports the run, not each deal (its batches' own deal events are not emitted):
+QuotesCollected, then TasksQueued (all tasks), then for each batch BatchDispatched → BatchDone
+(or BatchFailed, whose tasks are queued again: TasksQueued with ``requeued=True``; or
+BatchCancelled, a duplicate that lost), ProviderExcluded when a provider is dropped for a
+failure, Spend whenever the money held against the budget changes, and MapFinished last.
 """
 
 from __future__ import annotations
@@ -24,9 +30,21 @@ __all__ = [
     "Committed",
     "Verified",
     "Paid",
+    "QuotesCollected",
+    "TasksQueued",
+    "BatchDispatched",
+    "BatchDone",
+    "BatchFailed",
+    "BatchCancelled",
+    "ProviderExcluded",
+    "Spend",
+    "MapFinished",
     "Event",
     "EventCallback",
     "JobResult",
+    "TaskResult",
+    "ProviderTally",
+    "MapSummary",
     "Balance",
     "ProviderView",
 ]
@@ -101,7 +119,113 @@ class Paid:
     opened_by: str  # "requester" (open_deal) or "provider" (open_and_commit)
 
 
-Event = BidsCollected | WinnerChosen | Accepted | Running | Committed | Verified | Paid
+# Market.map ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QuotesCollected:
+    """The bulk RFQ's window closed: ``asked`` providers, ``quotes`` usable bulk quotes; ``causes``
+    says why every other provider gave none (address -> reason)."""
+
+    asked: int
+    quotes: int
+    causes: dict[str, str] = field(default_factory=dict)
+    window_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TasksQueued:
+    """Tasks (indices into the inputs) waiting for a batch: all of them at the start, or a
+    failed batch's tasks going back to the queue (``requeued``)."""
+
+    tasks: tuple[int, ...]
+    requeued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDispatched:
+    """Batch ``batch`` (its ``tasks``) was sent to ``provider`` at its quote; ``max_cost`` (its
+    max price plus its audit fee) is reserved against the budget. A ``speculative`` one
+    duplicates a straggling batch: the first verified result wins."""
+
+    batch: int
+    provider: str
+    tasks: tuple[int, ...]
+    price_per_cu: int
+    max_cost: int
+    speculative: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDone:
+    """A batch's result was verified against its seal: its tasks are done."""
+
+    batch: int
+    provider: str
+    tasks: tuple[int, ...]
+    deal_id: str
+    price: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFailed:
+    """A batch came back without a verified result. ``kind``: "declined" (a mere refusal),
+    "failed" (the provider gave up, vanished or misbehaved), "missed" (deadline missed: reclaimed
+    and refunded), "mismatch" (the result did not verify: challenged), "error" (no one's fault,
+    e.g. the RPC node), or "fatal" (the run cannot go on, e.g. the escrow balance is too low)."""
+
+    batch: int
+    provider: str
+    tasks: tuple[int, ...]
+    kind: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCancelled:
+    """A duplicate of a batch stopped being watched: the other copy was verified first (or the
+    run was stopped). Its provider may still open and commit the deal with the acceptance."""
+
+    batch: int
+    provider: str
+    tasks: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderExcluded:
+    """``provider`` gets no more batches in this run (a failure, or declines in a row)."""
+
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Money of the run, in base units: ``spent`` (prices of verified batches), ``committed``
+    (held for good: spent plus audit fees, challenged and abandoned deals), ``reserved`` (the
+    max cost of the batches in flight) against ``budget``."""
+
+    spent: int
+    committed: int
+    reserved: int
+    budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class MapFinished:
+    """The run is over: how many tasks are ``done``, ``failed`` (given up) and ``not_run``;
+    ``stopped`` says why it ended early (None when every task was tried)."""
+
+    done: int
+    failed: int
+    not_run: int
+    spent: int
+    stopped: str | None = None
+
+
+Event = (BidsCollected | WinnerChosen | Accepted | Running | Committed | Verified | Paid | QuotesCollected
+         | TasksQueued | BatchDispatched | BatchDone | BatchFailed | BatchCancelled | ProviderExcluded | Spend
+         | MapFinished)
 EventCallback = Callable[[Event], None]
 
 
@@ -139,6 +263,73 @@ class JobResult:
     def ttfb_ms(self) -> float | None:
         """Milliseconds from ``run`` to the provider's start of the workload."""
         return self.timings.get("ttfb_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One task of ``Market.map``, verified as part of its batch: task ``index`` of the inputs
+    (``name``: its input file's stem or its index), what it printed and left under /output,
+    the batch deal that ran it, and ``seed`` (hex), the seed it ran with (to replay it with
+    ``mercato exec --seed``)."""
+
+    index: int
+    name: str
+    outcome: str
+    exit_code: int | None
+    fuel_used: int
+    stdout: bytes
+    stderr: bytes
+    outputs: dict[str, bytes]
+    provider: str
+    deal_id: str
+    batch: int
+    seed: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """The task ran to the end and exited 0 (a non-zero exit is a result too, and verified)."""
+        return self.outcome == "ok" and self.exit_code == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTally:
+    """What one provider did in a map run: ``tasks`` and ``batches`` verified, ``spent`` on them,
+    ``failures`` (declines counted apart), and why it was ``excluded`` (None if it was not)."""
+
+    provider: str
+    tasks: int = 0
+    batches: int = 0
+    spent: int = 0
+    failures: int = 0
+    declines: int = 0
+    excluded: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MapSummary:
+    """How a map run ended. ``done`` tasks were verified (and streamed); ``failed`` maps each
+    task given up after too many failed batches to the last error; ``not_run`` were never
+    verified because the run stopped (``stopped`` says why: the budget, no provider left, …).
+    Money in base units: ``spent`` is the verified batches' prices; ``committed`` what stays
+    held against the ``budget`` (spent, audit fees until the deals settle, challenged deals and
+    abandoned duplicates)."""
+
+    tasks: int
+    done: tuple[int, ...]
+    failed: dict[int, str]
+    not_run: tuple[int, ...]
+    stopped: str | None
+    budget: int
+    spent: int
+    committed: int
+    batches: int
+    providers: dict[str, ProviderTally] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every task was verified."""
+        return len(self.done) == self.tasks
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,9 @@ node it then stands by each deal until its lottery and audit are over (``request
 it draws the deal if the provider does not, and pushes the job to every auditor drawn for it,
 so a provider cannot pass an audit by hiding its job; ``aclose`` waits for that (at most
 ``audit_wait_s``, default 300 s).
+
+``map`` runs many tasks of one job at once: a bulk RFQ, then batch deals bought one by one with
+the same machinery, each from one chosen provider at its quote (``requester.mapper``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
@@ -30,9 +34,10 @@ from mercato.chain import Deployment, MarketClient, connect
 from mercato.chain.api import MarketApi, PendingWithdrawal, Tx
 from mercato.chain.keys import Unlocker
 from mercato.config import Settings
+from mercato.domain.batch import MAX_TASKS, batch_output_cap, split_outputs, task_seed
 from mercato.domain.deals import Deal, Terms
-from mercato.domain.jobs import JobSpec
-from mercato.domain.wire import AcceptMsg, AuditJobMsg, DealStatusMsg, SeedMsg, TermsMsg, new_id
+from mercato.domain.jobs import JobSpec, cu_from_fuel
+from mercato.domain.wire import AcceptMsg, AuditJobMsg, BulkRfq, DealStatusMsg, SeedMsg, TermsMsg, new_id
 from mercato.domain.wire import Rfq as RfqMsg
 from mercato.errors import (
     BalanceTooLow,
@@ -41,14 +46,16 @@ from mercato.errors import (
     DeadlineNotPassed,
     LaneBusy,
     MercatoError,
+    NoBids,
+    ProviderDeclined,
     ProviderFailed,
     ProviderMissedDeadline,
     ResultMismatch,
     SpecError,
     WithdrawalNotReady,
 )
-from mercato.matching import Ask, Offer, ProviderFacts, choose_winner, score_reputation
-from mercato.requester import _auction, _verify
+from mercato.matching import Ask, Offer, ProviderFacts, choose_winner, min_collateral_for, score_reputation
+from mercato.requester import _auction, _verify, mapper
 from mercato.requester._audits import AuditSupport
 from mercato.requester.events import (
     Accepted,
@@ -60,13 +67,15 @@ from mercato.requester.events import (
     JobResult,
     Paid,
     ProviderView,
+    QuotesCollected,
     Running,
     Verified,
     WinnerChosen,
 )
 from mercato.requester.history import JobHistory, JobRecord
 from mercato.requester.money import format_musd
-from mercato.requester.request import DEFAULT_MAX_INPUT_BYTES, JobRequest
+from mercato.requester.mapper import BatchOrder, BatchResult, Costs, MapInput, MapRun, PreparedTasks, ProviderQuote
+from mercato.requester.request import DEFAULT_INPUT_NAME, DEFAULT_MAX_INPUT_BYTES, JobRequest
 from mercato.verification.lottery import new_seed, seed_hash
 
 __all__ = ["Market"]
@@ -75,6 +84,7 @@ log = logging.getLogger("mercato.requester")
 
 _DONE = ("committed", "finalized")
 _GAVE_UP = ("failed", "expired", "reclaimed")
+_MAX_ACCEPT_WINDOW_S = 3600  # the wire's cap on an RFQ's accept_window_s
 
 
 @dataclasses.dataclass(slots=True)
@@ -98,6 +108,11 @@ class _Job:
     started_at: float | None = None
     seed: bytes = b""  # the lottery seed committed (hashed) in the RFQ, revealed after verification
     marks: dict[str, float] = dataclasses.field(default_factory=dict)
+    # a map batch: ask only ``target`` (with its bulk ``quote_id``), let it open the deal, emit nothing
+    target: str | None = None
+    quote_id: str | None = None
+    open_on_chain: bool | None = None  # None: the Market's setting
+    quiet: bool = False
 
     def mark(self, name: str) -> None:
         self.marks[name] = round((time.monotonic() - self.t0) * 1000, 3)
@@ -188,8 +203,8 @@ class Market:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args) if self._threaded else fn(*args)
 
-    def _emit(self, event: Event) -> None:
-        if self.on_event is not None:
+    def _emit(self, event: Event, st: _Job | None = None) -> None:
+        if self.on_event is not None and not (st is not None and st.quiet):
             self.on_event(event)
 
     # escrow and registry ------------------------------------------------------------------
@@ -251,6 +266,152 @@ class Market:
         self._record(state, "verified", root=result.result_root, open_tx=result.open_tx or "")
         return result
 
+    # running many tasks -------------------------------------------------------------------
+    def map(self, workload: JobRequest | JobSpec, inputs: Iterable[MapInput], *, max_price_per_cu: int,
+            budget: int | None = None, ordered: bool = False, tasks_per_deal: int | None = None,
+            input_name: str = DEFAULT_INPUT_NAME, out_dir: Path | None = None, max_attempts: int = 3,
+            speculate_after: float | None = 3.0, **options: Any) -> MapRun:
+        """Run ``workload`` once per item of ``inputs``, on as many providers as it takes, and
+        stream each task's verified result (a :class:`~mercato.requester.mapper.MapRun`)::
+
+            run = market.map(job, [Path("a.bin"), Path("b.bin")], max_price_per_cu=20_000, budget=10**8)
+            async for task in run:          # TaskResult: index, name, stdout, outputs, provider …
+                ...
+            run.summary                     # MapSummary: done, failed, not_run, spent, per provider
+
+        Each item is one task: bytes or a ``Path`` (mounted as ``/input/<input_name>``), a list of
+        strings (arguments appended to the job's), a ``MapTask`` (args, several inputs, a name)
+        or a ``domain.batch.Task``. Every task draws its own random stream (``TaskResult.seed``):
+        task ``i`` of the run gets ``task_seed(seed, i)`` whichever batch carries it (its ``Task.index``
+        is set to ``i``), so no two tasks of a run share a stream and a re-run draws the same one.
+
+        The tasks are bought as batch deals (``tasks_per_deal`` tasks each; by default up to 32,
+        spread over the chosen provider's free lanes) from the providers that answer the bulk RFQ
+        at or below ``max_price_per_cu`` (base units per CU): cheapest first, several batches at
+        once. Gas: each batch is opened *by its provider* (``open_and_commit``, the requester
+        sends no transaction), so the run's gas is the providers', one deal per batch; a batch's
+        accept window is its deadline, so it may be opened until then.
+
+        ``budget`` (base units; default: the escrow balance) caps what the run holds at once and
+        for good: each batch's max price plus its audit fee (``audit_fee`` and ``min_collateral``
+        in the job are per task and scale with a batch's size). ``BudgetTooLow`` (or
+        ``BalanceTooLow``) from the first step if it cannot cover every task at the cheapest
+        quote. Failed batches go to other providers (``max_attempts`` failed batches give a task
+        up); a straggler is duplicated once the queue is empty (``speculate_after`` × the median
+        batch time; None: never). When the budget runs out the run stops cleanly: the summary
+        says what was done and what was not run. ``options`` override JobRequest fields
+        (``deadline_s`` is each batch's deadline: it must cover a batch's tasks one after another).
+        """
+        if isinstance(workload, JobSpec):
+            base = JobRequest(spec=workload, **options)
+        else:
+            base = dataclasses.replace(workload, **options) if options else workload
+        _check_map_options(max_price_per_cu, budget, tasks_per_deal, max_attempts, speculate_after)
+        prepared = mapper.prepare_tasks(inputs, base=base, input_name=input_name)
+
+        async def setup() -> mapper.Scheduler:
+            return await self._map_setup(base, prepared, max_price_per_cu=max_price_per_cu, budget=budget,
+                                         ordered=ordered, tasks_per_deal=tasks_per_deal, max_attempts=max_attempts,
+                                         speculate_after=speculate_after)
+
+        return MapRun(setup, out_dir=out_dir)
+
+    async def _map_setup(self, base: JobRequest, prepared: PreparedTasks, *, max_price_per_cu: int,
+                         budget: int | None, **run_options: Any) -> mapper.Scheduler:
+        """The bulk round and the money checks, then a scheduler over this Market's batches."""
+        n, costs = len(prepared), Costs(cu_from_fuel(base.spec.limits.fuel), base.audit_fee)
+        self._check_sizes(base)
+        sizes = [(ref, len(b)) for ref, b in prepared.blobs.items()] + [(ref, p.stat().st_size)
+                                                                        for ref, p in prepared.files.items()]
+        for ref, size in sizes:
+            if size > self.max_input_bytes:
+                raise SpecError(f"a task input ({ref[:19]}…) is {size} bytes, over the {self.max_input_bytes}-byte "
+                                "limit on one upload: split it, or raise max_input_bytes", field="inputs")
+        rnd = await self._bulk_quotes(base, n, max_price_per_cu, frozenset())
+        if not rnd.quotes:
+            raise mapper.no_quotes_error(rnd, max_price_per_cu)
+        cheapest = min(q.price_per_cu for q in rnd.quotes)
+        need = costs.cost(n, cheapest)
+        if budget is not None and budget < need:
+            raise mapper.budget_too_low(budget, n, cheapest, costs)
+        balance = int(await self._call(self.api.balance_of))
+        if balance < need:
+            raise BalanceTooLow(f"your escrow balance {format_musd(balance)} mUSD does not cover the {n} tasks even at "
+                                f"the cheapest quote: that needs {format_musd(need)} mUSD (each batch's max price plus "
+                                f"its audit fee, held until it settles): run `mercato deposit "
+                                f"{format_musd(need - balance)}` or more", balance=balance, price=need)
+
+        async def run_batch(order: BatchOrder) -> BatchResult:
+            return await self._run_batch(base, prepared, order)
+
+        async def requote(pending: int, skip: frozenset[str]) -> list[ProviderQuote]:
+            return (await self._bulk_quotes(base, pending, max_price_per_cu, skip)).quotes
+
+        return mapper.Scheduler(n, rnd.quotes, run_batch, costs=costs, names=prepared.names,
+                                budget=balance if budget is None else min(budget, balance), requote=requote,
+                                emit=self._emit, **run_options)
+
+    async def _bulk_quotes(self, base: JobRequest, tasks: int, max_price_per_cu: int,
+                           skip: frozenset[str]) -> mapper.QuoteRound:
+        """``POST /v1/rfq/bulk`` to every qualifying provider not in ``skip``; the usable quotes,
+        each with its provider's reputation (the allocation's tie-breaker)."""
+        api = self.api
+        facts = await _auction.registry_facts(api, self._call)
+        cu = cu_from_fuel(base.spec.limits.fuel)
+        floor = base.min_collateral if base.min_collateral is not None else min_collateral_for(max_price_per_cu * cu)
+        left_out = skip | base.exclude_providers
+        targets = [f for f in facts.values() if f.registered and f.endpoint and f.free_stake >= floor
+                   and f.address.lower() not in left_out]
+        if not targets:
+            raise _auction.no_targets_error(len(facts), floor)
+        rfq = BulkRfq(rfq_id=new_id(), requester=api.address, chain_id=api.chain_id, market=api.market,
+                      spec=base.spec.to_json(), spec_hash=base.spec.spec_hash(), tasks=tasks,
+                      max_price_per_cu=max_price_per_cu, deadline_s=base.deadline_s)
+        rnd = await mapper.collect_quotes(self._client(), targets, rfq, base.bid_window or self.bid_window,
+                                          now=time.time())
+        reps = await asyncio.gather(*(self._call(api.reputation, q.provider) for q in rnd.quotes))
+        rnd.quotes = [dataclasses.replace(q, reputation=r) for q, r in zip(rnd.quotes, reps, strict=True)]
+        self._emit(QuotesCollected(rnd.asked, len(rnd.quotes), dict(rnd.causes), rnd.window_ms))
+        return rnd
+
+    async def _run_batch(self, base: JobRequest, prepared: PreparedTasks, order: BatchOrder) -> BatchResult:
+        """Buy one batch deal: an ordinary RFQ for the batch spec sent to the order's provider only,
+        naming its bulk quote; the provider opens the deal (``open_and_commit``). The verified
+        result split into one ``TaskOutput`` per task (a layout that does not split is a mismatch)."""
+        k = len(order.tasks)
+        # each task carries its run index: it draws task_seed(run seed, index) whichever batch carries it
+        spec = dataclasses.replace(base.spec, tasks=tuple(dataclasses.replace(prepared.tasks[i], index=i)
+                                                          for i in order.tasks))
+        refs = set(spec.blob_refs())
+        have = {h for h, _ in base.files}
+        files = base.files + tuple((h, p) for h, p in prepared.files.items() if h in refs and h not in have)
+        blobs = base.blobs | {h: b for h, b in prepared.blobs.items() if h in refs}
+        req = dataclasses.replace(
+            base, spec=spec, files=files, blobs=blobs, max_price=order.max_price, audit_fee=order.audit_fee,
+            min_collateral=None if base.min_collateral is None else base.min_collateral * k,
+            accept_window_s=min(base.deadline_s, _MAX_ACCEPT_WINDOW_S), out_dir=None,
+            name=f"{base.name or 'map'}#{order.batch}", redundancy=1, exclude_providers=frozenset())
+        st = _Job(req, time.monotonic(), time.time(), target=order.provider, quote_id=order.quote.quote_id,
+                  open_on_chain=False, quiet=True)
+        try:
+            result = await self._run(st)
+        except MercatoError as exc:
+            self._record(st, type(exc).__name__, error=str(exc))
+            raise
+        except asyncio.CancelledError:
+            self._record(st, "abandoned")
+            raise
+        self._record(st, "verified", root=result.result_root, open_tx=result.open_tx or "")
+        try:
+            outputs = split_outputs(result.outputs, k)
+        except ValueError as exc:
+            raise ResultMismatch(f"batch deal {result.deal_id} from provider {result.provider} opens its seal, but its "
+                                 f"outputs are not one result per task ({exc}): the provider did not run the batch "
+                                 "as specified; its tasks go to another provider", provider=result.provider,
+                                 deal_id=result.deal_id, what="batch layout") from None
+        return BatchResult(result.deal_id, result.price, tuple(outputs),
+                           tuple(task_seed(base.spec.seed, i) for i in order.tasks))
+
     def _record(self, st: _Job, outcome: str, *, error: str = "", root: str = "", open_tx: str = "") -> None:
         if self.history is None:
             return
@@ -260,7 +421,8 @@ class Market:
                                       (time.monotonic() - st.t0) * 1000, error))
 
     def _check_sizes(self, req: JobRequest) -> int:
-        refs = {ref: "workload" for ref in req.spec.blob_refs()[:1]} | {h: f"input {n!r}" for n, h in req.spec.inputs}
+        refs = ({ref: "workload" for ref in req.spec.blob_refs()[:1]} | {h: f"input {n!r}" for n, h in req.spec.inputs}
+                | {h: f"task {i}'s input {n!r}" for i, t in enumerate(req.spec.tasks) for n, h in t.inputs})
         total = 0
         for ref, what in refs.items():
             size = req.blob_size(ref)
@@ -279,6 +441,8 @@ class Market:
         facts, chain_now = await asyncio.gather(_auction.registry_facts(api, self._call), self._now())
         targets = [f for f in facts.values() if f.registered and f.endpoint and f.free_stake >= floor
                    and f.address.lower() not in req.exclude_providers]  # redundancy: k distinct providers
+        if st.target is not None:  # a map batch: only the provider chosen for it
+            targets = self._only(st.target, facts, floor)
         if not targets:
             raise _auction.no_targets_error(len(facts), floor)
         spec_hash = req.spec.spec_hash()
@@ -288,16 +452,19 @@ class Market:
         rfq = RfqMsg(rfq_id=new_id(), requester=api.address, chain_id=api.chain_id, market=api.market,
                      spec=req.spec.to_json(), spec_hash=spec_hash, max_price=req.max_price, min_collateral=floor,
                      deadline_s=req.deadline_s, accept_window_s=req.accept_window_s, input_bytes=total,
-                     seed_hash="0x" + committed_seed.hex(), audit_bps=audit_bps, audit_fee=req.fee)
+                     seed_hash="0x" + committed_seed.hex(), audit_bps=audit_bps, audit_fee=req.fee,
+                     quote_id=st.quote_id)
         ask = Ask(api.address, bytes.fromhex(spec_hash.removeprefix("sha256:")), req.max_price, floor,
                   chain_now + req.deadline_s, chain_now + req.accept_window_s, self.clock_slack_s,
                   committed_seed, audit_bps, req.fee)
         rnd = await _auction.collect_bids(self._client(), targets, rfq, ask, window,
                                           chain_id=api.chain_id, market=api.market)
         st.mark("bids_ms")
-        self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes), st.marks["bids_ms"]))
+        self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes), st.marks["bids_ms"]), st)
         if not rnd.offers:
             self._release(rnd.others(None))
+            if st.target is not None:
+                raise self._declined(rnd, st.target, window=window, max_price=req.max_price)
             raise _auction.no_bids_error(rnd, window=window, max_price=req.max_price)
         winner = await self._choose(rnd.offers, facts)
         t = winner.terms
@@ -305,7 +472,7 @@ class Market:
         self._release(rnd.others(st.deal_id))  # the losers' lanes free at once; the winner does not wait
         others = [o.terms.price for o in rnd.offers if o.provider != t.provider]
         self._emit(WinnerChosen(t.provider, winner.endpoint, t.price, t.collateral, st.deal_id,
-                                min(others) if others else None))
+                                min(others) if others else None), st)
         balance = await balance_t
         if balance < t.escrow:
             self._release([(winner.endpoint, st.deal_id)])
@@ -314,6 +481,33 @@ class Market:
                                 f"mUSD: run `mercato deposit {format_musd(t.escrow - balance)}` or more",
                                 balance=balance, price=t.escrow)
         return await self._deal(st, winner, chain_now)
+
+    @staticmethod
+    def _only(target: str, facts: dict[str, ProviderFacts], floor: int) -> list[ProviderFacts]:
+        """The one provider a map batch goes to: ``ProviderFailed`` if it left the registry, a mere
+        ``ProviderDeclined`` if its free stake cannot lock the collateral now (its deals settle)."""
+        found = next((f for f in facts.values() if f.address.lower() == target.lower()), None)
+        if found is None or not found.registered or not found.endpoint:
+            raise ProviderFailed(f"provider {target} is no longer registered with an endpoint: its batch goes to "
+                                 "another provider", provider=target)
+        if found.free_stake < floor:
+            reason = (f"its free stake {format_musd(found.free_stake)} mUSD cannot lock the {format_musd(floor)} mUSD "
+                      "collateral asked")
+            raise ProviderDeclined(f"provider {target} cannot take the batch now: {reason}; nothing was charged",
+                                   provider=found.address, code="bond", causes={found.address: f"bond: {reason}"})
+        return [found]
+
+    @staticmethod
+    def _declined(rnd: _auction.Round, target: str, *, window: float, max_price: int) -> NoBids:
+        """No bid from a map batch's one provider: ``ProviderDeclined`` for a refusal or silence
+        (no one's fault), the usual ``NoBids`` when it was unreachable or its bid did not comply."""
+        who = next((a for a in rnd.kinds if a.lower() == target.lower()), target)
+        kind, cause = rnd.kinds.get(who), rnd.causes.get(who, "")
+        if kind in ("declined", "silent"):
+            code = cause.split(":", 1)[0] if kind == "declined" else "silent"
+            return ProviderDeclined(f"provider {who} declined the batch ({cause}); nothing was charged",
+                                    provider=who, code=code, causes=dict(rnd.causes))
+        return _auction.no_bids_error(rnd, window=window, max_price=max_price)
 
     def _release(self, bids: list[tuple[str, str]]) -> None:
         """Send ``DELETE /v1/bids/{id}`` for each ``(endpoint, deal_id)`` concurrently, without waiting:
@@ -348,12 +542,13 @@ class Market:
     async def _deal(self, st: _Job, winner: Offer, chain_now: int) -> JobResult:
         t, http = winner.terms, self._client()
         acceptance = self.api.sign_acceptance(t)
-        open_task = asyncio.ensure_future(self._open(t, winner.signature)) if self.open_on_chain else None
+        opens = self.open_on_chain if st.open_on_chain is None else st.open_on_chain
+        open_task = asyncio.ensure_future(self._open(t, winner.signature)) if opens else None
         t_accept = time.monotonic()
         try:
             uploaded = await self._hand_over(http, winner.endpoint, st, t, acceptance)
             st.mark("accepted_ms")
-            self._emit(Accepted(st.deal_id, uploaded))
+            self._emit(Accepted(st.deal_id, uploaded), st)
         except (httpx.HTTPError, ProviderFailed) as exc:
             if open_task is None:
                 raise ProviderFailed(f"provider {t.provider} refused the acceptance or the upload ({exc}); "
@@ -437,10 +632,10 @@ class Market:
                 if status.started_at is not None and st.started_at is None:
                     st.started_at = status.started_at
                     st.mark("running_ms")
-                    self._emit(Running(st.deal_id, status.started_at))
+                    self._emit(Running(st.deal_id, status.started_at), st)
                 if status.state in _DONE and status.seal and status.salt:
                     st.mark("committed_ms")
-                    self._emit(Committed(st.deal_id, status.seal, status.commit_tx))
+                    self._emit(Committed(st.deal_id, status.seal, status.commit_tx), st)
                     return status
                 if status.state in _GAVE_UP:
                     return status
@@ -508,7 +703,9 @@ class Market:
     async def _finish(self, st: _Job, winner: Offer, status: DealStatusMsg, opened: _Opened,
                       chain_now: int) -> JobResult:
         t, http, limits = winner.terms, self._client(), st.req.spec.limits
-        got = await _verify.download(http, winner.endpoint, status, (limits.stdout_bytes, limits.output_bytes))
+        tasks = len(st.req.spec.tasks)  # a batch's outputs hold every task's files (domain.batch)
+        output_cap = batch_output_cap(tasks, limits.output_bytes, limits.stdout_bytes) if tasks else limits.output_bytes
+        got = await _verify.download(http, winner.endpoint, status, (limits.stdout_bytes, output_cap))
         salt = bytes.fromhex((status.salt or "").removeprefix("0x"))
         claimed = bytes.fromhex((status.seal or "").removeprefix("0x"))
         stored = await self._seals.committed(t, chain_now - self.clock_slack_s, claimed)
@@ -526,9 +723,9 @@ class Market:
         if stored is not None:
             self._stand_by(stored, st)
         st.mark("verified_ms")
-        self._emit(Verified(st.deal_id, root, len(got.outputs)))
+        self._emit(Verified(st.deal_id, root, len(got.outputs)), st)
         out_dir = _verify.write_outputs(st.req.out_dir, got.outputs)
-        self._emit(Paid(st.deal_id, t.price, opened.tx, opened.by or "provider"))
+        self._emit(Paid(st.deal_id, t.price, opened.tx, opened.by or "provider"), st)
         timings = dict(st.marks) | {"total_ms": round((time.monotonic() - st.t0) * 1000, 3)}
         if st.started_at is not None:
             timings["ttfb_ms"] = round((st.started_at - st.created) * 1000, 3)
@@ -536,3 +733,25 @@ class Market:
                          got.fuel_used, root, got.stdout, got.stderr, got.outputs, True, "0x" + claimed.hex(),
                          opened.tx, status.commit_tx, opened.by or "provider", out_dir, st.started_at, timings)
 
+
+
+def _check_map_options(max_price_per_cu: object, budget: object, tasks_per_deal: object, max_attempts: object,
+                       speculate_after: object) -> None:
+    """``SpecError`` naming the first unusable ``Market.map`` option."""
+    def whole(value: object, *, low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not whole(max_price_per_cu, low=0):
+        raise SpecError(f"max_price_per_cu must be a non-negative integer (base units per CU), got "
+                        f"{max_price_per_cu!r}", field="max_price_per_cu")
+    if budget is not None and not whole(budget, low=0):
+        raise SpecError(f"budget must be a non-negative integer (base units), got {budget!r}", field="budget")
+    if tasks_per_deal is not None and not (whole(tasks_per_deal, low=1) and tasks_per_deal <= MAX_TASKS):
+        raise SpecError(f"tasks_per_deal must be an integer from 1 to {MAX_TASKS}, got {tasks_per_deal!r}",
+                        field="tasks_per_deal")
+    if not whole(max_attempts, low=1):
+        raise SpecError(f"max_attempts must be a positive integer, got {max_attempts!r}", field="max_attempts")
+    if speculate_after is not None and (isinstance(speculate_after, bool)
+                                        or not isinstance(speculate_after, (int, float)) or speculate_after <= 0):
+        raise SpecError(f"speculate_after must be a positive number (times the median batch time) or None, got "
+                        f"{speculate_after!r}", field="speculate_after")

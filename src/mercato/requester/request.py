@@ -26,6 +26,8 @@
     bid_window_ms = 250
     audit_bps = 300                     # audit probability, basis points (default: the market's floor)
     audit_fee = "0.5"                   # paid to the auditor if audited (default: max_price)
+    [map]                               # only `mercato map`: many tasks of this job
+    input_name = "task.in"              # each task's input file is mounted as /input/<input_name>
 
 A container job (``runtime = "container"``; see examples/job_container.toml) names its image
 instead of a workload file, and reserves resources in a ``[container]`` table::
@@ -57,16 +59,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mercato.domain.batch import Task, check_tasks
 from mercato.domain.jobs import CONTAINER_RUNTIME, ContainerSpec, JobSpec, Limits, is_content_hash, seed_from_text
 from mercato.errors import ImageRejected, SpecError
 from mercato.matching import min_collateral_for
 from mercato.requester.money import parse_musd
 from mercato.runtimes.blobs import content_hash
 
-__all__ = ["DEFAULT_MAX_PRICE", "DEFAULT_MAX_INPUT_BYTES", "JobRequest", "load_job_toml", "seed_from_text"]
+__all__ = ["DEFAULT_MAX_PRICE", "DEFAULT_MAX_INPUT_BYTES", "DEFAULT_INPUT_NAME", "JobRequest", "load_job_toml",
+           "load_map_toml", "seed_from_text"]
 
 DEFAULT_MAX_PRICE = 1_000_000  # 1 mUSD
 DEFAULT_MAX_INPUT_BYTES = 1 << 30  # the provider's blob cap (runtimes.blobs.DEFAULT_MAX_BLOB)
+DEFAULT_INPUT_NAME = "task.in"  # Market.map: the name under /input each task's own input gets
 _RUNTIME_BY_SUFFIX = {".wasm": "wasm", ".py": "python"}
 
 
@@ -233,6 +238,7 @@ _SECTIONS = {
     "limits": {"fuel", "memory_mib", "memory_bytes", "wall_clock_s", "output_bytes", "stdout_bytes"},
     "market": {"max_price", "min_collateral", "deadline_s", "accept_window_s", "bid_window_ms",
                "audit_bps", "audit_fee"},
+    "map": {"input_name"},  # read by load_map_toml (`mercato map`); `mercato run` ignores it
 }
 
 
@@ -296,7 +302,24 @@ class _Toml:
 
 def load_job_toml(path: str | Path) -> JobRequest:
     """Read ``job.toml``; every problem is a ``SpecError`` naming the file and ``[section].key``."""
-    path = Path(path)
+    t = _parse(Path(path))
+    return _build_request(t, t.path.parent)
+
+
+def load_map_toml(path: str | Path) -> tuple[JobRequest, str]:
+    """Read ``job.toml`` for ``mercato map``: the base job, and ``[map].input_name`` (default
+    ``"task.in"``), the name under /input each task's own input file is mounted as."""
+    t = _parse(Path(path))
+    req = _build_request(t, t.path.parent)
+    name = t.string("map", "input_name", DEFAULT_INPUT_NAME) or ""
+    try:  # a valid input name that no base input has (the runtime is Market.map's to judge)
+        check_tasks([Task(inputs=((name, "sha256:" + "00" * 32),))], req.spec.inputs, "wasm")
+    except SpecError as exc:
+        raise t.fail("map", "input_name", f"cannot be used: {exc}") from None
+    return req, name
+
+
+def _parse(path: Path) -> _Toml:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -306,7 +329,7 @@ def load_job_toml(path: str | Path) -> JobRequest:
         raise SpecError(f"{path.name} is not valid TOML: {exc}", field="toml") from None
     t = _Toml(path, data)
     _check_keys(t)
-    return _build_request(t, path.parent)
+    return t
 
 
 def _check_keys(t: _Toml) -> None:

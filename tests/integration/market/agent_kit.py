@@ -82,10 +82,19 @@ class AgentProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> AgentProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> AgentProcess:
+        """Start the process without waiting for its API (``wait_ready`` waits)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "mercato", "provider", "start", "--config",
                                           str(self.config)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          cwd=str(ROOT))
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> AgentProcess:
+        """Return once the agent's API answers; fail with its log if it exits or stays silent."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -126,9 +135,25 @@ class AgentProcess:
 def start_agent(root: Path, devnet: Devnet, account: str, *, behaviour: str = "honest", lanes: int = 2,
                 stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, name: str | None = None,
                 **extra: Any) -> AgentProcess:
+    """``mercato provider start`` for one account, waiting until it answers (see ``agent_process``)."""
+    return agent_process(root, devnet, account, behaviour=behaviour, lanes=lanes, stake=stake, pricing=pricing,
+                         name=name, **extra).start()
+
+
+def start_agents(root: Path, devnet: Devnet, accounts: dict[str, dict[str, Any]],
+                 timeout: float = 180.0) -> list[AgentProcess]:
+    """Several agents at once (``{account: start_agent keyword arguments}``): all launched, then
+    all waited for, so their start-ups overlap."""
+    agents = [agent_process(root, devnet, account, **kw).launch() for account, kw in accounts.items()]
+    return [a.wait_ready(timeout) for a in agents]
+
+
+def agent_process(root: Path, devnet: Devnet, account: str, *, behaviour: str = "honest", lanes: int = 2,
+                  stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, name: str | None = None,
+                  **extra: Any) -> AgentProcess:
     """``mercato provider start`` for ``account`` (a dev account's name, or a 0x key with ``name``)
-    against ``devnet``, its config, data, log and interpreter cache under ``root``; returns once
-    its API answers."""
+    against ``devnet``, its config, data, log and interpreter cache under ``root``; not started
+    (``launch``/``start`` it)."""
     port = free_port()
     name = name or account
     lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{name}"', f"stake = {stake}",
@@ -141,7 +166,7 @@ def start_agent(root: Path, devnet: Devnet, account: str, *, behaviour: str = "h
     env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
                MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
     env.pop("MERCATO_RPC_URL", None)
-    return AgentProcess(config, port, env, root / f"{name}.log", name).start()
+    return AgentProcess(config, port, env, root / f"{name}.log", name)
 
 
 @pytest.fixture

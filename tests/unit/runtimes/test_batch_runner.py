@@ -10,7 +10,7 @@ import wasmtime
 
 from mercato.domain.batch import Task, split_outputs, task_seed
 from mercato.domain.jobs import JobSpec, Limits, Outcome, Receipt
-from mercato.errors import WorkloadError
+from mercato.errors import SpecError, WorkloadError
 from mercato.runtimes import BlobStore, FakeRuntime, Workspace, content_hash, run_spec
 from mercato.runtimes._receipt import collect_outputs
 from mercato.runtimes.wasm import WasmRuntime
@@ -156,3 +156,21 @@ def test_a_runtime_refuses_a_batch_it_would_run_as_one_job(wasm: WasmRuntime, bl
     spec = _spec(blobs, MONTECARLO, ("10", "1"), ("10", "2"))
     with pytest.raises(WorkloadError, match="run_spec"):
         wasm.run(spec, Workspace.create(tmp_path))
+
+
+def test_a_task_draws_the_seed_of_its_run_index_whichever_batch_carries_it(
+        wasm: WasmRuntime, blobs: BlobStore, tmp_path: Path) -> None:
+    """Task k of a run split over batches: with ``index=k`` it gets ``task_seed(seed, k)`` in any
+    position of any batch, so a re-run elsewhere draws the same stream; indices may not repeat."""
+    base = JobSpec(runtime="wasm", workload=blobs.put(ENTROPY), limits=Limits(fuel=10**8), seed=b"\x42" * 32)
+    alone = base.with_tasks([Task(index=5)])
+    second = base.with_tasks([Task(index=9), Task(index=5)])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, wa = _run(wasm, alone, tmp_path / "a")
+    b, wb = _run(wasm, second, tmp_path / "b")
+    assert split_outputs(_files(wa, a), 1)[0].stdout == split_outputs(_files(wb, b), 2)[1].stdout
+    assert second.task(1).seed == task_seed(base.seed, 5) and second.task(0).seed == task_seed(base.seed, 9)
+    with pytest.raises(SpecError, match="repeats seed index"):
+        base.with_tasks([Task(index=1), Task()])  # position 1 is index 1 too
+    assert JobSpec.from_json(second.to_json()) == second and "index" not in alone.with_tasks([Task()]).to_json()["tasks"][0]
