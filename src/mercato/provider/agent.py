@@ -407,7 +407,7 @@ class ProviderAgent:
                              salt=rec.salt if shown else None, commit_tx=rec.commit_tx, error=rec.error)
 
     def put_blob(self, ref: str, data: bytes) -> BlobMsg:
-        """``PUT /v1/blobs/{hash}``: only blobs a live deal needs, hash-checked."""
+        """``PUT /v1/blobs/{hash}``: only blobs a live deal needs (or already stored), hash-checked."""
         self.check_blob_ref(ref)
         if len(data) > self.cfg.max_blob_bytes:
             raise BlobRejected(f"blob is {len(data)} bytes, over this provider's cap of {self.cfg.max_blob_bytes}",
@@ -441,6 +441,8 @@ class ProviderAgent:
     def check_blob_ref(self, ref: str) -> None:
         if not is_content_hash(ref):
             raise BlobRejected(f"{ref!r} is not a content hash: use 'sha256:<64 lowercase hex>'")
+        if self.blobs.has(ref):  # stored already: the deal that needed it may have started before the
+            return               # upload arrived (its acceptance found it here from an earlier deal)
         for rec in self.store.in_states("bid", "accepted"):
             if ref in needed_blobs(JobSpec.from_json(rec.spec_json)):
                 return

@@ -85,6 +85,7 @@ log = logging.getLogger("mercato.requester")
 _DONE = ("committed", "finalized")
 _GAVE_UP = ("failed", "expired", "reclaimed")
 _MAX_ACCEPT_WINDOW_S = 3600  # the wire's cap on an RFQ's accept_window_s
+_TARGET_WINDOW_S = 15.0  # how long an RFQ sent to one chosen provider waits for its answer
 
 
 @dataclasses.dataclass(slots=True)
@@ -436,6 +437,8 @@ class Market:
         req, api = st.req, self.api
         total = self._check_sizes(req)
         window = req.bid_window or self.bid_window
+        if st.target:  # one provider chosen already (a map batch): no auction to close, wait for its answer
+            window = max(window, _TARGET_WINDOW_S)  # (a bid cut off late would hold a lane there until expiry)
         floor = req.collateral_floor
         balance_t = asyncio.ensure_future(self._call(api.balance_of))
         facts, chain_now = await asyncio.gather(_auction.registry_facts(api, self._call), self._now())

@@ -26,6 +26,12 @@ async def test_blob_checks(make_agent, requester: FakeMarket) -> None:
     ok = await h.client.put(f"/v1/blobs/{ref}", content=WORKLOAD)
     assert ok.status_code == 200 and ok.json() == {"content_hash": ref, "size": len(WORKLOAD)}
     assert (await h.client.head(f"/v1/blobs/{ref}")).status_code == 200
+    # a blob already here is acknowledged even when no open deal needs it any more (its deal may
+    # have started before the upload arrived); wrong bytes under its name are still refused
+    h.agent.store.update(h.agent.store.in_states("bid")[0].deal_id, state="failed")
+    again = await h.client.put(f"/v1/blobs/{ref}", content=WORKLOAD)
+    assert again.status_code == 200 and again.json() == {"content_hash": ref, "size": len(WORKLOAD)}
+    assert (await h.client.put(f"/v1/blobs/{ref}", content=b"other bytes")).status_code == 400
 
 
 async def test_acceptance_must_be_signed_by_the_requester(make_agent, requester: FakeMarket,
