@@ -71,6 +71,7 @@ bench: setup
 	$(PY) bench/ttfb.py
 	$(PY) bench/verification.py
 	$(PY) bench/container_overhead.py
+	$(PY) bench/map.py
 
 # C toolchain for rebuilding the example workloads (the built .wasm files are committed).
 toolchain:

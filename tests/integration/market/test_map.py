@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import signal
 import tempfile
 import time
@@ -21,10 +22,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from agent_kit import WASM, AgentProcess, running_devnet, start_agent, start_agents
+from agent_kit import ROOT, WASM, AgentProcess, running_devnet, start_agent, start_agents
+from typer.testing import CliRunner
 from web3 import Web3
 
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
+from mercato.cli import app as cli_app
 from mercato.chain.api import AUDIT_PASSED
 from mercato.config import RetryPolicy
 from mercato.domain.batch import task_seed
@@ -40,6 +43,7 @@ CHEAP_AGENTS = {f"provider{i}": {"lanes": 2, "pricing": {"price_per_cu": CHEAP, 
 EVEN_LANES = {"provider5": 1, "provider6": 1, "provider7": 2, "provider8": 2, "provider9": 3, "provider10": 3}
 EVEN_AGENTS = {a: {"lanes": n, "pricing": {"price_per_cu": EVEN, "utilization_markup": 0}} for a, n in EVEN_LANES.items()}
 SAMPLES = "20000"
+EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -259,3 +263,22 @@ def test_a_provider_killed_mid_run_loses_its_tasks_to_the_others(agents, chain: 
     finally:
         for addr in killed:
             agents[names[addr.lower()]].start()
+
+
+def test_cli_map_runs_the_montecarlo_example(agents, mnet: Devnet, chain: MarketClient, tmp_path: Path) -> None:
+    """``mercato map examples/montecarlo/job.toml --args-file … --json``: one JSON line per task in
+    the order asked, a summary line, and each task's files under --out."""
+    args = tmp_path / "tasks.txt"
+    args.write_text("".join(f"{i}\n" for i in range(6)))
+    env = {"MERCATO_HOME": str(mnet.settings.home), "MERCATO_DEPLOYMENT": str(mnet.settings.deployment_path),
+           "MERCATO_ACCOUNT": "requester1"}
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli_app, ["map", str(EXAMPLES / "montecarlo" / "job.toml"), "--args-file", str(args),
+                                       "--ordered", "--tasks-per-deal", "3", "--out", str(out), "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.output.strip().splitlines() if line.startswith("{")]
+    tasks, summary = lines[:-1], lines[-1]
+    assert [t["index"] for t in tasks] == list(range(6)), lines
+    assert all(t["outcome"] == "ok" and t["stdout"].startswith("samples=200000 ") for t in tasks)
+    assert summary["summary"]["done"] == 6 and summary["summary"]["not_run"] == [], summary
+    assert sorted(p.name for p in out.iterdir()) == [str(i) for i in range(6)]
