@@ -34,7 +34,7 @@ from mercato.chain import Deployment, MarketClient, connect
 from mercato.chain.api import MarketApi, PendingWithdrawal, Tx
 from mercato.chain.keys import Unlocker
 from mercato.config import Settings
-from mercato.domain.batch import MAX_TASKS, batch_output_cap, split_outputs, task_seed
+from mercato.domain.batch import MAX_TASKS, split_outputs, task_seed
 from mercato.domain.deals import Deal, Terms
 from mercato.domain.jobs import JobSpec, cu_from_fuel
 from mercato.domain.wire import AcceptMsg, AuditJobMsg, BulkRfq, DealStatusMsg, SeedMsg, TermsMsg, new_id
@@ -705,10 +705,8 @@ class Market:
 
     async def _finish(self, st: _Job, winner: Offer, status: DealStatusMsg, opened: _Opened,
                       chain_now: int) -> JobResult:
-        t, http, limits = winner.terms, self._client(), st.req.spec.limits
-        tasks = len(st.req.spec.tasks)  # a batch's outputs hold every task's files (domain.batch)
-        output_cap = batch_output_cap(tasks, limits.output_bytes, limits.stdout_bytes) if tasks else limits.output_bytes
-        got = await _verify.download(http, winner.endpoint, status, (limits.stdout_bytes, output_cap))
+        t, http = winner.terms, self._client()
+        got = await _verify.download(http, winner.endpoint, status, _verify.download_caps(st.req.spec))
         salt = bytes.fromhex((status.salt or "").removeprefix("0x"))
         claimed = bytes.fromhex((status.seal or "").removeprefix("0x"))
         stored = await self._seals.committed(t, chain_now - self.clock_slack_s, claimed)
