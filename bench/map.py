@@ -21,17 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from ttfb import deploy_market, extra_keys, free_port, start_anvil
+from ttfb import deploy_market, extra_keys, free_port, start_anvil, start_providers, stop
 
 from mercato.chain import MarketClient, connect
 from mercato.chain.deployment import Deployment, dev_accounts
@@ -42,7 +38,6 @@ from mercato.requester.events import BatchDispatched
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = ROOT / "examples" / "wasm" / "montecarlo.wasm"
-LANES = 8
 
 PROVIDER_TOML = """
 [provider]
@@ -51,7 +46,7 @@ host = "127.0.0.1"
 port = {port}
 data_dir = "{data}"
 stake = 100_000_000_000
-lanes = {lanes}
+lanes = 8
 runtimes = ["wasm"]
 poll_interval_s = 0.2
 housekeeping_interval_s = 0.5
@@ -59,33 +54,6 @@ housekeeping_interval_s = 0.5
 price_per_cu = {price}
 utilization_markup = 0
 """
-
-
-def start_providers(home: Path, keys: list[str]) -> list[subprocess.Popen[bytes]]:
-    """Every agent launched at once, then waited for (their start-ups overlap)."""
-    env = os.environ | {"MERCATO_HOME": str(home), "MERCATO_DEPLOYMENT": str(home / "deployments" / "31337.json")}
-    procs, urls = [], []
-    for i, key in enumerate(keys):
-        port = free_port()
-        cfg = home / f"provider{i}.toml"
-        cfg.write_text(PROVIDER_TOML.format(key=key, port=port, data=home / f"p{i}", lanes=LANES, price=1_000))
-        log = (home / f"provider{i}.log").open("wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "mercato", "provider", "start", "--config", str(cfg),
-                                       "--log-level", "WARNING"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-        urls.append(f"http://127.0.0.1:{port}")
-    pending, deadline = set(urls), time.monotonic() + 300
-    while pending and time.monotonic() < deadline:
-        for url in list(pending):
-            try:
-                if httpx.get(url + "/v1/info", timeout=1).status_code == 200:
-                    pending.discard(url)
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.3)
-    if pending:
-        raise SystemExit(f"{len(pending)} providers did not come up (see their logs)")
-    return procs
 
 
 async def run(dep: Deployment, tasks: int, providers: int, per_deal: int) -> dict[str, object]:
@@ -153,18 +121,12 @@ def main() -> None:
         try:
             keys = extra_keys(args.providers)
             dep = deploy_market(home, f"http://127.0.0.1:{port}", keys)
-            procs = start_providers(home, keys)
+            procs, _ = start_providers(home, keys, template=PROVIDER_TOML,
+                                       price=lambda _i: 1_000, timeout=300)
             out = asyncio.run(run(dep, args.tasks, args.providers, args.tasks_per_deal))
             gas, deals = settled_gas(dep, int(out["start_block"]))  # type: ignore[call-overload]
         finally:
-            for proc in [*procs, anvil]:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            for proc in [*procs, anvil]:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop([*procs, anvil])
     lat: list[float] = out["latencies"]  # type: ignore[assignment]
     summary = out["summary"]
     wall: float = out["wall_s"]  # type: ignore[assignment]

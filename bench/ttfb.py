@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -96,19 +97,23 @@ price_per_cu = {price}
 """
 
 
-def start_providers(home: Path, keys: list[str]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+def start_providers(home: Path, keys: list[str], *, template: str = PROVIDER_TOML,
+                    price: Callable[[int], int] = lambda i: 1_000 + 10 * i,
+                    timeout: float = 120.0) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """One agent per key (config from ``template``, provider ``i`` at ``price(i)``), all launched
+    at once, then waited for until each answers ``/v1/info``."""
     env = os.environ | {"MERCATO_HOME": str(home), "MERCATO_DEPLOYMENT": str(home / "deployments" / "31337.json")}
     procs, urls = [], []
     for i, key in enumerate(keys):
         port = free_port()
         cfg = home / f"provider{i}.toml"
-        cfg.write_text(PROVIDER_TOML.format(key=key, port=port, data=home / f"p{i}", price=1_000 + 10 * i))
+        cfg.write_text(template.format(key=key, port=port, data=home / f"p{i}", price=price(i)))
         log = (home / f"provider{i}.log").open("wb")
         procs.append(subprocess.Popen([sys.executable, "-m", "mercato", "provider", "start", "--config", str(cfg),
                                        "--log-level", "WARNING"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True))
         urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     pending = set(urls)
     while pending and time.monotonic() < deadline:
         for url in list(pending):
@@ -162,6 +167,18 @@ async def bench(dep: Deployment, n_jobs: int, n_providers: int) -> list[float]:
     return ttfb
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process group, then SIGKILL what has not exited after 15 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=50)
@@ -179,14 +196,7 @@ def main() -> None:
             procs, _ = start_providers(home, keys)
             ttfb = asyncio.run(bench(dep, args.jobs, args.providers))
         finally:
-            for proc in [*procs, anvil]:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            for proc in [*procs, anvil]:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop([*procs, anvil])
     p50 = statistics.median(ttfb)
     p95 = statistics.quantiles(ttfb, n=20, method="inclusive")[18]
     print(f"ttfb over {len(ttfb)} jobs, {args.providers} providers, block time {args.block_time} s: "
