@@ -17,7 +17,7 @@ _MARKET = str(Path(__file__).resolve().parents[1] / "market")
 if _MARKET not in sys.path:
     sys.path.append(_MARKET)
 
-from agent_kit import WASM, free_port, mine, running_devnet, start_agent  # noqa: E402
+from agent_kit import WASM, deployment_of, free_port, funded_client, mine, running_devnet, start_agent  # noqa: E402
 
 from mercato.chain import Deployment, MarketClient, increase_time  # noqa: E402
 from mercato.domain.deals import Deal, Terms, job_leaf  # noqa: E402
@@ -25,7 +25,7 @@ from mercato.domain.jobs import FUEL_PER_CU, Limits  # noqa: E402
 from mercato.requester import JobRequest, Market  # noqa: E402
 
 __all__ = ["CU", "HONEST_PRICE", "STAKE", "WASM", "free_port", "job", "logs", "mine", "missed_deal", "run_job",
-           "running_devnet", "start_agent", "wait_for"]
+           "running_devnet", "start_agent", "wait_for", "deployment_of", "funded_client"]
 
 CU = 5
 HONEST_PRICE = 100  # base units per CU

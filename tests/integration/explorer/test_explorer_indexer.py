@@ -26,7 +26,9 @@ import httpx
 import pytest
 from explorer_kit import (
     STAKE,
+    deployment_of,
     free_port,
+    funded_client,
     job,
     logs,
     missed_deal,
@@ -36,12 +38,10 @@ from explorer_kit import (
     wait_for,
 )
 from typer.testing import CliRunner
-from web3 import Web3
 
-from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect, increase_time
+from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, increase_time
 from mercato.chain.api import AUDIT_FAILED
 from mercato.cli import app as cli_app
-from mercato.config import RetryPolicy
 from mercato.domain.jobs import cu_from_fuel
 from mercato.errors import ResultMismatch
 from mercato.explorer.indexer import Indexer
@@ -60,17 +60,12 @@ def xnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="module")
 def xdep(xnet: Devnet) -> Deployment:
-    dep = xnet.status().deployment
-    assert dep is not None
-    return dep
+    return deployment_of(xnet)
 
 
 @pytest.fixture(scope="module")
 def chain(xdep: Deployment) -> MarketClient:
-    w3: Web3 = connect(xdep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
-    client = MarketClient.from_deployment(w3, xdep, xdep.keys["requester1"])
-    client.deposit(5_000 * 10**6)
-    return client
+    return funded_client(xdep, 5_000 * 10**6)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,21 @@ def running_devnet(home: Path, params: DevnetParams) -> Iterator[Devnet]:
     net.stop()
 
 
+def deployment_of(net: Devnet) -> Deployment:
+    """The deployment of a running devnet."""
+    dep = net.status().deployment
+    assert dep is not None
+    return dep
+
+
+def funded_client(dep: Deployment, deposit: int, account: str = "requester1") -> MarketClient:
+    """A MarketClient for a dev ``account`` with ``deposit`` base units moved into its escrow."""
+    client = MarketClient.from_deployment(connect(dep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1)), dep,
+                                          dep.keys[account])
+    client.deposit(deposit)
+    return client
+
+
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     # audits at 0.01 % unless a test asks for more: a deal sent to audit by chance would wait
@@ -49,9 +64,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="session")
 def deployment(devnet: Devnet) -> Deployment:
-    dep = devnet.status().deployment
-    assert dep is not None
-    return dep
+    return deployment_of(devnet)
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +73,8 @@ def w3(deployment: Deployment) -> Web3:
 
 
 @pytest.fixture(scope="session")
-def requester(w3: Web3, deployment: Deployment) -> MarketClient:
-    client = MarketClient.from_deployment(w3, deployment, deployment.keys["requester1"])
-    client.deposit(10_000 * 10**6)
-    return client
+def requester(deployment: Deployment) -> MarketClient:
+    return funded_client(deployment, 10_000 * 10**6)
 
 
 @dataclass

@@ -22,14 +22,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from agent_kit import ROOT, WASM, AgentProcess, running_devnet, start_agent, start_agents
+from agent_kit import (
+    ROOT,
+    WASM,
+    AgentProcess,
+    deployment_of,
+    funded_client,
+    running_devnet,
+    start_agent,
+    start_agents,
+)
 from typer.testing import CliRunner
-from web3 import Web3
 
-from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
+from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient
 from mercato.cli import app as cli_app
 from mercato.chain.api import AUDIT_PASSED
-from mercato.config import RetryPolicy
 from mercato.domain.batch import task_seed
 from mercato.domain.jobs import FUEL_PER_CU, Limits
 from mercato.errors import BudgetTooLow
@@ -54,17 +61,12 @@ def mnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="module")
 def mdep(mnet: Devnet) -> Deployment:
-    dep = mnet.status().deployment
-    assert dep is not None
-    return dep
+    return deployment_of(mnet)
 
 
 @pytest.fixture(scope="module")
 def chain(mdep: Deployment) -> MarketClient:
-    w3: Web3 = connect(mdep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
-    client = MarketClient.from_deployment(w3, mdep, mdep.keys["requester1"])
-    client.deposit(2_000 * 10**6)
-    return client
+    return funded_client(mdep, 2_000 * 10**6)
 
 
 @pytest.fixture(scope="module")

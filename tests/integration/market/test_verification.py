@@ -24,9 +24,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from agent_kit import WASM, AgentProcess, deal_events, mine, running_devnet, start_agent
+from agent_kit import (
+    WASM,
+    AgentProcess,
+    deal_events,
+    deployment_of,
+    funded_client,
+    mine,
+    running_devnet,
+    start_agent,
+)
 from eth_account import Account
-from web3 import Web3
 
 from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
 from mercato.chain.api import AUDIT_FAILED, AUDIT_PASSED, AuditState
@@ -56,17 +64,12 @@ def vnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 @pytest.fixture(scope="module")
 def vdep(vnet: Devnet) -> Deployment:
-    dep = vnet.status().deployment
-    assert dep is not None
-    return dep
+    return deployment_of(vnet)
 
 
 @pytest.fixture(scope="module")
 def chain(vdep: Deployment) -> MarketClient:
-    w3: Web3 = connect(vdep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
-    client = MarketClient.from_deployment(w3, vdep, vdep.keys["requester1"])
-    client.deposit(5_000 * 10**6)
-    return client
+    return funded_client(vdep, 5_000 * 10**6)
 
 
 @pytest.fixture(scope="module")
