@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +40,10 @@ class Round:
         return [(endpoint, d) for endpoint, d in dict.fromkeys(self.bids) if d.lower() != keep]
 
 
-async def registry_facts(api: MarketApi, call: Call) -> dict[str, ProviderFacts]:
-    """Registry entry and free stake of every registered provider (reputation left blank)."""
-    addresses = await call(api.providers)
+async def registry_facts(api: MarketApi, call: Call, only: Sequence[str] | None = None) -> dict[str, ProviderFacts]:
+    """Registry entry and free stake of every registered provider, or of the ``only`` ones
+    (reputation left blank)."""
+    addresses = list(only) if only is not None else await call(api.providers)
     infos = await asyncio.gather(*(call(api.provider_info, a) for a in addresses))
     return {a: ProviderFacts(a, i.registered, i.endpoint, i.stake, i.stake - i.locked, _UNKNOWN_REPUTATION)
             for a, i in zip(addresses, infos, strict=True)}

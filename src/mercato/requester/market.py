@@ -441,10 +441,12 @@ class Market:
             window = max(window, _TARGET_WINDOW_S)  # (a bid cut off late would hold a lane there until expiry)
         floor = req.collateral_floor
         balance_t = asyncio.ensure_future(self._call(api.balance_of))
-        facts, chain_now = await asyncio.gather(_auction.registry_facts(api, self._call), self._now())
+        # a map batch reads only the provider chosen for it, not the whole registry
+        only = [st.target] if st.target is not None else None
+        facts, chain_now = await asyncio.gather(_auction.registry_facts(api, self._call, only), self._now())
         targets = [f for f in facts.values() if f.registered and f.endpoint and f.free_stake >= floor
                    and f.address.lower() not in req.exclude_providers]  # redundancy: k distinct providers
-        if st.target is not None:  # a map batch: only the provider chosen for it
+        if st.target is not None:
             targets = self._only(st.target, facts, floor)
         if not targets:
             raise _auction.no_targets_error(len(facts), floor)

@@ -34,6 +34,7 @@ from mercato.requester import (
     JobRequest,
     MapFinished,
     MapTask,
+    Market,
     QuotesCollected,
     TasksQueued,
 )
@@ -232,3 +233,29 @@ def test_bad_options_and_inputs_are_spec_errors(ledger: FakeLedger, make_market:
     container = JobSpec(runtime="container", workload="sha256:" + "ab" * 32, container=ContainerSpec())
     with pytest.raises(SpecError, match="deterministic runtimes"):
         market.map(container, [b"a"], max_price_per_cu=1)
+
+
+def test_a_batch_reads_only_its_provider_and_fails_if_it_left_the_registry(ledger: FakeLedger,
+                                                                          requester: FakeMarket) -> None:
+    """A map batch's registry read is the chosen provider's entry alone (no scan of every
+    provider); an address with no registered endpoint is ``ProviderFailed``, so the batch goes
+    elsewhere."""
+    from mercato.errors import ProviderFailed
+    from mercato.requester import _auction
+
+    p = BulkProvider("provider1", ledger, price_per_cu=10_000)
+    asked: list[str] = []
+    scans: list[bool] = []
+    info, providers = requester.provider_info, requester.providers
+    requester.provider_info = lambda a=None: (asked.append(a), info(a))[1]  # type: ignore[method-assign,misc]
+    requester.providers = lambda: (scans.append(True), providers())[1]  # type: ignore[method-assign]
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    facts = asyncio.run(_auction.registry_facts(requester, call, [p.address]))
+    assert list(facts) == [p.address] and facts[p.address].registered and asked == [p.address] and scans == []
+    stranger = "0x" + "ab" * 20
+    gone = asyncio.run(_auction.registry_facts(requester, call, [stranger]))
+    with pytest.raises(ProviderFailed, match="no longer registered"):
+        Market._only(stranger, gone, 0)
