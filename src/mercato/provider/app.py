@@ -21,7 +21,7 @@ Endpoints (the OpenAPI is at ``/openapi.json``):
     GET  /v1/deals/{deal_id}/stdout | /stderr   the exact raw bytes (the receipt's text is lossy UTF-8)
     GET  /v1/deals/{deal_id}/outputs/{path}     an output file's bytes (nested paths too, e.g. a
                                                 batch's tasks/00003/out/result.txt)
-    PUT  /v1/blobs/{content_hash}               raw body -> BlobMsg (400 bad hash, 413 too big, 409 unneeded)
+    PUT  /v1/blobs/{content_hash}               raw body -> BlobMsg (400 bad hash, 413 too big, 409 unneeded unless stored)
     HEAD /v1/blobs/{content_hash}               200 present / 404 absent
     GET  /metrics                               Prometheus text
 
