@@ -225,3 +225,26 @@ def deal_events(client: MarketClient, name: str, deal_id: bytes | str) -> list[d
     event = getattr(client.contract.events, name)
     logs = event().get_logs(from_block=client.from_block, argument_filters={"deal_id": deal_id})
     return [dict(log["args"]) for log in logs]
+
+
+_CLOSING = ("DealFinalized", "DealReclaimed", "AuditResolved")
+
+
+def wait_deals_closed(client: MarketClient, providers: list[str], timeout: float = 90.0) -> None:
+    """Wait (mining) until every deal opened with one of ``providers`` (addresses) has closed:
+    finalized, reclaimed or resolved by an audit. A test that snapshots a balance calls this first,
+    so that an earlier test's deal settling late (its audit fee coming back) does not move it."""
+    def opened() -> set[bytes]:
+        logs = client.contract.events.DealOpened().get_logs(
+            from_block=client.from_block, argument_filters={"provider": [Web3.to_checksum_address(p) for p in providers]})
+        return {bytes(log["args"]["deal_id"]) for log in logs}
+
+    def closed() -> set[bytes]:
+        done: set[bytes] = set()
+        for name in _CLOSING:
+            logs = getattr(client.contract.events, name)().get_logs(from_block=client.from_block)
+            done |= {bytes(log["args"]["deal_id"]) for log in logs}
+        return done
+
+    wait_mining(client.w3, lambda: opened() <= closed(), f"every deal with {len(providers)} provider(s) closed",
+                timeout)

@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 from web3 import Web3
 
-from agent_kit import AgentProcess, deal_events, wait_mining
+from agent_kit import AgentProcess, deal_events, wait_deals_closed, wait_mining
 from container_kit import (  # noqa: F401  (fixtures)
     SH,
     containers,
@@ -74,6 +74,11 @@ def _job(image_or_archive: str | Path, script: str, *, inputs: dict[str, Path] |
     market = dict(max_price=MAX_PRICE, deadline_s=120, accept_window_s=60) | kw
     return JobRequest.from_container(**source, command=[*SH, script], inputs=inputs, limits=limits,
                                      container=container or ContainerSpec(cpu_millis=500), **market)
+
+
+def _settled(requester: MarketClient, deployment: Deployment) -> None:
+    """Earlier tests' deals with this module's providers are closed: none returns a fee mid-test."""
+    wait_deals_closed(requester, [deployment.accounts[a] for a in (PROVIDER, SECOND, CRASHY)])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +152,7 @@ def test_registry_entry_and_info_advertise_containers_and_gpus(agent: AgentProce
 
 def test_job_exceeding_memory_fails_cleanly_and_is_settled(agent: AgentProcess, image: str,
                                                            requester: MarketClient, deployment: Deployment) -> None:
+    _settled(requester, deployment)
     before = requester.balance_of()
     # tmpfs pages count against the container's memory: 200 MiB into /tmp under a 32 MiB cap
     job = _job(image, "dd if=/dev/zero of=/tmp/fill bs=1M count=200 && echo survived",
@@ -203,6 +209,7 @@ def test_image_whose_digest_does_not_match_is_rejected(agent: AgentProcess, imag
     assert good.spec.container is not None
     forged = JobSpec(runtime="container", workload=other, args=good.spec.args, limits=good.spec.limits,
                      container=good.spec.container)
+    _settled(requester, deployment)
     before = requester.balance_of()
     with pytest.raises(ProviderFailed, match="holds image") as err:
         _run(deployment, JobRequest(spec=forged, files=good.files, max_price=MAX_PRICE, deadline_s=120,
@@ -219,6 +226,7 @@ def test_redundancy_runs_on_distinct_providers_and_never_challenges(
         tmp_path: Path) -> None:
     # a job whose output differs on every run: a kernel-made random UUID
     job = _job(image, "cat /proc/sys/kernel/random/uuid > /output/id.txt", redundancy=2)
+    _settled(requester, deployment)
     before = requester.balance_of()
 
     async def go() -> Any:
