@@ -11,6 +11,7 @@ their data as attributes so callers can act on them without parsing text.
     │   ├── KeyExists               a key by that name exists already: keys are never overwritten
     │   └── WrongPassphrase         the passphrase does not decrypt the key
     ├── SpecError                   a job spec that does not validate (names the field)
+    ├── SealError                   a sealed box that does not open with this key, or a bad box key
     ├── ChainError                  anything on the settlement plane
     │   ├── RpcUnavailable          node down, refused, or too slow after retries
     │   ├── TransactionFailed       mined but reverted without a known reason / dropped
@@ -79,6 +80,7 @@ __all__ = [
     "MercatoError",
     "ConfigError",
     "PlainKeyRefused",
+    "SealError",
     "KeystoreError",
     "KeyNotFound",
     "KeyExists",
@@ -173,6 +175,10 @@ class SpecError(MercatoError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class SealError(MercatoError):
+    """A sealed box (encrypted input or output) that does not open with our key, or an unusable box key."""
 
 
 class ChainError(MercatoError):
