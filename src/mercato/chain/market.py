@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -34,6 +35,7 @@ from mercato.chain.api import (
     Tx,
 )
 from mercato.chain.deployment import Deployment
+from mercato.chain.ledger import TxLedger
 from mercato.chain.rpc import TxSender
 from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms
 from mercato.errors import TransactionFailed
@@ -62,17 +64,26 @@ class MarketClient:
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: Deployment, private_key: str | bytes, *,
-                        gas_margin: float = 1.2, timeout: float = 60.0) -> MarketClient:
-        """A client for ``deployment`` acting as ``private_key``."""
+                        gas_margin: float = 1.2, timeout: float = 60.0, ledger: TxLedger | str | Path | None = None,
+                        confirmations: int | None = None, replace_after_s: float | None = None) -> MarketClient:
+        """A client for ``deployment`` acting as ``private_key``; its transactions are recorded in
+        ``ledger`` (see ``TxSender``: None is a file per chain and key under the settings home)."""
         market = w3.eth.contract(address=to_checksum_address(deployment.market), abi=deployment.abi["market"])
         token = w3.eth.contract(address=to_checksum_address(deployment.token), abi=deployment.abi["token"])
-        client = cls(w3, market, token, TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout))
+        sender = TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout, ledger=ledger,
+                          confirmations=confirmations, replace_after_s=replace_after_s)
+        client = cls(w3, market, token, sender)
         client.from_block = deployment.block
         return client
 
-    def as_account(self, private_key: str | bytes) -> MarketClient:
-        """The same market seen from another key (shares the connection)."""
-        sender = TxSender(self.w3, private_key, gas_margin=self.sender.gas_margin, timeout=self.sender.timeout)
+    def as_account(self, private_key: str | bytes, *, ledger: TxLedger | str | Path | None = None) -> MarketClient:
+        """The same market seen from another key (shares the connection, and the ledger unless
+        ``ledger`` is given: one ledger holds any number of keys)."""
+        s = self.sender
+        sender = TxSender(self.w3, private_key, gas_margin=s.gas_margin, gas_extra=s.gas_extra, timeout=s.timeout,
+                          ledger=ledger if ledger is not None else s.ledger_arg,
+                          replace_after_s=s._replace_after_s, max_bumps=s.max_bumps, fee_cap=s.fee_cap,
+                          confirmations=s._confirmations, poll_s=s.poll_s)
         other = MarketClient(self.w3, self.contract, self.token, sender)
         other.from_block = self.from_block
         return other
@@ -82,8 +93,11 @@ class MarketClient:
     def _f(self) -> Any:
         return self.contract.functions
 
-    def _send(self, fn: ContractFunction) -> Tx:
-        receipt = self.sender.send(fn)
+    def _send(self, fn: ContractFunction, key: str | None = None) -> Tx:
+        """Send and wait. With ``key`` (e.g. ``"commit:0x<deal id>"``) a retry while the first is
+        still in flight (a timeout, a crash, another process of this key) waits for that one instead
+        of sending a second; once it is mined a new call goes to the contract, which judges it."""
+        receipt = self.sender.send(fn, key=key, reuse_mined=False)
         assert not isinstance(receipt, bytes)
         return self._tx(receipt)
 
@@ -178,17 +192,18 @@ class MarketClient:
     # deals ----------------------------------------------------------------------------------
     def open_deal(self, terms: Terms, bid_signature: bytes) -> DealTx:
         """Open a deal from the provider's signed Bid (sent by the requester)."""
-        tx = self._send(self._f.open_deal(terms.to_tuple(), bytes(bid_signature)))
+        tx = self._send(self._f.open_deal(terms.to_tuple(), bytes(bid_signature)), _key("open", terms.deal_id))
         return DealTx(Deal(terms), tx)
 
     def commit_result(self, deal: Deal, seal: bytes) -> DealTx:
         """Commit the result seal (sent by the provider); returns the deal as now stored."""
-        tx = self._send(self._f.commit_result(deal.to_tuple(), bytes(seal)))
+        tx = self._send(self._f.commit_result(deal.to_tuple(), bytes(seal)), _key("commit", deal.deal_id))
         return DealTx(deal.with_commit(seal, _committed_at(tx), tx.block_number), tx)
 
     def open_and_commit(self, terms: Terms, acceptance_signature: bytes, seal: bytes) -> DealTx:
         """Open with the requester's signed Acceptance and commit at once (sent by the provider)."""
-        tx = self._send(self._f.open_and_commit(terms.to_tuple(), bytes(acceptance_signature), bytes(seal)))
+        tx = self._send(self._f.open_and_commit(terms.to_tuple(), bytes(acceptance_signature), bytes(seal)),
+                        _key("commit", terms.deal_id))
         # DealOpened carries the seal; committed_at and committed_block are that block's
         return DealTx(Deal(terms).with_commit(seal, tx.timestamp, tx.block_number), tx)
 
@@ -226,11 +241,12 @@ class MarketClient:
 
     def commit_audit(self, deal_id: bytes, seal: bytes) -> Tx:
         """A drawn auditor commits its blind seal."""
-        return self._send(self._f.commit_audit(bytes(deal_id), bytes(seal)))
+        return self._send(self._f.commit_audit(bytes(deal_id), bytes(seal)), _key("audit-commit", deal_id))
 
     def reveal(self, deal_id: bytes, result_root: bytes, fuel: int, salt: bytes) -> Tx:
         """The provider or a committed auditor opens its seal."""
-        return self._send(self._f.reveal(bytes(deal_id), bytes(result_root), fuel, bytes(salt)))
+        return self._send(self._f.reveal(bytes(deal_id), bytes(result_root), fuel, bytes(salt)),
+                          _key("reveal", deal_id))
 
     def advance(self, deal_id: bytes) -> Tx:
         """Move an audit past a phase whose deadline is over (anyone)."""
@@ -314,6 +330,11 @@ def check_batch(deals: Sequence[Deal]) -> Sequence[Deal]:
 def chunks(deals: Sequence[Deal], size: int = MAX_BATCH) -> list[Sequence[Deal]]:
     """Split ``deals`` into contract-sized batches (one finalize/reclaim call each)."""
     return [deals[i:i + size] for i in range(0, len(deals), size)]
+
+
+def _key(action: str, deal_id: bytes) -> str:
+    """The idempotency key of a once-per-deal transaction of one account."""
+    return f"{action}:0x{bytes(deal_id).hex()}"
 
 
 def _committed_at(tx: Tx) -> int:

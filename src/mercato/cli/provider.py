@@ -54,7 +54,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     w3 = connect(rpc_url, settings.retry, settings.rpc_timeout, chain_id=dep.chain_id)
     key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
     client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
-                                          timeout=settings.tx_timeout)
+                                          timeout=settings.tx_timeout, ledger=settings.home / "txs")
     agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
                           clock=wall_clock_floor(client))
     configure_logging(log_level)

@@ -8,11 +8,15 @@
 market with web3 directly, in ranges of at most ``chunk`` blocks, and stamps each event
 with its block's timestamp (an ``open_and_commit``'s committed_at). The cursor (the last
 block handled) lives in the agent's store, so a restart replays nothing it has applied and
-misses nothing. Reorgs are not handled (anvil and L2s with instant finality).
+misses nothing; a node that was down is caught up from the cursor, a chunk per poll. A head
+below the cursor (a node restarted from an older state dump, a devnet reset) rewinds the
+cursor to the head, so the blocks mined again above it are read. Reorgs are not otherwise
+handled (anvil and L2s with instant finality).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +26,8 @@ from eth_utils import event_abi_to_log_topic
 from mercato.chain.market import MarketClient
 
 __all__ = ["ChainEvent", "EventSource", "LogEventSource", "WATCHED"]
+
+log = logging.getLogger("mercato.provider.watcher")
 
 WATCHED = ("DealOpened", "ResultCommitted", "DealDrawn", "DealFinalized", "DealReclaimed", "AuditorDrawn")
 
@@ -59,6 +65,11 @@ class LogEventSource:
         """Events in ``(cursor, latest]`` (from ``start_block`` on the first call), at most one chunk."""
         w3 = self.client.w3
         latest = int(w3.eth.block_number)
+        if cursor is not None and cursor > latest:
+            log.warning("the chain head is below the watcher's cursor: reading from the head on",
+                        extra={"cursor": cursor, "head": latest})
+            self._times.clear()
+            return [], latest
         first = self.start_block if cursor is None else cursor + 1
         if first > latest:
             return [], latest if cursor is None else cursor
