@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,14 +32,46 @@ PortOption = Annotated[int | None, typer.Option("--port", help="Listen on this p
 
 
 
+def _connect_waiting(url: str, settings: Settings, chain_id: int, wait_s: float) -> Any:
+    """A Web3 on ``url``, waiting up to ``wait_s`` seconds (back-off 1 s → 30 s, logged) for a node
+    that does not answer yet: an agent restarted during an RPC outage waits for the node instead
+    of exiting. A node serving another chain fails at once."""
+    import logging
+    import time
+
+    from mercato.chain import connect
+    from mercato.errors import ConfigError, RpcUnavailable
+
+    log = logging.getLogger("mercato.provider")
+    end, delay = time.monotonic() + wait_s, 1.0
+    while True:
+        try:
+            w3 = connect(url, settings.retry, settings.rpc_timeout)
+            break
+        except RpcUnavailable as exc:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise RpcUnavailable(f"{exc} (waited {wait_s:.0f} s; raise --rpc-wait to wait longer)") from None
+            log.warning("RPC node does not answer yet; waiting", extra={"rpc_url": url, "retry_in_s": delay})
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 30.0)
+    actual = w3.eth.chain_id
+    if actual != chain_id:
+        raise ConfigError(f"RPC node at {url} serves chain {actual}, but the deployment is on chain {chain_id}: "
+                          "check MERCATO_RPC_URL / the deployment file")
+    return w3
+
+
 @app.command()
 @clean_errors()
 def start(config: ConfigOption, settings_file: SettingsOption = None, port: PortOption = None,
-          log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
+          log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+          rpc_wait: Annotated[float, typer.Option("--rpc-wait", help="Seconds to wait for an RPC node that does "
+                                                  "not answer at start-up.")] = 600.0) -> None:
     """Register, stake and serve the provider API until Ctrl-C / SIGTERM."""
     import uvicorn
 
-    from mercato.chain import Deployment, MarketClient, connect
+    from mercato.chain import Deployment, MarketClient
     from mercato.chain.keys import Unlocker
     from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
     from mercato.provider.chainio import wall_clock_floor
@@ -51,13 +83,13 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
         cfg = cfg.with_(port=port)
     dep = Deployment.load(settings.deployment_path)
     rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
-    w3 = connect(rpc_url, settings.retry, settings.rpc_timeout, chain_id=dep.chain_id)
+    configure_logging(log_level)
+    w3 = _connect_waiting(rpc_url, settings, dep.chain_id, rpc_wait)
     key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
     client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
                                           timeout=settings.tx_timeout, ledger=settings.home / "txs")
     agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
                           clock=wall_clock_floor(client))
-    configure_logging(log_level)
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host=cfg.host, port=cfg.port, log_config=None,
                                            access_log=False, lifespan="on"))
     server.run()
