@@ -60,7 +60,12 @@ their data as attributes so callers can act on them without parsing text.
     │   ├── DealNotFound            no deal with that id at this provider
     │   ├── AcceptanceRejected      an acceptance that does not match the bid or its signer
     │   ├── BlobRejected            an upload with a bad hash, over the size cap, or not needed
-    │   └── NotReady                asked for results before the seal is on-chain
+    │   ├── NotReady                asked for results before the seal is on-chain
+    │   ├── Unauthenticated         401: a request unsigned, badly signed, or with a stale timestamp
+    │   ├── NotAllowed              403: a valid signer who may not make this call
+    │   ├── RequestReplayed         409: a signed request seen before (within the clock window)
+    │   ├── RequestTooLarge         413: a body over the provider's cap
+    │   └── RateLimited             429: over the provider's rate limit (``retry_after`` seconds)
     └── SandboxError                the sandbox could not run a workload
         ├── WorkloadError           the workload itself is unacceptable (malformed, too big, bad imports)
         │   └── ImageRejected       a container image that is missing or does not match its declared digest
@@ -138,6 +143,11 @@ __all__ = [
     "ImageRejected",
     "GpuUnavailable",
     "EngineError",
+    "Unauthenticated",
+    "NotAllowed",
+    "RequestReplayed",
+    "RequestTooLarge",
+    "RateLimited",
 ]
 
 
@@ -450,6 +460,43 @@ class NotReady(ProviderError):
     """Results are served only once their seal is on-chain."""
 
     http_status = 409
+
+
+class Unauthenticated(ProviderError):
+    """A call that must be signed came unsigned, with a signature that does not recover to
+    ``X-Mercato-Signer``, or with a timestamp outside the provider's clock window."""
+
+    http_status = 401
+
+
+class NotAllowed(ProviderError):
+    """A correctly signed request from an address that may not make this call (not the deal's
+    requester, not an auditor seated for it)."""
+
+    http_status = 403
+
+
+class RequestReplayed(ProviderError):
+    """A signed request whose signature was seen before within the clock window: sign afresh."""
+
+    http_status = 409
+
+
+class RequestTooLarge(ProviderError):
+    """A request body over the provider's cap (``max_json_bytes``, or ``max_blob_bytes`` for a blob)."""
+
+    http_status = 413
+
+
+class RateLimited(ProviderError):
+    """Over the provider's rate limit for this signer (or, unsigned, this address): wait
+    ``retry_after`` seconds (the ``Retry-After`` header)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SandboxError(MercatoError):

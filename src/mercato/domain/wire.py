@@ -7,24 +7,41 @@ use these models, so the two sides cannot drift apart.
               spec=spec.to_json(), spec_hash=spec.spec_hash(), max_price=500_000,
               min_collateral=9_500_000, deadline_s=600, accept_window_s=30)
 
-Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §13):
+Endpoints (all under the provider's registered endpoint; see docs/SPEC.md §13). "signed" means
+the request carries the headers of ``request_auth_headers`` (below); "requester" that the signer
+must be the requester the message or deal names, "auditor" an auditor seated for the deal on-chain:
 
-    GET  /v1/info                         ProviderInfoMsg
-    POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)
-    POST /v1/deals/{deal_id}/accept       AcceptMsg -> DealStatusMsg
+    GET  /v1/info                         ProviderInfoMsg                                     public
+    POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)  signed: rfq.requester
+    POST /v1/rfq/bulk                     BulkRfq -> BulkAnswer                               signed: rfq.requester
+    POST /v1/deals/{deal_id}/accept       AcceptMsg -> DealStatusMsg  (the EIP-712 acceptance authorizes;
+                                          a header signature, if any, must be terms.requester's)
     DELETE /v1/bids/{deal_id}             release a losing bid -> DealStatusMsg ("expired", lane freed);
-                                          409 if accepted, running or on-chain; 404 if unknown
-    PUT  /v1/blobs/{content_hash}         raw bytes (hash-checked, size-capped) -> BlobMsg
-    HEAD /v1/blobs/{content_hash}         200 if present, 404 if not
-    GET  /v1/deals/{deal_id}              DealStatusMsg
-    GET  /v1/deals/{deal_id}/outputs/{path}   the output file's bytes
+                                          409 if accepted, running or on-chain; 404 if unknown   signed: requester
+    PUT  /v1/blobs/{content_hash}         raw bytes (hash-checked, size-capped) -> BlobMsg    signed: the requester
+                                          of a live deal that needs the blob (any signer once it is stored)
+    HEAD /v1/blobs/{content_hash}         200 if present, 404 if not                          public
+    GET  /v1/deals/{deal_id}              DealStatusMsg: in full to its requester or auditors (signed);
+                                          unsigned, the public view (``public_status``: no stdout, stderr
+                                          or output list); signed by anyone else, 403
+    GET  /v1/deals/{deal_id}/stdout | /stderr | /outputs/{path}   the exact bytes   signed: requester or auditor
     POST /v1/deals/{deal_id}/seed         SeedMsg -> DealStatusMsg (the requester reveals its lottery
                                           seed so the provider can run the draw; checked against seed_hash)
-    GET  /v1/audits/{deal_id}/job         AuditJobMsg, only to an auditor drawn for the deal on-chain
-    GET  /v1/audits/{deal_id}/blobs/{content_hash}   the job's workload or an input, same condition
-        (both authenticated by the headers X-Mercato-Auditor: <address> and X-Mercato-Signature:
-         <EIP-191 signature of audit_auth_message(deal_id)>)
-    GET  /metrics                         Prometheus text format
+                                                                                              signed: requester
+    GET  /v1/audits/{deal_id}/job         AuditJobMsg                                         signed: auditor
+    GET  /v1/audits/{deal_id}/blobs/{content_hash}   the job's workload or an input            signed: auditor
+    POST /v1/audits/{deal_id}/job         AuditJobMsg -> AuditJobAck (a job pushed to a drawn auditor)
+                                                                                              signed: job.terms.requester
+    PUT  /v1/audits/{deal_id}/blobs/{content_hash}   a pushed job's blob -> AuditJobAck        signed (hash-checked)
+    GET  /metrics                         Prometheus text format                              public
+
+Signed requests: ``X-Mercato-Signer`` (the address), ``X-Mercato-Timestamp`` (unix seconds),
+``X-Mercato-Nonce`` (fresh, random) and ``X-Mercato-Signature`` (EIP-191 personal_sign of
+``request_auth_message(method, target, timestamp, nonce, body)``, where ``target`` is the path
+and query exactly as sent). The provider refuses
+a timestamp outside its clock window (401), a signature seen before within it (409), and answers
+401 to a bad or missing signature, 403 to a valid signer who may not do it, 413 to an oversized
+body, 422 to a malformed one and 429 (with ``Retry-After``) past its rate limit.
 
 Amounts are integers in token base units; byte strings are 0x-prefixed hex; deal ids are the
 on-chain ``keccak256(abi.encode(provider, lane, nonce))``.
@@ -32,7 +49,9 @@ on-chain ``keccak256(abi.encode(provider, lane, nonce))``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,11 +60,14 @@ from mercato.domain.deals import Terms
 
 __all__ = [
     "DEAL_STATES",
-    "AUDIT_AUTH_HEADERS",
+    "NONCE_HEADER",
+    "REQUEST_AUTH_HEADERS",
+    "SIGNATURE_HEADER",
+    "SIGNER_HEADER",
+    "TIMESTAMP_HEADER",
     "AcceptMsg",
     "AuditJobAck",
     "AuditJobMsg",
-    "audit_auth_message",
     "BidMsg",
     "BulkAnswer",
     "BulkQuote",
@@ -61,6 +83,9 @@ __all__ = [
     "SeedMsg",
     "TermsMsg",
     "new_id",
+    "public_receipt",
+    "request_auth_headers",
+    "request_auth_message",
 ]
 
 PROTOCOL_VERSION = 1
@@ -248,12 +273,31 @@ class SeedMsg(_Msg):
     seed: str
 
 
-AUDIT_AUTH_HEADERS = ("X-Mercato-Auditor", "X-Mercato-Signature")
+SIGNER_HEADER = "X-Mercato-Signer"
+TIMESTAMP_HEADER = "X-Mercato-Timestamp"
+NONCE_HEADER = "X-Mercato-Nonce"
+SIGNATURE_HEADER = "X-Mercato-Signature"
+REQUEST_AUTH_HEADERS = (SIGNER_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+REQUEST_AUTH_PREFIX = "mercato request v1"
+NONCE_PATTERN = r"^[0-9A-Za-z_-]{8,64}$"
 
 
-def audit_auth_message(deal_id: str) -> str:
-    """The text an auditor signs (EIP-191) to fetch a deal's job from its provider."""
-    return f"mercato audit {deal_id.lower()}"
+def request_auth_message(method: str, target: str, timestamp: int, nonce: str, body: bytes) -> str:
+    """The text a caller signs (EIP-191 personal_sign) for one request, one item per line: a
+    fixed prefix, the method, the target (path and query exactly as sent, percent-encoding
+    included), the unix timestamp, a fresh random nonce (so two identical requests in one second
+    differ) and the hex SHA-256 of the body."""
+    return "\n".join((REQUEST_AUTH_PREFIX, method.upper(), target, str(int(timestamp)), nonce,
+                      hashlib.sha256(body).hexdigest()))
+
+
+def request_auth_headers(sign_text: Callable[[str], bytes], signer: str, method: str, target: str,
+                         body: bytes, timestamp: int, nonce: str | None = None) -> dict[str, str]:
+    """The four headers of a signed request; ``sign_text`` signs a text with ``signer``'s key."""
+    nonce = nonce or secrets.token_hex(16)
+    signature = sign_text(request_auth_message(method, target, timestamp, nonce, body))
+    return {SIGNER_HEADER: signer, TIMESTAMP_HEADER: str(int(timestamp)), NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: "0x" + bytes(signature).hex()}
 
 
 class AuditJobMsg(_Msg):
@@ -310,3 +354,15 @@ class DealStatusMsg(_Msg):
     salt: str | None = None
     commit_tx: str | None = None
     error: str | None = None
+
+
+# what anyone may see of a receipt: enough to open the seal (with the salt) and to bill by,
+# none of the job's output (stdout, stderr, the output files' names and hashes)
+_PUBLIC_RECEIPT_KEYS = ("fuel_used", "cu_used", "result_root", "deterministic", "resource_seconds")
+
+
+def public_receipt(receipt: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The public part of ``Receipt.to_json()``, as ``GET /v1/deals/{id}`` shows it unsigned."""
+    if receipt is None:
+        return None
+    return {k: receipt[k] for k in _PUBLIC_RECEIPT_KEYS if k in receipt}

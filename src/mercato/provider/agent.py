@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
 from mercato.chain.api import MarketApi
@@ -43,7 +41,7 @@ from mercato.domain.wire import (
     Rfq,
     RfqAnswer,
     SeedMsg,
-    audit_auth_message,
+    public_receipt,
 )
 from mercato.errors import (
     AcceptanceRejected,
@@ -51,8 +49,10 @@ from mercato.errors import (
     DealNotFound,
     ImageRejected,
     MercatoError,
+    NotAllowed,
     NotReady,
     ProviderError,
+    Unauthenticated,
 )
 from mercato.provider.auditor import Auditor
 from mercato.provider.bidder import Bidder
@@ -357,33 +357,31 @@ class ProviderAgent:
         self.store.update(deal_id, seed="0x" + seed.hex())
         return self.status(deal_id)
 
-    async def _audit_caller(self, deal_id: str, auditor: str, signature: str) -> DealRecord:
-        """The deal, if ``auditor`` signed ``audit_auth_message(deal_id)`` and holds one of its
-        audit seats on-chain; else 403 (no one else gets a requester's job)."""
+    async def _audit_caller(self, deal_id: str, signer: str | None) -> DealRecord:
+        """The deal, if the request was signed by an auditor holding one of its audit seats
+        on-chain; else 401 unsigned, 403 anyone else (no one else gets a requester's job)."""
         if self.cfg.behaviour == "hidden_wrong_result":  # TEST ONLY: hide the job from its auditors
             raise ProviderError("audits are not served here", http_status=503)
         rec = self._deal(deal_id)
-        try:
-            signer = Account.recover_message(encode_defunct(text=audit_auth_message(rec.deal_id)),
-                                             signature=bytes.fromhex(signature.removeprefix("0x")))
-        except Exception:
-            signer = ""
-        if not auditor or signer.lower() != auditor.lower():
-            raise ProviderError("the audit request is not signed by the auditor it names: sign "
-                                "audit_auth_message(deal_id) with the auditor's key", http_status=403)
-        audit = await self.chain.read(self.chain.market.audit, bytes.fromhex(rec.deal_id[2:]))  # type: ignore[attr-defined]
-        if audit.seat_of(signer) is None:
-            raise ProviderError(f"{signer} holds no audit seat for deal {rec.deal_id}", http_status=403)
+        if signer is None:
+            raise Unauthenticated("an audit request must be signed by the auditor: sign it with the key of the "
+                                  "address seated for the deal (X-Mercato-Signer, -Timestamp, -Signature)")
+        if not await self._seated(rec, signer):
+            raise NotAllowed(f"{signer} holds no audit seat for deal {rec.deal_id}: only its drawn auditors get its job")
         return rec
 
-    async def audit_job(self, deal_id: str, auditor: str, signature: str) -> AuditJobMsg:
+    async def _seated(self, rec: DealRecord, signer: str) -> bool:
+        audit = await self.chain.read(self.chain.market.audit, bytes.fromhex(rec.deal_id[2:]))  # type: ignore[attr-defined]
+        return audit.seat_of(signer) is not None
+
+    async def audit_job(self, deal_id: str, signer: str | None) -> AuditJobMsg:
         """``GET /v1/audits/{id}/job``: the terms and spec, for a drawn auditor only."""
-        rec = await self._audit_caller(deal_id, auditor, signature)
+        rec = await self._audit_caller(deal_id, signer)
         return AuditJobMsg(deal_id=rec.deal_id, terms=rec.terms_msg, spec=rec.spec_json)
 
-    async def audit_blob(self, deal_id: str, ref: str, auditor: str, signature: str) -> bytes:
+    async def audit_blob(self, deal_id: str, ref: str, signer: str | None) -> bytes:
         """``GET /v1/audits/{id}/blobs/{hash}``: the deal's workload or an input, for a drawn auditor."""
-        rec = await self._audit_caller(deal_id, auditor, signature)
+        rec = await self._audit_caller(deal_id, signer)
         if ref not in needed_blobs(JobSpec.from_json(rec.spec_json)) or not self.blobs.has(ref):
             raise BlobRejected(f"deal {rec.deal_id} has no blob {ref} here", http_status=404)
         return self.blobs.get(ref)
@@ -396,15 +394,73 @@ class ProviderAgent:
         """``PUT /v1/audits/{id}/blobs/{hash}``: a blob of a job pushed to us as an auditor."""
         return self.auditor.accept_blob(deal_id, ref, data)
 
-    def status(self, deal_id: str) -> DealStatusMsg:
-        """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain."""
+    def status(self, deal_id: str, *, public: bool = False) -> DealStatusMsg:
+        """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain. The
+        ``public`` view (for unsigned callers) keeps of the receipt only what opens the seal and
+        bills (``wire.public_receipt``): no stdout, stderr or list of outputs."""
         rec = self._deal(deal_id)
         shown = rec.state in _REVEALED
-        missing = self.executor.missing(rec) if rec.state in ("bid", "accepted") else []
+        missing = self.executor.missing(rec) if rec.state in ("bid", "accepted") and not public else []
+        receipt = rec.receipt_json if shown else None
         return DealStatusMsg(deal_id=rec.deal_id, state=rec.state, terms=rec.terms_msg, on_chain=bool(rec.on_chain),
                              missing_inputs=missing, started_at=rec.started_at,
-                             receipt=rec.receipt_json if shown else None, seal=rec.seal if shown else None,
+                             receipt=public_receipt(receipt) if public else receipt, seal=rec.seal if shown else None,
                              salt=rec.salt if shown else None, commit_tx=rec.commit_tx, error=rec.error)
+
+    # authorization of the HTTP API (the signer is verified by provider.guard first) ----------
+    @staticmethod
+    def require_signer(signer: str | None, what: str) -> str:
+        """``signer``, or 401 when the request came unsigned."""
+        if signer is None:
+            raise Unauthenticated(f"{what} must be signed: send X-Mercato-Signer, X-Mercato-Timestamp, X-Mercato-Nonce "
+                                  "and X-Mercato-Signature (EIP-191 over domain.wire.request_auth_message)")
+        return signer
+
+    def authorize_rfq(self, requester: str, signer: str | None) -> None:
+        """An RFQ (or bulk RFQ) is signed by the requester it names."""
+        signer = self.require_signer(signer, "an RFQ")
+        if signer.lower() != requester.lower():
+            raise NotAllowed(f"the RFQ names requester {requester[:42]} but is signed by {signer}: sign it "
+                             "with the requester's key")
+
+    def authorize_requester(self, deal_id: str, signer: str | None, what: str) -> DealRecord:
+        """The deal, if ``signer`` is its requester (404 unknown, 401 unsigned, 403 anyone else)."""
+        rec = self._deal(deal_id)
+        signer = self.require_signer(signer, what)
+        if signer.lower() != rec.terms_obj.requester.lower():
+            raise NotAllowed(f"{signer} is not the requester of deal {rec.deal_id}: only its requester may {what}")
+        return rec
+
+    async def authorize_reader(self, deal_id: str, signer: str | None, what: str) -> DealRecord:
+        """The deal, if ``signer`` may read its private data: its requester, or an auditor seated
+        for it on-chain (an auditor of a container deal reads the result it attests)."""
+        rec = self._deal(deal_id)
+        signer = self.require_signer(signer, what)
+        if signer.lower() != rec.terms_obj.requester.lower() and not await self._seated(rec, signer):
+            raise NotAllowed(f"{signer} is neither the requester of deal {rec.deal_id} nor one of its auditors: "
+                             f"only they may read {what} (unsigned, GET /v1/deals/{{id}} shows the public view)")
+        return rec
+
+    def authorize_blob(self, ref: str, signer: str | None) -> None:
+        """``PUT /v1/blobs/{hash}``: a blob not stored yet only from the requester of a live deal
+        that needs it (400 bad name, 409 no deal needs it, 403 only others' deals do); a blob
+        stored already is acknowledged to any signer (the upload changes nothing)."""
+        signer = self.require_signer(signer, "a blob upload")
+        self.check_blob_ref(ref)
+        if self.blobs.has(ref):
+            return
+        owners = {rec.terms_obj.requester.lower() for rec in self.store.in_states("bid", "accepted")
+                  if ref in needed_blobs(JobSpec.from_json(rec.spec_json))}
+        if signer.lower() not in owners:
+            raise NotAllowed(f"{signer} has no open deal here that needs {ref}: upload a deal's blobs with the "
+                             "key of its requester")
+
+    def authorize_audit_push(self, job: AuditJobMsg, signer: str | None) -> None:
+        """``POST /v1/audits/{id}/job``: pushed by the deal's requester (the terms name it)."""
+        signer = self.require_signer(signer, "an audit job push")
+        if signer.lower() != job.terms.requester.lower():
+            raise NotAllowed(f"the job is deal {job.deal_id}'s, whose requester is {job.terms.requester[:42]}, "
+                             f"but {signer} signed the push: push it with the requester's key")
 
     def put_blob(self, ref: str, data: bytes) -> BlobMsg:
         """``PUT /v1/blobs/{hash}``: only blobs a live deal needs (or already stored), hash-checked."""

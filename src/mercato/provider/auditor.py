@@ -8,15 +8,16 @@ never for its own deals. Once drawn, this agent:
 
 1. gets the job: the requester pushes it (``POST /v1/audits/{id}/job`` and
    ``PUT /v1/audits/{id}/blobs/{hash}``), or this agent fetches it from the audited provider
-   (``GET /v1/audits/{id}/job`` and the blobs, authenticated with an EIP-191 signature the
-   provider checks against the on-chain seats). Either way the spec must hash to the deal's
-   ``jobs_root`` and every blob to its name, so whoever serves it cannot change the job;
+   (``GET /v1/audits/{id}/job`` and the blobs, requests signed as this provider — see
+   ``provider.guard`` — that the audited provider checks against the on-chain seats). Either
+   way the spec must hash to the deal's ``jobs_root`` and every blob to its name, so whoever
+   serves it cannot change the job;
 2. runs it in the same deterministic sandbox, off the event loop (a batch task by task, as
    its provider did: ``runtimes.run_spec``) — except a container job,
    which no re-run reproduces (docs/SPEC.md §15.4): for one of those it fetches the provider's
-   own result (receipt and bytes, public once the seal is on-chain) and claims the root those
-   bytes give, with fuel 0, so an honest provider's audit passes whatever a re-run would print
-   and one that cannot serve bytes opening its seal loses;
+   own result (receipt and bytes, served to its seated auditors once the seal is on-chain) and
+   claims the root those bytes give, with fuel 0, so an honest provider's audit passes whatever
+   a re-run would print and one that cannot serve bytes opening its seal loses;
 3. commits ``seal_of(self, deal_id, result_root, fuel, salt)`` blind — it never sees the
    provider's result;
 4. reveals once the audit reaches its reveal phase, and moves an audit whose phase deadline
@@ -42,11 +43,12 @@ import httpx
 from mercato.chain.api import AUDIT_COMMIT, AUDIT_REVEAL, AuditState
 from mercato.domain.deals import job_leaf
 from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, Receipt
-from mercato.domain.wire import AUDIT_AUTH_HEADERS, AuditJobAck, AuditJobMsg, audit_auth_message
+from mercato.domain.wire import AuditJobAck, AuditJobMsg
 from mercato.errors import BlobRejected, ChainError, DealsError, MercatoError, ProviderError
 from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.executor import Executor, fresh_workspace, in_daemon_thread, needed_blobs
+from mercato.provider.guard import RequestSigner
 from mercato.runtimes import BlobStore, run_spec
 from mercato.runtimes.blobs import content_hash
 from mercato.verification.lottery import seal_of
@@ -261,11 +263,9 @@ class Auditor:
 
     # fetching and running -------------------------------------------------------------------
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
-
-    def _auth(self, deal_id: str) -> dict[str, str]:
-        sig = self.chain.market.sign_text(audit_auth_message(deal_id))  # type: ignore[attr-defined]
-        return {AUDIT_AUTH_HEADERS[0]: self.chain.address, AUDIT_AUTH_HEADERS[1]: "0x" + bytes(sig).hex()}
+        """Every request signed as this provider (the audited provider serves only seated auditors)."""
+        auth = RequestSigner(self.chain.address, self.chain.market.sign_text)  # type: ignore[attr-defined]
+        return httpx.AsyncClient(transport=self._transport, timeout=self._timeout, auth=auth)
 
     async def _endpoint(self, provider: str) -> str:
         info = await self.chain.read(self.chain.market.provider_info, provider)
@@ -280,15 +280,15 @@ class Auditor:
         return await self._fetch_job(task.deal_id, provider)
 
     async def _fetch_job(self, deal_id: str, provider: str) -> JobSpec:
-        base, headers = await self._endpoint(provider), self._auth(deal_id)
+        base = await self._endpoint(provider)
         async with self._client() as http:
-            resp = await http.get(f"{base}/v1/audits/{deal_id}/job", headers=headers)
+            resp = await http.get(f"{base}/v1/audits/{deal_id}/job")
             resp.raise_for_status()
             spec = checked_spec(deal_id, AuditJobMsg.model_validate_json(resp.content))
             for ref in needed_blobs(spec):
                 if self.blobs.has(ref):
                     continue
-                got = await http.get(f"{base}/v1/audits/{deal_id}/blobs/{ref}", headers=headers)
+                got = await http.get(f"{base}/v1/audits/{deal_id}/blobs/{ref}")
                 got.raise_for_status()
                 if content_hash(got.content) != ref:
                     raise ValueError(f"blob {ref} served with the wrong bytes")

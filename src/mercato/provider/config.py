@@ -142,6 +142,13 @@ class ProviderConfig:
     max_blob_bytes: int = 256 << 20  # one upload
     max_tasks_per_deal: int = 256  # the most tasks one batch deal may hold (docs/SPEC.md §17)
     bulk_quote_ttl_s: int = 120  # how long a bulk quote's price holds (POST /v1/rfq/bulk)
+    # the HTTP API against hostile clients (provider/guard.py): a JSON body's cap (blobs have
+    # max_blob_bytes), the clock window of a signed request's timestamp (and of the replay check),
+    # and a token bucket per signer (unsigned requests: per client address)
+    max_json_bytes: int = 1 << 20
+    auth_max_skew_s: int = 120
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 500
     pricing: PricingConfig = field(default_factory=PricingConfig)
     container: ContainerConfig = field(default_factory=ContainerConfig)
     poll_interval_s: float = 1.0  # chain watcher
@@ -172,6 +179,13 @@ class ProviderConfig:
         if isinstance(tasks, bool) or not isinstance(tasks, int) or not 1 <= tasks <= MAX_TASKS:
             raise ConfigError(f"max_tasks_per_deal must be an integer from 1 to {MAX_TASKS} (a batch's most "
                               f"tasks), got {tasks!r}")
+        for name in ("max_json_bytes", "auth_max_skew_s", "rate_limit_burst"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        rate = self.rate_limit_per_s
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+            raise ConfigError(f"rate_limit_per_s must be a positive number of requests a second, got {rate!r}")
         ttl = self.bulk_quote_ttl_s
         if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
             raise ConfigError(f"bulk_quote_ttl_s must be a whole number of seconds, at least 1, got {ttl!r}")

@@ -17,11 +17,28 @@ import httpx
 import pytest
 from web3 import Web3
 
-from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from mercato.chain import Deployment, Devnet, DevnetParams, MarketClient, connect, dev_accounts
 from mercato.config import RetryPolicy, Settings
+from mercato.requester._signing import RequestSigner
 
 ROOT = Path(__file__).resolve().parents[3]
 WASM = ROOT / "examples" / "wasm" / "montecarlo.wasm"
+
+
+DEV_KEYS = dev_accounts()
+
+
+def signer(who: str | None) -> httpx.Auth | None:
+    """An ``httpx`` auth signing provider API requests as ``who`` (a dev account's name or a 0x
+    private key; docs/SPEC.md §13), or None for an unsigned request."""
+    if who is None:
+        return None
+    account = Account.from_key(DEV_KEYS.get(who, who))
+    return RequestSigner(account.address,
+                         lambda text: bytes(Account.sign_message(encode_defunct(text=text), account.key).signature))
 
 
 def free_port() -> int:
@@ -123,20 +140,25 @@ class AgentProcess:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10)
+    # the API's requests, signed as ``as_`` (a dev account's name or a 0x key; None: unsigned)
+    def get(self, path: str, *, as_: str | None = "requester1") -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, auth=signer(as_))
 
-    def post(self, path: str, body: Any) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=30)
+    def post(self, path: str, body: Any, *, as_: str | None = "requester1") -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=30, auth=signer(as_))
 
-    def put(self, path: str, data: bytes) -> httpx.Response:
-        return httpx.put(self.url + path, content=data, timeout=30)
+    def put(self, path: str, data: bytes, *, as_: str | None = "requester1") -> httpx.Response:
+        return httpx.put(self.url + path, content=data, timeout=30, auth=signer(as_))
 
-    def wait_state(self, deal_id: str, *states: str, timeout: float = 60.0) -> dict[str, Any]:
+    def delete(self, path: str, *, as_: str | None = "requester1") -> httpx.Response:
+        return httpx.delete(self.url + path, timeout=10, auth=signer(as_))
+
+    def wait_state(self, deal_id: str, *states: str, timeout: float = 60.0,
+                   as_: str | None = "requester1") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            last = self.get(f"/v1/deals/{deal_id}").json()
+            last = self.get(f"/v1/deals/{deal_id}", as_=as_).json()
             if last["state"] in states:
                 return last
             time.sleep(0.1)

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
 from mercato.chain import FakeLedger, FakeMarket, dev_accounts
@@ -17,6 +19,7 @@ from mercato.domain.deals import Terms
 from mercato.domain.jobs import JobSpec, Limits
 from mercato.domain.wire import AcceptMsg, Rfq, TermsMsg, new_id
 from mercato.provider import ChainEvent, ProviderAgent, ProviderConfig, create_app
+from mercato.provider.guard import RequestSigner
 from mercato.runtimes import FakeRuntime, content_hash
 
 KEYS = dev_accounts()
@@ -128,17 +131,44 @@ class Harness:
     runtime: FakeRuntime
     provider: FakeMarket
     extra: dict[str, Any] = field(default_factory=dict)
+    app: Any = None
+
+    def client_for(self, market: FakeMarket) -> httpx.AsyncClient:
+        """A client of this agent's API signing as ``market``'s account (one per account)."""
+        clients = self.extra.setdefault("by_account", {})
+        if market.address not in clients:
+            clients[market.address] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=self.app), base_url="http://provider",
+                auth=RequestSigner(market.address, market.sign_text))
+            self.extra.setdefault("clients", []).append(clients[market.address])
+        return clients[market.address]
+
+    def client_of(self, address: str) -> httpx.AsyncClient:
+        """A client signing as the dev account of ``address`` (requester1's client for any other)."""
+        for key in KEYS.values():
+            if Account.from_key(key).address.lower() == address.lower():
+                return self.client_for(self.ledger.client(key))
+        return self.client
+
+    def client_as(self, key: str | None) -> httpx.AsyncClient:
+        """Another client of this agent's API, signing as ``key`` (a private key), or unsigned (None)."""
+        client = signed_client(self.app, key)
+        self.extra.setdefault("clients", []).append(client)
+        return client
 
     async def bid(self, requester: FakeMarket, **kw: Any) -> dict[str, Any]:
-        r = await self.client.post("/v1/rfq", json=make_rfq(self.provider, requester.address, **kw).model_dump())
+        r = await self.client_for(requester).post("/v1/rfq",
+                                                  json=make_rfq(self.provider, requester.address, **kw).model_dump())
         assert r.status_code == 200, r.text
         answer = r.json()
         assert answer["bid"] is not None, answer
         return dict(answer["bid"])
 
-    async def upload(self, *blobs: bytes) -> None:
+    async def upload(self, *blobs: bytes, by: FakeMarket | None = None) -> None:
+        """Upload ``blobs`` as ``by`` (default requester1): the requester of a deal that needs them."""
+        client = self.client if by is None else self.client_for(by)
         for blob in blobs:
-            r = await self.client.put(f"/v1/blobs/{content_hash(blob)}", content=blob)
+            r = await client.put(f"/v1/blobs/{content_hash(blob)}", content=blob)
             assert r.status_code == 200, r.text
 
     async def state(self, deal_id: str) -> str:
@@ -158,6 +188,17 @@ class Harness:
 AgentFactory = Callable[..., Awaitable[Harness]]
 
 
+def signed_client(app: Any, key: str | None) -> httpx.AsyncClient:
+    """An in-process client of a provider ``app`` whose requests are signed with ``key`` (the
+    provider API serves a deal's data to its requester only), or unsigned with None."""
+    auth = None
+    if key is not None:
+        account = Account.from_key(key)
+        auth = RequestSigner(account.address,
+                             lambda text: bytes(Account.sign_message(encode_defunct(text=text), account.key).signature))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://provider", auth=auth)
+
+
 @pytest.fixture
 async def make_agent(tmp_path: Path, ledger: FakeLedger, events: LedgerEvents) -> AsyncIterator[AgentFactory]:
     made: list[Harness] = []
@@ -173,14 +214,15 @@ async def make_agent(tmp_path: Path, ledger: FakeLedger, events: LedgerEvents) -
                               clock=lambda: ledger.time, challenge_window=ledger.challenge_window)
         if start:
             await agent.start()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(agent, manage_lifecycle=False)),
-                                   base_url="http://provider")
-        h = Harness(agent, client, ledger, fake, market)
+        app = create_app(agent, manage_lifecycle=False)
+        h = Harness(agent, signed_client(app, KEYS["requester1"]), ledger, fake, market, app=app)
         made.append(h)
         return h
 
     yield factory
     for h in made:
         await h.client.aclose()
+        for other in h.extra.get("clients", []):
+            await other.aclose()
         if h.agent.started:
             await h.agent.stop()

@@ -106,6 +106,7 @@ async def test_a_container_deal_is_attested_from_the_providers_bytes_not_rerun(m
     async def endpoint(_who: str) -> str:
         return "http://provider"
     aud._endpoint = endpoint  # type: ignore[method-assign]
+    _seated(provider, (auditor.agent.address,))  # the provider serves a deal's result to its seated auditors only
     root, fuel = await aud._attest(deal_id, provider.agent.address, make_spec())
     assert (root, fuel) == (receipt["result_root"], 0)
     assert auditor.runtime.calls == [] and len(provider.runtime.calls) == 1  # the auditor ran nothing

@@ -54,7 +54,7 @@ async def _bulk(h: Harness, requester: str, **kw: Any) -> BulkAnswer:
 
 
 async def _answer(h: Harness, requester: str, **kw: Any) -> RfqAnswer:
-    r = await h.client.post("/v1/rfq", json=make_rfq(h.provider, requester, **kw).model_dump())
+    r = await h.client_of(requester).post("/v1/rfq", json=make_rfq(h.provider, requester, **kw).model_dump())
     assert r.status_code == 200, r.text
     return RfqAnswer.model_validate(r.json())
 

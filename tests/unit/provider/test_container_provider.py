@@ -14,10 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from provider_kit import KEYS, STAKE, Harness, LedgerEvents, accept_msg, make_rfq, until
+from provider_kit import KEYS, STAKE, Harness, LedgerEvents, accept_msg, make_rfq, signed_client, until
 
 from mercato.chain import FakeLedger, FakeMarket
 from mercato.domain.jobs import ContainerSpec, JobSpec, Limits
@@ -109,9 +108,9 @@ async def container_agent(tmp_path: Path, ledger: FakeLedger, events: LedgerEven
         agent = ProviderAgent(config, market, events=events, runtimes={"container": runtime},
                               clock=lambda: ledger.time, challenge_window=ledger.challenge_window)
         await agent.start()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(agent, manage_lifecycle=False)),
-                                   base_url="http://provider")
-        h = Harness(agent, client, ledger, FakeRuntime(), market, extra={"engine": scripted, "runtime": runtime})
+        app = create_app(agent, manage_lifecycle=False)
+        h = Harness(agent, signed_client(app, KEYS["requester1"]), ledger, FakeRuntime(), market,
+                    extra={"engine": scripted, "runtime": runtime}, app=app)
         made.append(h)
         return h
 

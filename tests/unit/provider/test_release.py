@@ -78,11 +78,12 @@ async def test_released_bid_opened_anyway_is_adopted_and_the_newer_bid_fails(
     assert (await h.client.delete(f"/v1/bids/{old['deal_id']}")).status_code == 200
     new = await h.bid(requester2)  # same lane, next nonce; accepted, waiting for its blobs
     assert new["terms"]["lane"] == old["terms"]["lane"]
-    r = await h.client.post(f"/v1/deals/{new['deal_id']}/accept", json=accept_msg(requester2, new).model_dump())
+    r = await h.client_for(requester2).post(f"/v1/deals/{new['deal_id']}/accept",
+                                           json=accept_msg(requester2, new).model_dump())
     assert r.status_code == 200
     _open(requester, old)  # the first requester opens the bid it had released: still valid until expiry
     await until(lambda: h.agent.store.get(old["deal_id"]).state == "accepted")  # adopted (watcher)
-    st = (await h.client.get(f"/v1/deals/{new['deal_id']}")).json()
+    st = (await h.client_for(requester2).get(f"/v1/deals/{new['deal_id']}")).json()
     assert st["state"] == "failed" and st["error"] == LANE_TAKEN and not st["on_chain"]
     assert "lane taken by an earlier bid the requester opened" in st["error"]
     assert h.agent.store.lanes(1)[0][2] == old["deal_id"]  # the lane belongs to the opened deal
@@ -103,9 +104,10 @@ async def test_newer_bid_fails_at_commit_when_the_watcher_lags_and_the_release_i
     assert (await h.client.delete(f"/v1/bids/{old['deal_id']}")).status_code == 200
     new = await h.bid(requester2)
     _open(requester, old)
-    r = await h.client.post(f"/v1/deals/{new['deal_id']}/accept", json=accept_msg(requester2, new).model_dump())
+    r = await h.client_for(requester2).post(f"/v1/deals/{new['deal_id']}/accept",
+                                           json=accept_msg(requester2, new).model_dump())
     assert r.status_code == 200
-    await h.upload(WORKLOAD, INPUT)  # the newer deal runs, then finds its lane taken: no endless commit retries
+    await h.upload(WORKLOAD, INPUT, by=requester2)  # the newer deal runs, then finds its lane taken: no endless commit retries
     await until(lambda: h.agent.store.get(new["deal_id"]).state == "failed")
     assert h.agent.store.get(new["deal_id"]).error == LANE_TAKEN
     assert h.agent.store.lanes(1)[0][2] == "external"  # busy on-chain: not handed to another bid
