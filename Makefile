@@ -1,6 +1,8 @@
 # Mercato — every target installs what it needs on a bare Debian machine.
 #   make test   set up, then run the whole suite (unit, contracts, integration)
 #   make demo   set up, start the devnet, run the demo, stop what it started
+#   make chaos  set up, then only the chaos test (tests/chaos) with 300 s of injections
+#               (MERCATO_CHAOS_S=…, MERCATO_CHAOS_SEED=… to replay a schedule; `make test` runs a 60 s form)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +15,7 @@ APT_PACKAGES := nodejs npm
 CONTAINER_PACKAGES := podman runc busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: setup containers chromium test test-unit test-contracts test-integration demo bench examples toolchain lint clean
+.PHONY: setup containers chromium test test-unit test-contracts test-integration chaos demo bench examples toolchain lint clean
 
 setup: $(STAMP) $(ANVIL) containers chromium
 
@@ -60,6 +62,10 @@ test-contracts: setup
 
 test-integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+MERCATO_CHAOS_S ?= 300
+chaos: setup
+	MERCATO_CHAOS_S=$(MERCATO_CHAOS_S) $(PY) -m pytest tests/chaos -s $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -18,7 +18,8 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-_MARK_BY_DIR = {"unit": "unit", "contracts": "contracts", "integration": "integration", "e2e": "e2e"}
+_MARK_BY_DIR = {"unit": "unit", "contracts": "contracts", "integration": "integration", "e2e": "e2e",
+                "chaos": "chaos"}
 _TESTS = Path(__file__).parent
 
 

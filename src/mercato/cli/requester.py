@@ -237,9 +237,11 @@ def _run_redundant(settings: Settings, req: JobRequest, as_json: bool) -> None:
     console.print(verdict.message, markup=False)
 
 
-def jobs(limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] = 20,
+def jobs(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] = 20,
          config: ConfigOption = None) -> None:
-    """List your recent jobs (kept locally in <home>/requester.sqlite)."""
+    """List your recent jobs (kept locally in <home>/requester.sqlite); `mercato jobs recover` after a crash."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = Settings.load(config, os.environ)
     records = JobHistory(settings.home / "requester.sqlite").recent(limit)
     if not records:
@@ -255,6 +257,32 @@ def jobs(limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] =
                       format_musd(r.price) if r.price else "-", f"{r.ttfb_ms:.0f}" if r.ttfb_ms else "-",
                       r.deal_id[:10] + "…" if r.deal_id else "-")
     console.print(table)
+
+
+def recover(as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
+            config: ConfigOption = None, account: AccountOption = None) -> None:
+    """After a crash: finish every deal in your journal (reveal seeds, fetch and verify results, reclaim
+    missed deals) and show where each stands. Safe to run any number of times."""
+    async def go() -> list[Any]:
+        async with Market.connect(_settings(config, account), audit_wait_s=0) as m:
+            return await m.recover()
+
+    reports = asyncio.run(go())
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in reports], sort_keys=True))
+        return
+    if not reports:
+        console.print("the journal holds no deal: nothing to recover")
+        return
+    table = Table(title="deals in the journal")
+    for col in ("deal", "name", "state", "settled", "result", "done now", "note"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        table.add_row(r.deal_id[:12] + "…", r.name, r.state, r.settled or "-", "on disk" if r.has_result else "-",
+                      ", ".join(r.actions) or "-", r.note)
+    console.print(table)
+    left = [r for r in reports if not r.done]
+    console.print(f"{len(reports) - len(left)} deal(s) closed, {len(left)} still open (run again later)")
 
 
 def providers(config: ConfigOption = None, account: AccountOption = None) -> None:
@@ -274,5 +302,9 @@ def providers(config: ConfigOption = None, account: AccountOption = None) -> Non
 
 def register(app: typer.Typer) -> None:
     """Attach the requester commands to the main app."""
-    for fn in (deposit, withdraw, balance, run, jobs, providers):
+    for fn in (deposit, withdraw, balance, run, providers):
         app.command(fn.__name__)(clean_errors(ValueError)(fn))
+    jobs_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    jobs_app.callback()(clean_errors(ValueError)(jobs))
+    jobs_app.command("recover")(clean_errors(ValueError)(recover))
+    app.add_typer(jobs_app, name="jobs")

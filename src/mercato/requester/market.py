@@ -57,6 +57,7 @@ from mercato.errors import (
 from mercato.matching import Ask, Offer, ProviderFacts, choose_winner, min_collateral_for, score_reputation
 from mercato.requester import _auction, _verify, mapper
 from mercato.requester._audits import AuditSupport
+from mercato.requester._signing import RequestSigner
 from mercato.requester.events import (
     Accepted,
     Balance,
@@ -73,6 +74,7 @@ from mercato.requester.events import (
     WinnerChosen,
 )
 from mercato.requester.history import JobHistory, JobRecord
+from mercato.requester.journal import Journal, JournalEntry
 from mercato.requester.money import format_musd
 from mercato.requester.mapper import BatchOrder, BatchResult, Costs, MapInput, MapRun, PreparedTasks, ProviderQuote
 from mercato.requester.request import DEFAULT_INPUT_NAME, DEFAULT_MAX_INPUT_BYTES, JobRequest
@@ -127,8 +129,10 @@ class Market:
                  history: JobHistory | None = None, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
                  poll_interval: float = 0.02, max_poll_interval: float = 0.5, clock_slack_s: int = 30,
                  http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0,
-                 serve_audits: bool | None = None, audit_wait_s: float = 300.0) -> None:
+                 serve_audits: bool | None = None, audit_wait_s: float = 300.0,
+                 journal: Journal | None = None) -> None:
         self.api = api
+        self.journal = journal  # crash journal (requester/journal.py): what `recover` finishes after a kill
         self._floor: int | None = None  # the market's audit_floor_bps, once read
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
         self._releases: set[asyncio.Task[None]] = set()
@@ -172,6 +176,7 @@ class Market:
                                               timeout=s.tx_timeout)
         if settings is not None:
             options.setdefault("history", JobHistory(settings.home / "requester.sqlite"))
+            options.setdefault("journal", Journal.for_account(settings.home, dep.chain_id, dep.market, client.address))
         return cls(client, **options)
 
     async def __aenter__(self) -> Market:
@@ -197,7 +202,9 @@ class Market:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(transport=self._transport, timeout=self._http_timeout,
+            # every request signed with this account's key: providers serve a deal's data to its requester only
+            auth = RequestSigner(self.api.address, self.api.sign_text)  # type: ignore[attr-defined]
+            self._http = httpx.AsyncClient(transport=self._transport, timeout=self._http_timeout, auth=auth,
                                            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         return self._http
 
@@ -250,6 +257,24 @@ class Market:
         reps = await asyncio.gather(*(self._call(self.api.reputation, a) for a in facts))
         return [ProviderView(f.address, f.endpoint, f.stake, f.free_stake, r.completed, r.missed,
                              float(score_reputation(r))) for f, r in zip(facts.values(), reps, strict=True)]
+
+    # crash safety (requester/journal.py, requester/recover.py) ----------------------------------
+    async def recover(self) -> list[Any]:
+        """After a crash: finish every deal the journal holds (reveal seeds, fetch and verify results,
+        reclaim missed deals) and report each one's state (``requester.recover``). Idempotent."""
+        from mercato.requester.recover import recover
+
+        return await recover(self)
+
+    def _jot_begin(self, st: _Job, winner: Offer, acceptance: bytes) -> None:
+        if self.journal is None:
+            return
+        t = winner.terms
+        self.journal.begin(JournalEntry(
+            st.deal_id, st.created, st.req.name, st.req.spec.spec_hash(), t.provider, winner.endpoint,
+            TermsMsg.of(t).model_dump_json(), "0x" + st.seed.hex(), "0x" + acceptance.hex(),
+            "0x" + winner.signature.hex(), str(st.req.out_dir or ""),
+            ",".join(str(c) for c in _verify.download_caps(st.req.spec))))
 
     # running a job ------------------------------------------------------------------------
     async def run(self, job: JobRequest | JobSpec, **options: Any) -> JobResult:
@@ -414,6 +439,8 @@ class Market:
                            tuple(task_seed(base.spec.seed, i) for i in order.tasks))
 
     def _record(self, st: _Job, outcome: str, *, error: str = "", root: str = "", open_tx: str = "") -> None:
+        if self.journal is not None and st.deal_id:  # crash journal
+            self.journal.outcome(st.deal_id, outcome, error)
         if self.history is None:
             return
         ttfb = (st.started_at - st.created) * 1000 if st.started_at else None
@@ -547,6 +574,7 @@ class Market:
     async def _deal(self, st: _Job, winner: Offer, chain_now: int) -> JobResult:
         t, http = winner.terms, self._client()
         acceptance = self.api.sign_acceptance(t)
+        self._jot_begin(st, winner, acceptance)  # crash journal: before anything leaves
         opens = self.open_on_chain if st.open_on_chain is None else st.open_on_chain
         open_task = asyncio.ensure_future(self._open(t, winner.signature)) if opens else None
         t_accept = time.monotonic()
@@ -675,7 +703,7 @@ class Market:
             self._floor = int(params["audit_floor_bps"])
         return self._floor
 
-    async def _reveal_seed(self, http: httpx.AsyncClient, endpoint: str, st: _Job) -> None:
+    async def _reveal_seed(self, http: httpx.AsyncClient, endpoint: str, st: _Job) -> bool:
         """Give the provider the lottery seed so it can run ``draw`` (docs/SPEC.md §14.3). A failure
         costs nothing but time: an undrawn deal is audited by default after its draw window."""
         try:
@@ -684,6 +712,8 @@ class Market:
             resp.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("could not reveal the lottery seed", extra={"deal_id": st.deal_id, "error": str(exc)})
+            return False
+        return True
 
     async def _challenge(self, deal: Deal) -> None:
         """The result does not open the seal on-chain: send the deal to audit (the escrowed fee
@@ -718,11 +748,17 @@ class Market:
         try:
             root = _verify.verify(got, salt=salt, onchain_seal=onchain, provider=t.provider, deal_id=st.deal_id)
         except ResultMismatch:
+            if self.journal is not None:  # crash journal
+                self.journal.outcome(st.deal_id, "mismatch")
             if stored is not None:
                 await self._challenge(stored)
                 self._stand_by(stored, st)
             raise
-        await self._reveal_seed(http, winner.endpoint, st)
+        if self.journal is not None:  # crash journal: the verified bytes on disk before the seed leaves
+            self.journal.save_result(st.deal_id, result_root=root, stdout=got.stdout, stderr=got.stderr,
+                                     outputs=got.outputs, meta={"provider": t.provider, "price": t.price})
+        if await self._reveal_seed(http, winner.endpoint, st) and self.journal is not None:
+            self.journal.mark_revealed(st.deal_id)
         if stored is not None:
             self._stand_by(stored, st)
         st.mark("verified_ms")
