@@ -28,7 +28,8 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from mercato.errors import SealError
 
-__all__ = ["BoxKey", "SEAL_OVERHEAD", "SEALED_HEADER", "is_box_key", "open_sealed", "seal"]
+__all__ = ["BOX_PARAM", "BoxKey", "SEAL_OVERHEAD", "SEALED_HEADER", "box_query", "is_box_key", "open_answer",
+           "open_sealed", "seal", "sealed_upload"]
 
 SEAL_OVERHEAD = 48  # ephemeral public key (32) + Poly1305 tag (16)
 SEALED_HEADER = "X-Mercato-Sealed"  # "1" on a request or response whose body is a sealed box
@@ -96,3 +97,30 @@ def open_sealed(sealed: bytes, key: BoxKey) -> bytes:
     except CryptoError:
         raise SealError("the sealed box does not open with this key: it was sealed to another key, "
                         "or altered in transit") from None
+
+
+BOX_PARAM = "box"  # query parameter of a GET: seal the answer to this public key (hex)
+
+
+def sealed_upload(data: bytes, public_key: bytes | str | None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of an upload: sealed to ``public_key`` when it is a usable box key
+    (a provider registered without one gets the plain bytes)."""
+    if not is_box_key(public_key):
+        return data, {}
+    assert public_key is not None
+    return seal(data, public_key), {SEALED_HEADER: "1"}
+
+
+def box_query(key: BoxKey | None) -> dict[str, str]:
+    """The query parameters asking a provider to seal its answer to ``key``."""
+    return {BOX_PARAM: key.public.hex()} if key is not None else {}
+
+
+def open_answer(content: bytes, headers: object, key: BoxKey | None) -> bytes:
+    """The plaintext of an answer: opened with ``key`` when the provider sealed it."""
+    sealed = getattr(headers, "get", lambda _k, _d=None: None)(SEALED_HEADER)
+    if sealed != "1":
+        return content
+    if key is None:
+        raise SealError("the answer is sealed but no box key was asked for it")
+    return key.open(content)

@@ -50,6 +50,7 @@ class Offer:
     signer: str
     signature: bytes = b""
     endpoint: str = ""
+    enc_key: bytes = b""  # the provider's registered box key: inputs are sealed to it
 
     @property
     def provider(self) -> str:
@@ -67,6 +68,7 @@ class ProviderFacts:
     stake: int
     free_stake: int
     reputation: ReputationLike
+    enc_key: bytes = b""  # the registry entry's X25519 public key (zero: none registered)
 
     @property
     def score(self) -> Fraction:

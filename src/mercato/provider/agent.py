@@ -19,9 +19,11 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_utils import keccak
 
@@ -29,6 +31,7 @@ from mercato.chain.api import MarketApi
 from mercato.chain.eip712 import recover_acceptance
 from mercato.domain.deals import AUDITED, CLEARED, ZERO32
 from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, is_content_hash
+from mercato.domain.sealing import BoxKey
 from mercato.domain.wire import (
     AcceptMsg,
     AuditJobAck,
@@ -52,6 +55,8 @@ from mercato.errors import (
     NotAllowed,
     NotReady,
     ProviderError,
+    RpcUnavailable,
+    SealError,
     Unauthenticated,
 )
 from mercato.provider.auditor import Auditor
@@ -67,9 +72,10 @@ from mercato.provider.watcher import WATCHED, ChainEvent, EventSource
 from mercato.runtimes import BlobStore, Runtime
 from mercato.runtimes.blobs import content_hash
 
-__all__ = ["ProviderAgent", "resources_json", "resources_of"]
+__all__ = ["ProviderAgent", "box_key_of", "resources_json", "resources_of"]
 
 log = logging.getLogger("mercato.provider")
+T = TypeVar("T")
 _REVEALED = ("committed", "finalized")
 
 
@@ -97,13 +103,45 @@ def resources_of(cfg: ProviderConfig, gpus: Sequence[Any] = ()) -> bytes:
     return hashlib.sha256(blob.encode()).digest()
 
 
+async def _until_chain(step: Callable[[], Awaitable[T]], what: str) -> T:
+    """``step()``, retried while the RPC node is unavailable (back-off 1 s → 30 s, logged): an agent
+    started during an outage waits for the node instead of exiting."""
+    delay = 1.0
+    while True:
+        try:
+            return await step()
+        except RpcUnavailable as exc:
+            log.warning("RPC unavailable during start-up; retrying", extra={"step": what, "retry_in_s": delay,
+                                                                            "error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def box_key_of(market: object, data_dir: Path) -> BoxKey:
+    """The provider's box key: derived from its account key when the market client holds one,
+    else kept in ``<data_dir>/box.key`` (created once, mode 0600)."""
+    key = getattr(getattr(getattr(market, "sender", None), "account", None), "key", None)
+    if key is not None:
+        return BoxKey.derive(bytes(key))
+    path = data_dir / "box.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return BoxKey(path.read_bytes())
+
+
 class ProviderAgent:
     """One provider: answers RFQs, runs deals, commits, finalizes and claims."""
 
     def __init__(self, cfg: ProviderConfig, market: MarketApi, *, events: EventSource | None = None,
                  runtimes: Mapping[str, Runtime] | None = None, clock: object = None,
-                 challenge_window: int | None = None, strategy: PricingStrategy | None = None) -> None:
+                 challenge_window: int | None = None, strategy: PricingStrategy | None = None,
+                 box_key: BoxKey | None = None) -> None:
         self.cfg = cfg
+        # inputs arrive sealed to this key (its public half is the registry entry's enc_key)
+        self.box = box_key or box_key_of(market, cfg.data_dir)
         self.chain = ChainIO(market, clock)  # type: ignore[arg-type]
         self.store = Store(cfg.data_dir / "provider.sqlite3")
         self.blobs = BlobStore(cfg.data_dir / "blobs", max_blob_bytes=cfg.max_blob_bytes)
@@ -112,6 +150,7 @@ class ProviderAgent:
         self.bidder = Bidder(cfg, self.store, self.chain, self.strategy, self.metrics)
         self.executor = Executor(cfg, self.store, self.chain, self.blobs, self.metrics, runtimes)
         self.auditor = Auditor(cfg, self.chain, self.executor, self.blobs)
+        self.auditor.box = self.box
         self.events = events
         self.gpus: tuple[Any, ...] = ()  # the GPUs offered (detected at start for container providers)
         if CONTAINER_RUNTIME in cfg.runtimes:
@@ -130,14 +169,14 @@ class ProviderAgent:
         """Register and stake as configured, resync lanes, resume deals, start the loops."""
         if CONTAINER_RUNTIME in self.cfg.runtimes:
             await asyncio.to_thread(self._prepare_containers)
-        await self.ensure_registered()
+        await _until_chain(self.ensure_registered, "register")
         read_params = getattr(self.chain.market, "parameters", None)
-        params = dict(await self.chain.read(read_params)) if read_params else {}
+        params = dict(await _until_chain(lambda: self.chain.read(read_params), "parameters")) if read_params else {}
         window = self._challenge_window if self._challenge_window is not None else params.get("challenge_window", 0)
         self.settler = Settler(self.cfg, self.store, self.chain, self.executor, self.metrics, int(window),
                                beacon_delay=int(params.get("beacon_delay", 2)),
                                draw_blocks=int(params.get("draw_blocks", 200)))
-        await self._resync_lanes()
+        await _until_chain(self._resync_lanes, "resync lanes")
         self._resume()
         self._loops = [asyncio.create_task(self._loop(self.poll_events, self.cfg.poll_interval_s), name="watcher"),
                        asyncio.create_task(self._loop(self.settler.run_once, self.cfg.housekeeping_interval_s),
@@ -163,8 +202,10 @@ class ProviderAgent:
         m = self.chain.market
         info = await self.chain.read(m.provider_info)
         resources = resources_of(self.cfg, self.gpus)
-        if not info.registered or info.endpoint != self.cfg.public_endpoint or info.resources != resources:
-            await self.chain.write(m.register, self.cfg.public_endpoint, resources, ZERO32)
+        enc_key = self.box.public
+        if (not info.registered or info.endpoint != self.cfg.public_endpoint or info.resources != resources
+                or bytes(info.enc_key) != enc_key):
+            await self.chain.write(m.register, self.cfg.public_endpoint, resources, enc_key)
             log.info("registered", extra={"endpoint": self.cfg.public_endpoint})
         if info.stake < self.cfg.stake:
             await self.chain.write(m.stake, self.cfg.stake - info.stake)
@@ -216,6 +257,8 @@ class ProviderAgent:
                 await step()  # type: ignore[operator]
             except asyncio.CancelledError:
                 raise
+            except RpcUnavailable:  # ChainIO logged the outage once and backs off: try next round
+                pass
             except Exception:  # a loop must survive anything one round throws
                 log.exception("background step failed", extra={"step": getattr(step, "__name__", "?")})
             await asyncio.sleep(interval)
@@ -390,9 +433,18 @@ class ProviderAgent:
         """``POST /v1/audits/{id}/job``: a job pushed to us as a drawn auditor (see ``Auditor``)."""
         return await self.auditor.accept_job(deal_id, job)
 
-    def push_audit_blob(self, deal_id: str, ref: str, data: bytes) -> AuditJobAck:
-        """``PUT /v1/audits/{id}/blobs/{hash}``: a blob of a job pushed to us as an auditor."""
-        return self.auditor.accept_blob(deal_id, ref, data)
+    def push_audit_blob(self, deal_id: str, ref: str, data: bytes, *, sealed: bool = False) -> AuditJobAck:
+        """``PUT /v1/audits/{id}/blobs/{hash}``: a blob of a job pushed to us as an auditor
+        (``sealed``: in a box sealed to our registered key)."""
+        return self.auditor.accept_blob(deal_id, ref, self.unseal(data) if sealed else data)
+
+    def unseal(self, data: bytes) -> bytes:
+        """An upload sealed to this provider's box key, opened (422 when it does not open)."""
+        try:
+            return self.box.open(data)
+        except SealError as exc:
+            raise BlobRejected(f"{exc}: seal uploads to this provider's enc_key from the registry "
+                               f"(0x{self.box.public.hex()})", http_status=422) from None
 
     def status(self, deal_id: str, *, public: bool = False) -> DealStatusMsg:
         """``GET /v1/deals/{id}``; receipt, seal and salt only once the seal is on-chain. The
@@ -462,9 +514,12 @@ class ProviderAgent:
             raise NotAllowed(f"the job is deal {job.deal_id}'s, whose requester is {job.terms.requester[:42]}, "
                              f"but {signer} signed the push: push it with the requester's key")
 
-    def put_blob(self, ref: str, data: bytes) -> BlobMsg:
-        """``PUT /v1/blobs/{hash}``: only blobs a live deal needs (or already stored), hash-checked."""
+    def put_blob(self, ref: str, data: bytes, *, sealed: bool = False) -> BlobMsg:
+        """``PUT /v1/blobs/{hash}``: only blobs a live deal needs (or already stored), hash-checked;
+        ``sealed``: the body is a box sealed to our registered key, opened first."""
         self.check_blob_ref(ref)
+        if sealed:
+            data = self.unseal(data)
         if len(data) > self.cfg.max_blob_bytes:
             raise BlobRejected(f"blob is {len(data)} bytes, over this provider's cap of {self.cfg.max_blob_bytes}",
                                http_status=413)

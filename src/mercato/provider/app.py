@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Request, Response
@@ -54,6 +55,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
+from mercato.domain.sealing import BOX_PARAM, SEAL_OVERHEAD, SEALED_HEADER, seal
 from mercato.domain.wire import (
     AcceptMsg,
     AuditJobAck,
@@ -67,7 +69,7 @@ from mercato.domain.wire import (
     RfqAnswer,
     SeedMsg,
 )
-from mercato.errors import BlobRejected, ProviderError
+from mercato.errors import BlobRejected, ProviderError, SealError
 from mercato.provider.agent import ProviderAgent
 from mercato.provider.guard import GuardMiddleware, RequestGuard, signer_of
 from mercato.provider.metrics import CONTENT_TYPE
@@ -98,7 +100,7 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     app = FastAPI(title="Mercato provider", version="1", lifespan=lifespan)
     app.state.agent = agent
     app.state.guard = guard
-    app.add_middleware(GuardMiddleware, guard=guard, json_cap=cfg.max_json_bytes, blob_cap=cfg.max_blob_bytes)
+    app.add_middleware(GuardMiddleware, guard=guard, json_cap=cfg.max_json_bytes, blob_cap=cfg.max_blob_bytes + SEAL_OVERHEAD)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(_request: Request, exc: ProviderError) -> JSONResponse:
@@ -144,7 +146,7 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     @app.get("/v1/audits/{deal_id}/blobs/{content_hash}", response_class=Response)
     async def audit_blob(deal_id: DealId, content_hash: str, request: Request) -> Response:
         data = await agent.audit_blob(deal_id, content_hash, signer_of(request))
-        return Response(content=data, media_type="application/octet-stream")
+        return _answer(data, request)
 
     @app.post("/v1/audits/{deal_id}/job")
     async def push_audit_job(deal_id: DealId, job: AuditJobMsg, request: Request) -> AuditJobAck:
@@ -154,8 +156,9 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     @app.put("/v1/audits/{deal_id}/blobs/{content_hash}")
     async def push_audit_blob(deal_id: DealId, content_hash: str, request: Request) -> AuditJobAck:
         agent.require_signer(signer_of(request), "an audit blob upload")
-        data = await _read_capped(request, cfg.max_blob_bytes)
-        return agent.push_audit_blob(deal_id, content_hash, data)
+        sealed = _sealed(request)
+        data = await _read_capped(request, cfg.max_blob_bytes + (SEAL_OVERHEAD if sealed else 0))
+        return agent.push_audit_blob(deal_id, content_hash, data, sealed=sealed)
 
     @app.get("/v1/deals/{deal_id}")
     async def status(deal_id: DealId, request: Request) -> DealStatusMsg:
@@ -166,25 +169,26 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
         return agent.status(deal_id)
 
     @app.get("/v1/deals/{deal_id}/stdout", response_class=Response)
-    async def stdout(deal_id: DealId, request: Request) -> FileResponse:
+    async def stdout(deal_id: DealId, request: Request) -> Response:
         await agent.authorize_reader(deal_id, signer_of(request), "its stdout")
-        return FileResponse(agent.result_file(deal_id, "stdout"), media_type="application/octet-stream")
+        return _answer_file(agent.result_file(deal_id, "stdout"), request)
 
     @app.get("/v1/deals/{deal_id}/stderr", response_class=Response)
-    async def stderr(deal_id: DealId, request: Request) -> FileResponse:
+    async def stderr(deal_id: DealId, request: Request) -> Response:
         await agent.authorize_reader(deal_id, signer_of(request), "its stderr")
-        return FileResponse(agent.result_file(deal_id, "stderr"), media_type="application/octet-stream")
+        return _answer_file(agent.result_file(deal_id, "stderr"), request)
 
     @app.get("/v1/deals/{deal_id}/outputs/{path:path}", response_class=Response)
-    async def output(deal_id: DealId, path: str, request: Request) -> FileResponse:
+    async def output(deal_id: DealId, path: str, request: Request) -> Response:
         await agent.authorize_reader(deal_id, signer_of(request), "its outputs")
-        return FileResponse(agent.result_file(deal_id, "outputs/" + path), media_type="application/octet-stream")
+        return _answer_file(agent.result_file(deal_id, "outputs/" + path), request)
 
     @app.put("/v1/blobs/{content_hash}")
     async def put_blob(content_hash: str, request: Request) -> BlobMsg:
         agent.authorize_blob(content_hash, signer_of(request))
-        data = await _read_capped(request, cfg.max_blob_bytes)
-        return agent.put_blob(content_hash, data)
+        sealed = _sealed(request)
+        data = await _read_capped(request, cfg.max_blob_bytes + (SEAL_OVERHEAD if sealed else 0))
+        return agent.put_blob(content_hash, data, sealed=sealed)
 
     @app.head("/v1/blobs/{content_hash}")
     async def head_blob(content_hash: str) -> Response:
@@ -195,6 +199,31 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
         return Response(agent.metrics_text(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _sealed(request: Request) -> bool:
+    """The upload's body is a box sealed to this provider's registered key."""
+    return request.headers.get(SEALED_HEADER) == "1"
+
+
+def _answer(data: bytes, request: Request) -> Response:
+    """Raw bytes, sealed to the box key the (signed) query names in ``?box=<hex>``, if any."""
+    box = request.query_params.get(BOX_PARAM)
+    if box is None:
+        return Response(content=data, media_type="application/octet-stream")
+    try:
+        sealed = seal(data, box)
+    except (SealError, ValueError):
+        raise BlobRejected("box must be a 32-byte X25519 public key in hex: the key to seal the answer to",
+                           http_status=422) from None
+    return Response(content=sealed, media_type="application/octet-stream", headers={SEALED_HEADER: "1"})
+
+
+def _answer_file(path: Path, request: Request) -> Response:
+    """A result file as ``_answer`` sends bytes (streamed as is when no box is asked for)."""
+    if BOX_PARAM not in request.query_params:
+        return FileResponse(path, media_type="application/octet-stream")
+    return _answer(path.read_bytes(), request)
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:

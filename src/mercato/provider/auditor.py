@@ -43,6 +43,7 @@ import httpx
 from mercato.chain.api import AUDIT_COMMIT, AUDIT_REVEAL, AuditState
 from mercato.domain.deals import job_leaf
 from mercato.domain.jobs import CONTAINER_RUNTIME, JobSpec, Receipt
+from mercato.domain.sealing import BoxKey, box_query, open_answer
 from mercato.domain.wire import AuditJobAck, AuditJobMsg
 from mercato.errors import BlobRejected, ChainError, DealsError, MercatoError, ProviderError
 from mercato.provider.chainio import ChainIO
@@ -96,6 +97,7 @@ class Auditor:
     def __init__(self, cfg: ProviderConfig, chain: ChainIO, executor: Executor, blobs: BlobStore, *,
                  transport: httpx.AsyncBaseTransport | None = None, http_timeout: float = 30.0) -> None:
         self.cfg = cfg
+        self.box: BoxKey | None = None  # the agent's: providers seal what they serve us to it
         self.chain = chain
         self.executor = executor
         self.blobs = blobs
@@ -288,11 +290,12 @@ class Auditor:
             for ref in needed_blobs(spec):
                 if self.blobs.has(ref):
                     continue
-                got = await http.get(f"{base}/v1/audits/{deal_id}/blobs/{ref}")
+                got = await http.get(f"{base}/v1/audits/{deal_id}/blobs/{ref}", params=box_query(self.box))
                 got.raise_for_status()
-                if content_hash(got.content) != ref:
+                data = open_answer(got.content, got.headers, self.box)
+                if content_hash(data) != ref:
                     raise ValueError(f"blob {ref} served with the wrong bytes")
-                self.blobs.put(got.content)
+                self.blobs.put(data)
         return spec
 
     async def _providers_seal(self, deal_id: str, provider: str) -> bytes:
@@ -309,11 +312,12 @@ class Auditor:
         limits = spec.limits
 
         async def fetch(http: httpx.AsyncClient, path: str, cap: int) -> bytes:
-            resp = await http.get(base + path)
+            resp = await http.get(base + path, params=box_query(self.box))
             resp.raise_for_status()
-            if len(resp.content) > cap:
+            data = open_answer(resp.content, resp.headers, self.box)
+            if len(data) > cap:
                 raise ValueError(f"{path} is over the job's cap of {cap} bytes")
-            return resp.content
+            return data
 
         async with self._client() as http:
             status = await http.get(base)

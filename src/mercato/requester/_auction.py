@@ -45,7 +45,8 @@ async def registry_facts(api: MarketApi, call: Call, only: Sequence[str] | None 
     (reputation left blank)."""
     addresses = list(only) if only is not None else await call(api.providers)
     infos = await asyncio.gather(*(call(api.provider_info, a) for a in addresses))
-    return {a: ProviderFacts(a, i.registered, i.endpoint, i.stake, i.stake - i.locked, _UNKNOWN_REPUTATION)
+    return {a: ProviderFacts(a, i.registered, i.endpoint, i.stake, i.stake - i.locked, _UNKNOWN_REPUTATION,
+                                bytes(i.enc_key))
             for a, i in zip(addresses, infos, strict=True)}
 
 
@@ -106,7 +107,7 @@ def _judge(rnd: Round, answer: RfqAnswer, facts: ProviderFacts, rfq: RfqMsg, ask
     if terms.provider != who:
         _note(rnd, who, "rejected", f"sent a bid in another provider's name ({terms.provider})")
         return
-    offer = Offer(terms, signer, signature, facts.endpoint)
+    offer = Offer(terms, signer, signature, facts.endpoint, facts.enc_key)
     reason = check_bid(offer, ask, facts)
     if reason is not None:
         _note(rnd, who, "rejected", reason)

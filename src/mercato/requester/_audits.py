@@ -34,6 +34,7 @@ import httpx
 
 from mercato.chain.api import AuditState, MarketApi
 from mercato.domain.deals import AUDITED, CLEARED, UNDRAWN, Deal, hash_prefix
+from mercato.domain.sealing import sealed_upload
 from mercato.domain.wire import AuditJobAck, AuditJobMsg
 from mercato.errors import MercatoError
 
@@ -164,5 +165,6 @@ class AuditSupport:
         for ref in ack.missing:
             if ref not in blobs:
                 raise ValueError(f"the auditor asks for {ref}, which is not part of this job")
-            got = await http.put(f"{base}/blobs/{ref}", content=blobs[ref])
+            body, headers = sealed_upload(blobs[ref], bytes(info.enc_key))  # for the auditor's eyes only
+            got = await http.put(f"{base}/blobs/{ref}", content=body, headers=headers)
             got.raise_for_status()

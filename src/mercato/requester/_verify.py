@@ -27,8 +27,9 @@ from mercato.chain.api import MarketApi
 from mercato.domain.batch import batch_output_cap
 from mercato.domain.deals import ZERO32, Deal, Terms, hash_prefix
 from mercato.domain.jobs import JobSpec
+from mercato.domain.sealing import BoxKey, box_query, open_answer
 from mercato.domain.wire import DealStatusMsg
-from mercato.errors import ResultMismatch
+from mercato.errors import ResultMismatch, SealError
 from mercato.verification.lottery import seal_of
 from mercato.verification.result_root import result_root
 
@@ -112,14 +113,19 @@ def seal_reader_for(api: MarketApi, call: Call) -> LogSealReader | LaneSealReade
     return LogSealReader(api, call) if isinstance(api, MarketClient) else LaneSealReader(api, call)
 
 
-async def _get(http: httpx.AsyncClient, url: str, what: str, cap: int) -> bytes:
-    resp = await http.get(url)
+async def _get(http: httpx.AsyncClient, url: str, what: str, cap: int, box: BoxKey | None = None) -> bytes:
+    resp = await http.get(url, params=box_query(box))
     if resp.status_code != 200:
         raise ResultMismatch(f"the provider did not serve {what} ({resp.status_code} at {url}): "
                              "the result cannot be verified", what=what)
-    if len(resp.content) > cap:
-        raise ResultMismatch(f"{what} is {len(resp.content)} bytes, over the job's cap of {cap}", what=what)
-    return resp.content
+    try:
+        data = open_answer(resp.content, resp.headers, box)
+    except SealError as exc:
+        raise ResultMismatch(f"{what} came sealed but does not open ({exc}): the result cannot be verified",
+                             what=what) from None
+    if len(data) > cap:
+        raise ResultMismatch(f"{what} is {len(data)} bytes, over the job's cap of {cap}", what=what)
+    return data
 
 
 def download_caps(spec: JobSpec) -> tuple[int, int]:
@@ -132,20 +138,22 @@ def download_caps(spec: JobSpec) -> tuple[int, int]:
     return limits.stdout_bytes, batch_output_cap(len(spec.tasks), limits.output_bytes, limits.stdout_bytes)
 
 
-async def download(http: httpx.AsyncClient, endpoint: str, status: DealStatusMsg, caps: tuple[int, int]) -> Download:
+async def download(http: httpx.AsyncClient, endpoint: str, status: DealStatusMsg, caps: tuple[int, int], *,
+                   box: BoxKey | None = None) -> Download:
     """Fetch stdout, stderr and every output the receipt lists. ``caps`` is ``(stdout cap,
     outputs cap)`` (``download_caps``): stdout and stderr are capped each, the outputs each and
-    together (an honest runtime never leaves more under /output than the cap)."""
+    together (an honest runtime never leaves more under /output than the cap). With ``box``,
+    each answer is asked for sealed to it (``?box=``) and opened here."""
     receipt = status.receipt or {}
     base = f"{endpoint.rstrip('/')}/v1/deals/{status.deal_id}"
     stdout_cap, output_cap = caps
-    stdout = await _get(http, base + "/stdout", "stdout", stdout_cap)
-    stderr = await _get(http, base + "/stderr", "stderr", stdout_cap)
+    stdout = await _get(http, base + "/stdout", "stdout", stdout_cap, box)
+    stderr = await _get(http, base + "/stderr", "stderr", stdout_cap, box)
     claimed = {str(o["path"]): (str(o["sha256"]), int(o["size"])) for o in receipt.get("outputs", [])}
     outputs: dict[str, bytes] = {}
     total = 0
     for path in claimed:
-        outputs[path] = await _get(http, f"{base}/outputs/{quote(path, safe='/')}", f"output {path}", output_cap)
+        outputs[path] = await _get(http, f"{base}/outputs/{quote(path, safe='/')}", f"output {path}", output_cap, box)
         total += len(outputs[path])
         if total > output_cap:
             raise ResultMismatch(f"the outputs are over the job's cap of {output_cap} bytes together",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,6 +38,7 @@ from mercato.config import Settings
 from mercato.domain.batch import MAX_TASKS, split_outputs, task_seed
 from mercato.domain.deals import Deal, Terms
 from mercato.domain.jobs import JobSpec, cu_from_fuel
+from mercato.domain.sealing import BoxKey, sealed_upload
 from mercato.domain.wire import AcceptMsg, AuditJobMsg, BulkRfq, DealStatusMsg, SeedMsg, TermsMsg, new_id
 from mercato.domain.wire import Rfq as RfqMsg
 from mercato.errors import (
@@ -132,6 +134,9 @@ class Market:
                  serve_audits: bool | None = None, audit_wait_s: float = 300.0,
                  journal: Journal | None = None) -> None:
         self.api = api
+        # results come back sealed to this key (named per request in ?box=, so a fresh key per
+        # Market is enough: nothing sealed to it outlives the process)
+        self.box = BoxKey(secrets.token_bytes(32))
         self.journal = journal  # crash journal (requester/journal.py): what `recover` finishes after a kill
         self._floor: int | None = None  # the market's audit_floor_bps, once read
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
@@ -172,8 +177,8 @@ class Market:
         url = (s.rpc_url or dep.rpc_url) if settings is not None and deployment is None else dep.rpc_url
         w3 = connect(url, s.retry, s.rpc_timeout, chain_id=dep.chain_id)
         key = key or dep.key_of(s.account, unlock=Unlocker.from_settings(s), origin=s.account_origin)
-        client = MarketClient.from_deployment(w3, dep, key, gas_margin=s.gas_margin,
-                                              timeout=s.tx_timeout)
+        client = MarketClient.from_deployment(w3, dep, key, gas_margin=s.gas_margin, timeout=s.tx_timeout,
+                                              ledger=s.home / "txs" if settings is not None else None)
         if settings is not None:
             options.setdefault("history", JobHistory(settings.home / "requester.sqlite"))
             options.setdefault("journal", Journal.for_account(settings.home, dep.chain_id, dep.market, client.address))
@@ -579,7 +584,7 @@ class Market:
         open_task = asyncio.ensure_future(self._open(t, winner.signature)) if opens else None
         t_accept = time.monotonic()
         try:
-            uploaded = await self._hand_over(http, winner.endpoint, st, t, acceptance)
+            uploaded = await self._hand_over(http, winner, st, acceptance)
             st.mark("accepted_ms")
             self._emit(Accepted(st.deal_id, uploaded), st)
         except (httpx.HTTPError, ProviderFailed) as exc:
@@ -620,13 +625,16 @@ class Market:
         error = ChainError(f"{exc}: {what}")
         return _Opened("", None, error, lane_taken=lane.busy and lane.last_nonce < terms.nonce)
 
-    async def _hand_over(self, http: httpx.AsyncClient, endpoint: str, st: _Job, t: Terms, sig: bytes) -> int:
-        base = endpoint.rstrip("/")
+    async def _hand_over(self, http: httpx.AsyncClient, winner: Offer, st: _Job, sig: bytes) -> int:
+        """Send the acceptance and upload the job's blobs, each sealed to the provider's registered key."""
+        base, t = winner.endpoint.rstrip("/"), winner.terms
         accept = AcceptMsg(deal_id=st.deal_id, terms=TermsMsg.of(t), acceptance_signature="0x" + sig.hex())
         blobs = self._blobs(st)
+        uploads = {ref: sealed_upload(data, winner.enc_key) for ref, data in blobs.items()}
         answers = await asyncio.gather(
             http.post(f"{base}/v1/deals/{st.deal_id}/accept", json=accept.model_dump(mode="json")),
-            *(http.put(f"{base}/v1/blobs/{ref}", content=data) for ref, data in blobs.items()))
+            *(http.put(f"{base}/v1/blobs/{ref}", content=body, headers=headers)
+              for ref, (body, headers) in uploads.items()))
         for resp in answers:
             if resp.status_code >= 300:
                 raise ProviderFailed(f"{resp.request.method} {resp.request.url.path} answered "
@@ -738,7 +746,7 @@ class Market:
     async def _finish(self, st: _Job, winner: Offer, status: DealStatusMsg, opened: _Opened,
                       chain_now: int) -> JobResult:
         t, http = winner.terms, self._client()
-        got = await _verify.download(http, winner.endpoint, status, _verify.download_caps(st.req.spec))
+        got = await _verify.download(http, winner.endpoint, status, _verify.download_caps(st.req.spec), box=self.box)
         salt = bytes.fromhex((status.salt or "").removeprefix("0x"))
         claimed = bytes.fromhex((status.seal or "").removeprefix("0x"))
         stored = await self._seals.committed(t, chain_now - self.clock_slack_s, claimed)

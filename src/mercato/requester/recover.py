@@ -209,7 +209,7 @@ async def _fetch_result(m: Market, journal: Journal, e: JournalEntry, terms: Ter
                         status: DealStatusMsg, is_open: bool, actions: list[str]) -> None:
     spec_caps = _caps_of(m, e)
     try:
-        got = await _verify.download(m._client(), e.endpoint, status, spec_caps)
+        got = await _verify.download(m._client(), e.endpoint, status, spec_caps, box=m.box)
         salt = bytes.fromhex((status.salt or "").removeprefix("0x"))
         root = _verify.verify(got, salt=salt, onchain_seal=deal.seal, provider=terms.provider, deal_id=e.deal_id)
     except ResultMismatch as exc:

@@ -53,3 +53,26 @@ def test_a_node_on_another_chain_fails_at_once(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(chain, "connect", lambda *_a: _W3(1))
     with pytest.raises(ConfigError, match="serves chain 1, but the deployment is on chain 31337"):
         _connect_waiting("http://node", _settings(tmp_path), 31337, wait_s=60)
+
+
+def test_agent_start_steps_wait_for_the_node(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from mercato.provider.agent import _until_chain
+
+    calls: list[int] = []
+
+    async def step() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RpcUnavailable("RPC node did not answer")
+        return "registered"
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    with caplog.at_level(logging.WARNING, "mercato.provider"):
+        assert asyncio.run(_until_chain(step, "register")) == "registered"
+    assert len(calls) == 3
+    assert [r.getMessage() for r in caplog.records].count("RPC unavailable during start-up; retrying") == 2

@@ -20,6 +20,7 @@ from mercato.chain import FakeLedger, FakeMarket
 from mercato.chain.deployment import dev_accounts
 from mercato.domain.deals import Deal, Terms, job_leaf
 from mercato.domain.jobs import JobSpec, cu_from_fuel
+from mercato.domain.sealing import BOX_PARAM, SEALED_HEADER, BoxKey, seal
 from mercato.domain.wire import (
     AcceptMsg,
     BidMsg,
@@ -70,13 +71,15 @@ class FakeProvider:
     blobs: dict[str, bytes] = field(default_factory=dict)
     rfqs: int = 0
     puts: int = 0
+    sealed_puts: int = 0  # uploads that came sealed to our box key
     released: list[str] = field(default_factory=list)  # deal ids of DELETE /v1/bids/{id} received
 
     def __post_init__(self) -> None:
         self.api: FakeMarket = self.ledger.client(KEYS[self.name])
         self.host = self.host or f"{self.name}.test"
         self.ledger.mint(self.api.address, 10 * self.stake)
-        self.api.register(f"http://{self.host}", b"\x01" * 32, b"\x02" * 32)
+        self.box = BoxKey.derive(KEYS[self.name])  # uploads arrive sealed to its registered key
+        self.api.register(f"http://{self.host}", b"\x01" * 32, self.box.public)
         if self.stake:
             self.api.stake(self.stake)
 
@@ -92,10 +95,12 @@ class FakeProvider:
         if method == "PUT" and path.startswith("/v1/blobs/"):
             self.puts += 1
             ref = path.removeprefix("/v1/blobs/")
-            if content_hash(request.content) != ref:
+            data = self.box.open(request.content) if request.headers.get(SEALED_HEADER) == "1" else request.content
+            self.sealed_puts += request.headers.get(SEALED_HEADER) == "1"
+            if content_hash(data) != ref:
                 return httpx.Response(400, json={"detail": "hash mismatch"})
-            self.blobs[ref] = request.content
-            return httpx.Response(200, json={"content_hash": ref, "size": len(request.content)})
+            self.blobs[ref] = data
+            return httpx.Response(200, json={"content_hash": ref, "size": len(data)})
         if method == "DELETE" and path.startswith("/v1/bids/"):
             return await self._release(path.removeprefix("/v1/bids/"))
         parts = path.split("/")  # ['', 'v1', 'deals', id, ...]
@@ -110,7 +115,11 @@ class FakeProvider:
             if method == "GET" and len(parts) == 4:
                 return self._status(deal)
             if method == "GET":
-                return self._file(deal, "/".join(parts[4:]))
+                answer = self._file(deal, "/".join(parts[4:]))
+                box = request.url.params.get(BOX_PARAM)
+                if box is None or answer.status_code != 200:
+                    return answer
+                return httpx.Response(200, content=seal(answer.content, box), headers={SEALED_HEADER: "1"})
         return httpx.Response(404)
 
     async def _rfq(self, rfq: Rfq) -> httpx.Response:
