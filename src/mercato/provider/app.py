@@ -100,7 +100,7 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     app = FastAPI(title="Mercato provider", version="1", lifespan=lifespan)
     app.state.agent = agent
     app.state.guard = guard
-    app.add_middleware(GuardMiddleware, guard=guard, json_cap=cfg.max_json_bytes, blob_cap=cfg.max_blob_bytes + SEAL_OVERHEAD)
+    app.add_middleware(GuardMiddleware, guard=guard, json_cap=cfg.max_json_bytes, blob_cap=cfg.max_blob_bytes)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(_request: Request, exc: ProviderError) -> JSONResponse:

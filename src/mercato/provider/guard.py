@@ -12,8 +12,8 @@ the path and query exactly as sent. For each request the middleware, in this ord
 
 1. refuses a request that changes state (any method but GET and HEAD) without the four headers,
    and a timestamp more than ``max_skew_s`` from this clock: 401, before reading the body;
-2. reads the body, at most ``blob_cap`` bytes for a blob upload and ``json_cap`` for anything
-   else: 413 as soon as it is known to be over (``Content-Length`` or the bytes so far);
+2. reads the body, at most ``blob_cap`` bytes for a blob upload (plus the 48 bytes of a sealed
+   box's overhead when it comes sealed) and ``json_cap`` for anything else: 413 as soon as it is known to be over (``Content-Length`` or the bytes so far);
 3. recovers the signature over the canonical text: 401 unless it recovers to the named signer
    (each failure also costs the caller's address a token, so a flood of bad signatures ends in 429);
    a signature seen before within its window: 409;
@@ -43,6 +43,7 @@ from eth_account.messages import encode_defunct
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from mercato.domain.sealing import SEAL_OVERHEAD, SEALED_HEADER
 from mercato.domain.wire import (
     NONCE_HEADER,
     NONCE_PATTERN,
@@ -274,6 +275,8 @@ class GuardMiddleware:
             self.guard.throttle(self._client_key(scope))
             raise
         cap = self.blob_cap if method == "PUT" and _BLOB_UPLOAD.match(str(scope.get("path", ""))) else self.json_cap
+        if cap == self.blob_cap and lowered.get(SEALED_HEADER.lower()) == "1":
+            cap += SEAL_OVERHEAD  # a sealed box is the blob plus its ephemeral key and tag
         body = await _read_body(receive, lowered.get("content-length"), cap)
         if not signed:
             self.guard.throttle(self._client_key(scope))

@@ -17,6 +17,7 @@ from agent_kit import DEV_KEYS, WASM, AgentProcess, start_agent
 
 from mercato.chain import Devnet, MarketClient
 from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits
+from mercato.domain.sealing import SEALED_HEADER, BoxKey, seal
 from mercato.domain.wire import AcceptMsg, Rfq, SeedMsg, TermsMsg, new_id, request_auth_headers
 from mercato.runtimes import content_hash
 from mercato.verification.lottery import new_seed
@@ -162,6 +163,23 @@ def test_the_requester_still_gets_its_result(agent: AgentProcess, deal: tuple[st
     assert agent.get(f"/v1/deals/{deal_id}/stdout").content.startswith(b"samples=20000")
     assert agent.get(f"/v1/deals/{deal_id}/outputs/pi.txt").status_code == 200
     assert agent.post(f"/v1/deals/{deal_id}/seed", SeedMsg(seed="0x" + seed.hex()).model_dump()).status_code == 200
+
+
+def test_inputs_and_results_travel_sealed(agent: AgentProcess, deal: tuple[str, bytes], requester: MarketClient) -> None:
+    """The registry's enc_key is the agent's box key (derived from its account key); a result
+    asked for with ?box=KEY comes back sealed to KEY and opens to the plain bytes; an upload
+    sealed to any key but the registered one is refused (docs/SPEC.md §21)."""
+    deal_id, _seed = deal
+    box = BoxKey.derive(DEV_KEYS["provider9"])
+    assert requester.provider_info(requester.as_account(DEV_KEYS["provider9"]).address).enc_key == box.public
+    mine = BoxKey(b"\x05" * 32)
+    r = agent.get(f"/v1/deals/{deal_id}/stdout?box={mine.public.hex()}")
+    assert r.status_code == 200 and r.headers[SEALED_HEADER] == "1" and b"samples=20000" not in r.content
+    assert mine.open(r.content) == agent.get(f"/v1/deals/{deal_id}/stdout").content
+    body, ref = seal(WORKLOAD, mine.public), content_hash(WORKLOAD)
+    wrong = httpx.put(f"{agent.url}/v1/blobs/{ref}", content=body, timeout=10,
+                      headers={SEALED_HEADER: "1", **_headers("requester1", "PUT", f"/v1/blobs/{ref}", body)})
+    assert wrong.status_code == 422 and box.public.hex() in _detail(wrong)
 
 
 def test_a_flood_is_throttled_with_retry_after(agent: AgentProcess) -> None:
