@@ -2,7 +2,8 @@
 #   make test   set up, then run the whole suite (unit, contracts, integration)
 #   make demo   set up, start the devnet, run the demo, stop what it started
 #   make chaos  set up, then only the chaos test (tests/chaos) with 300 s of injections
-#               (MERCATO_CHAOS_S=…, MERCATO_CHAOS_SEED=… to replay a schedule; `make test` runs a 60 s form)
+#               and a random seed (MERCATO_CHAOS_S=…, MERCATO_CHAOS_SEED=N replays a schedule;
+#               `make test` runs a 40 s form with seed 4)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -64,8 +65,9 @@ test-integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 MERCATO_CHAOS_S ?= 300
+MERCATO_CHAOS_SEED ?= random
 chaos: setup
-	MERCATO_CHAOS_S=$(MERCATO_CHAOS_S) $(PY) -m pytest tests/chaos -s $(PYTEST_ARGS)
+	MERCATO_CHAOS_S=$(MERCATO_CHAOS_S) MERCATO_CHAOS_SEED=$(MERCATO_CHAOS_SEED) $(PY) -m pytest tests/chaos -s $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -15,7 +15,7 @@ must be the requester the message or deal names, "auditor" an auditor seated for
     POST /v1/rfq                          Rfq -> RfqAnswer (a signed bid, or a reasoned decline)  signed: rfq.requester
     POST /v1/rfq/bulk                     BulkRfq -> BulkAnswer                               signed: rfq.requester
     POST /v1/deals/{deal_id}/accept       AcceptMsg -> DealStatusMsg  (the EIP-712 acceptance authorizes;
-                                          a header signature, if any, must be terms.requester's)
+                                          and the request itself must be signed by terms.requester)
     DELETE /v1/bids/{deal_id}             release a losing bid -> DealStatusMsg ("expired", lane freed);
                                           409 if accepted, running or on-chain; 404 if unknown   signed: requester
     PUT  /v1/blobs/{content_hash}         raw bytes (hash-checked, size-capped) -> BlobMsg    signed: the requester

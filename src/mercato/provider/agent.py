@@ -408,7 +408,7 @@ class ProviderAgent:
         rec = self._deal(deal_id)
         if signer is None:
             raise Unauthenticated("an audit request must be signed by the auditor: sign it with the key of the "
-                                  "address seated for the deal (X-Mercato-Signer, -Timestamp, -Signature)")
+                                  "address seated for the deal (X-Mercato-Signer, -Timestamp, -Nonce, -Signature)")
         if not await self._seated(rec, signer):
             raise NotAllowed(f"{signer} holds no audit seat for deal {rec.deal_id}: only its drawn auditors get its job")
         return rec

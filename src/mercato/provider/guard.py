@@ -10,7 +10,7 @@ seconds), ``X-Mercato-Nonce`` (fresh, random) and ``X-Mercato-Signature``: the E
 of ``domain.wire.request_auth_message(method, target, timestamp, nonce, body)``, ``target`` being
 the path and query exactly as sent. For each request the middleware, in this order:
 
-1. refuses a request that changes state (any method but GET and HEAD) without the four headers,
+1. refuses a request that changes state (any method but GET, HEAD and OPTIONS) without the four headers,
    and a timestamp more than ``max_skew_s`` from this clock: 401, before reading the body;
 2. reads the body, at most ``blob_cap`` bytes for a blob upload (plus the 48 bytes of a sealed
    box's overhead when it comes sealed) and ``json_cap`` for anything else: 413 as soon as it is known to be over (``Content-Length`` or the bytes so far);
@@ -200,9 +200,12 @@ class RequestGuard:
                                   f"request_auth_message(method, path and query as sent, timestamp, sha256 of "
                                   "the exact body) with that address's key")
         now = self.clock()
-        if not self.replays.add(hashlib.sha256(signature).digest(), stamp + self.max_skew_s + 1, now):
+        # keyed by what was signed, not by the signature's bytes: one signature has several valid
+        # encodings (v as 0/1 or 27/28, s or n - s), and each would otherwise pass as new
+        seen = hashlib.sha256(f"{signer.lower()}\n{text}".encode()).digest()
+        if not self.replays.add(seen, stamp + self.max_skew_s + 1, now):
             raise RequestReplayed("this signed request was sent before: sign every request afresh "
-                                  "(a new timestamp gives a new signature)")
+                                  "(a fresh X-Mercato-Nonce makes it a new request)")
         return signer
 
     def throttle(self, key: str) -> None:

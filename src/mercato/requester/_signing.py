@@ -1,9 +1,10 @@
-"""Every request the SDK sends a provider is signed with the requester's key (docs/SPEC.md §13).
+"""Every request the SDK sends a provider is signed with the requester's key (docs/SPEC.md §19).
 
     http = httpx.AsyncClient(auth=RequestSigner(api.address, api.sign_text))
 
-The headers are ``domain.wire.request_auth_headers``: the signer, a unix timestamp and an EIP-191
-signature over the method, the path and query as sent, the timestamp and the SHA-256 of the body.
+The headers are ``domain.wire.request_auth_headers``: the signer, a unix timestamp, a fresh nonce
+and an EIP-191 signature over the method, the path and query as sent, the timestamp, the nonce
+and the SHA-256 of the body.
 A provider answers 429 with ``Retry-After`` past its rate limit: the request is then signed
 afresh (a signature is good once) and sent again after that wait, a few times at most.
 """

@@ -120,6 +120,25 @@ def test_a_replayed_signature_is_refused_within_its_window() -> None:
     assert len(guard.replays) == 1
 
 
+def test_a_replay_with_the_signature_re_encoded_is_still_refused() -> None:
+    """One signature has several valid encodings (v as 27/28 or 0/1; s or n - s): a replay in
+    another encoding is the same request, refused as such."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    guard = RequestGuard(max_skew_s=120)
+    h = _headers(A, "DELETE", "/v1/bids/0x02")
+    sig = bytes.fromhex(h[SIGNATURE_HEADER].removeprefix("0x"))
+    r, s_, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    low_v = r + sig[32:64] + bytes([v - 27])
+    flipped = r + (n - s_).to_bytes(32, "big") + bytes([((v - 27) ^ 1) + 27])
+    assert guard.authenticate("DELETE", "/v1/bids/0x02", h, b"") == A.address
+    for other in (low_v, flipped):
+        forged = h | {SIGNATURE_HEADER: "0x" + other.hex()}
+        with pytest.raises((RequestReplayed, Unauthenticated)) as err:
+            guard.authenticate("DELETE", "/v1/bids/0x02", forged, b"")
+        if other is low_v:  # recovery accepts this encoding: only the replay check stands in the way
+            assert err.type is RequestReplayed
+
+
 def test_replay_cache_forgets_expired_entries() -> None:
     cache = ReplayCache()
     assert cache.add(b"a", expires=10, now=0) and cache.add(b"b", expires=20, now=0)
