@@ -54,6 +54,7 @@ __all__ = [
 
 COMPARE_RULES = ("exact", "reputation-only")  # or the path of a comparator (.wasm / .py)
 Same = Callable[[JobResult, JobResult], bool]
+Comparator = Same  # the public name: any callable judging two results the same
 
 
 class NotEnoughProviders(RequesterError):
