@@ -32,11 +32,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mercato.sqlite import immediate
 
 __all__ = ["TxLedger", "TxRecord", "PENDING", "MINED", "FAILED", "REPLACED", "DROPPED", "LIVE", "KEYED",
            "ledger_file_name"]
@@ -117,17 +119,9 @@ class TxLedger:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: other writers (threads or processes) wait."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return immediate(self._db, self._lock)
 
     def _rows(self, sql: str, *args: Any) -> list[TxRecord]:
         with self._lock:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from mercato.explorer.errors import IndexDbError, IndexMismatch
+from mercato.sqlite import immediate
 
 __all__ = ["Store", "SCHEMA_VERSION", "DERIVED_TABLES"]
 
@@ -104,17 +104,9 @@ class Store:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """All-or-nothing writes (a crash leaves the previous cursor and rows)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return immediate(self._db, self._lock)
 
     # metadata and cursor -------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

@@ -16,14 +16,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from mercato.domain.deals import Terms
 from mercato.domain.wire import DealState, TermsMsg
+from mercato.sqlite import immediate
 
 __all__ = ["ACTIVE_STATES", "DealRecord", "Store", "EXTERNAL", "LANE_TAKEN", "RELEASED", "RELEASED_CLOSED"]
 
@@ -151,16 +152,8 @@ class Store:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db, self._lock)
 
     # lanes ----------------------------------------------------------------------------------
     def ensure_lanes(self, count: int) -> None:
