@@ -36,19 +36,29 @@ def devnet_settings(home: Path) -> Settings:
     return Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1))
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(devnet_settings(tmp_path_factory.mktemp("devnet")), KIT_PARAMS)
+def running_devnet(home: Path) -> Iterator[Devnet]:
+    """A kit devnet under ``home`` for the life of a fixture."""
+    net = Devnet(devnet_settings(home), KIT_PARAMS)
     net.start()
     yield net
     net.stop()
 
 
-@pytest.fixture(scope="session")
-def deployment(devnet: Devnet) -> Deployment:
-    dep = devnet.status().deployment
+def deployment_of(net: Devnet) -> Deployment:
+    """The deployment of a running devnet."""
+    dep = net.status().deployment
     assert dep is not None
     return dep
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    yield from running_devnet(tmp_path_factory.mktemp("devnet"))
+
+
+@pytest.fixture(scope="session")
+def deployment(devnet: Devnet) -> Deployment:
+    return deployment_of(devnet)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chain_kit import KIT_PARAMS, devnet_settings
+from chain_kit import deployment_of, running_devnet
 from eth_account import Account
 from web3 import Web3
 
@@ -25,17 +25,12 @@ SPENDER = "0x000000000000000000000000000000000000dEaD"
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    devnet = Devnet(devnet_settings(tmp_path_factory.mktemp("tx-devnet")), KIT_PARAMS)
-    devnet.start()
-    yield devnet
-    devnet.stop()
+    yield from running_devnet(tmp_path_factory.mktemp("tx-devnet"))
 
 
 @pytest.fixture(scope="module")
 def dep(net: Devnet) -> Deployment:
-    d = net.status().deployment
-    assert d is not None
-    return d
+    return deployment_of(net)
 
 
 @pytest.fixture
