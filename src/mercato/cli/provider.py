@@ -73,6 +73,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
 
     from mercato.chain import Deployment, MarketClient
     from mercato.chain.keys import Unlocker
+    from mercato.domain.sealing import BoxKey
     from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
     from mercato.provider.chainio import wall_clock_floor
     from mercato.provider.logs import configure_logging
@@ -89,7 +90,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
                                           timeout=settings.tx_timeout, ledger=settings.home / "txs")
     agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
-                          clock=wall_clock_floor(client))
+                          clock=wall_clock_floor(client), box_key=BoxKey.derive(key))
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host=cfg.host, port=cfg.port, log_config=None,
                                            access_log=False, lifespan="on"))
     server.run()

@@ -117,12 +117,9 @@ async def _until_chain(step: Callable[[], Awaitable[T]], what: str) -> T:
             delay = min(delay * 2, 30.0)
 
 
-def box_key_of(market: object, data_dir: Path) -> BoxKey:
-    """The provider's box key: derived from its account key when the market client holds one,
-    else kept in ``<data_dir>/box.key`` (created once, mode 0600)."""
-    key = getattr(getattr(getattr(market, "sender", None), "account", None), "key", None)
-    if key is not None:
-        return BoxKey.derive(bytes(key))
+def box_key_of(data_dir: Path) -> BoxKey:
+    """A box key kept in ``<data_dir>/box.key`` (created once, mode 0600), for an agent given
+    none (``mercato provider start`` derives one from the account key: ``BoxKey.derive``)."""
     path = data_dir / "box.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +138,7 @@ class ProviderAgent:
                  box_key: BoxKey | None = None) -> None:
         self.cfg = cfg
         # inputs arrive sealed to this key (its public half is the registry entry's enc_key)
-        self.box = box_key or box_key_of(market, cfg.data_dir)
+        self.box = box_key or box_key_of(cfg.data_dir)
         self.chain = ChainIO(market, clock)  # type: ignore[arg-type]
         self.store = Store(cfg.data_dir / "provider.sqlite3")
         self.blobs = BlobStore(cfg.data_dir / "blobs", max_blob_bytes=cfg.max_blob_bytes)

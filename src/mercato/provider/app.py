@@ -156,8 +156,7 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     @app.put("/v1/audits/{deal_id}/blobs/{content_hash}")
     async def push_audit_blob(deal_id: DealId, content_hash: str, request: Request) -> AuditJobAck:
         agent.require_signer(signer_of(request), "an audit blob upload")
-        sealed = _sealed(request)
-        data = await _read_capped(request, cfg.max_blob_bytes + (SEAL_OVERHEAD if sealed else 0))
+        data, sealed = await _read_upload(request, cfg.max_blob_bytes)
         return agent.push_audit_blob(deal_id, content_hash, data, sealed=sealed)
 
     @app.get("/v1/deals/{deal_id}")
@@ -186,8 +185,7 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     @app.put("/v1/blobs/{content_hash}")
     async def put_blob(content_hash: str, request: Request) -> BlobMsg:
         agent.authorize_blob(content_hash, signer_of(request))
-        sealed = _sealed(request)
-        data = await _read_capped(request, cfg.max_blob_bytes + (SEAL_OVERHEAD if sealed else 0))
+        data, sealed = await _read_upload(request, cfg.max_blob_bytes)
         return agent.put_blob(content_hash, data, sealed=sealed)
 
     @app.head("/v1/blobs/{content_hash}")
@@ -201,9 +199,11 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     return app
 
 
-def _sealed(request: Request) -> bool:
-    """The upload's body is a box sealed to this provider's registered key."""
-    return request.headers.get(SEALED_HEADER) == "1"
+async def _read_upload(request: Request, cap: int) -> tuple[bytes, bool]:
+    """A blob upload's body, capped, and whether it is a box sealed to this provider's registered
+    key (``X-Mercato-Sealed: 1``; such a body may be the cap plus a box's overhead)."""
+    sealed = request.headers.get(SEALED_HEADER) == "1"
+    return await _read_capped(request, cap + (SEAL_OVERHEAD if sealed else 0)), sealed
 
 
 def _answer(data: bytes, request: Request) -> Response:
