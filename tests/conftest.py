@@ -1,8 +1,11 @@
-"""Suite-wide settings: markers by directory and Hypothesis profiles."""
+"""Suite-wide settings: markers by directory, Hypothesis profiles, and the Python interpreter
+compiled in the background while the unit and contract tests run."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         top = Path(item.fspath).relative_to(_TESTS).parts[0]
         if top in _MARK_BY_DIR:
             item.add_marker(getattr(pytest.mark, _MARK_BY_DIR[top]))
+
+
+# Compiling the Python runtime's interpreter (once per cache folder) takes a minute or two of
+# both cores. A session that will run sandboxes starts it at once, at a low priority, so that
+# it overlaps the single-threaded unit and contract tests; the first test that needs it waits
+# for it (the module cache's lock) instead of compiling it again. A warm cache makes it a no-op.
+_WARM = """
+import os, sys, tempfile
+from pathlib import Path
+os.nice(10)
+from mercato.runtimes import BlobStore
+from mercato.runtimes.python import PythonRuntime
+PythonRuntime(BlobStore(tempfile.mkdtemp()), cache_dir=Path(sys.argv[1])).load()
+"""
+_warming: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or not any(
+            Path(item.fspath).relative_to(_TESTS).parts[0] in ("integration", "e2e", "chaos")
+            for item in session.items):
+        return
+    given = os.environ.get("MERCATO_CACHE")
+    cache = Path(given) if given else Path.home() / ".cache" / "mercato"
+    cache.mkdir(parents=True, exist_ok=True)
+    _warming.append(subprocess.Popen([sys.executable, "-c", _WARM, str(cache)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for proc in _warming:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()

@@ -75,6 +75,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     from mercato.chain.keys import Unlocker
     from mercato.domain.sealing import BoxKey
     from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
+    from mercato.provider.watcher import FRESH_LOOKBACK_BLOCKS
     from mercato.provider.chainio import wall_clock_floor
     from mercato.provider.logs import configure_logging
 
@@ -89,7 +90,8 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
     client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
                                           timeout=settings.tx_timeout, ledger=settings.home / "txs")
-    agent = ProviderAgent(cfg, client, events=LogEventSource(client, start_block=dep.block),
+    events = LogEventSource(client, start_block=dep.block, lookback_blocks=FRESH_LOOKBACK_BLOCKS)
+    agent = ProviderAgent(cfg, client, events=events,
                           clock=wall_clock_floor(client), box_key=BoxKey.derive(key))
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host=cfg.host, port=cfg.port, log_config=None,
                                            access_log=False, lifespan="on"))

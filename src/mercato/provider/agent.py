@@ -175,6 +175,7 @@ class ProviderAgent:
                                draw_blocks=int(params.get("draw_blocks", 200)))
         await _until_chain(self._resync_lanes, "resync lanes")
         self._resume()
+        await _until_chain(self._catch_up, "read chain events")
         self._loops = [asyncio.create_task(self._loop(self.poll_events, self.cfg.poll_interval_s), name="watcher"),
                        asyncio.create_task(self._loop(self.settler.run_once, self.cfg.housekeeping_interval_s),
                                            name="housekeeping"),
@@ -261,6 +262,15 @@ class ProviderAgent:
             await asyncio.sleep(interval)
 
     # chain events ---------------------------------------------------------------------------
+    async def _catch_up(self, rounds: int = 100) -> None:
+        """Apply chain events up to the head before the API answers, so that the first RFQs do
+        not share the process with the watcher's catch-up (a poll reads one chunk at most)."""
+        for _ in range(rounds):
+            before = self.store.get_meta("cursor")
+            await self.poll_events()
+            if self.store.get_meta("cursor") == before:
+                return
+
     async def poll_events(self) -> None:
         """Apply new deal events (the watcher loop calls this)."""
         if self.events is None:

@@ -12,6 +12,11 @@ misses nothing; a node that was down is caught up from the cursor, a chunk per p
 below the cursor (a node restarted from an older state dump, a devnet reset) rewinds the
 cursor to the head, so the blocks mined again above it are read. Reorgs are not otherwise
 handled (anvil and L2s with instant finality).
+
+A watcher with no cursor yet (a fresh store) starts ``lookback_blocks`` below the head rather
+than at the deployment: an event older than that cannot name a deal this store ever bid on,
+and reading a long-lived market's whole history would keep a new provider busy for minutes.
+The lookback still covers the agent's own registration and any audit seat drawn for it since.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from mercato.chain.market import MarketClient
 __all__ = ["ChainEvent", "EventSource", "LogEventSource", "WATCHED"]
 
 log = logging.getLogger("mercato.provider.watcher")
+
+FRESH_LOOKBACK_BLOCKS = 256  # how far below the head a watcher with an empty store starts
 
 WATCHED = ("DealOpened", "ResultCommitted", "DealDrawn", "DealFinalized", "DealReclaimed", "AuditorDrawn")
 
@@ -51,10 +58,12 @@ class EventSource(Protocol):
 class LogEventSource:
     """Deal events of one market over JSON-RPC logs."""
 
-    def __init__(self, client: MarketClient, *, start_block: int = 0, chunk: int = 2_000) -> None:
+    def __init__(self, client: MarketClient, *, start_block: int = 0, chunk: int = 2_000,
+                 lookback_blocks: int | None = None) -> None:
         self.client = client
         self.start_block = start_block
         self.chunk = chunk
+        self.lookback_blocks = lookback_blocks  # None: a first poll reads from start_block
         self._topics: dict[bytes, str] = {}
         for abi in client.contract.abi:
             if abi.get("type") == "event" and abi.get("name") in WATCHED:
@@ -62,7 +71,8 @@ class LogEventSource:
         self._times: dict[int, int] = {}
 
     def poll(self, cursor: int | None) -> tuple[list[ChainEvent], int]:
-        """Events in ``(cursor, latest]`` (from ``start_block`` on the first call), at most one chunk."""
+        """Events in ``(cursor, latest]``, at most one chunk; the first call (no cursor) reads from
+        ``start_block``, or from ``lookback_blocks`` below the head when that is later."""
         w3 = self.client.w3
         latest = int(w3.eth.block_number)
         if cursor is not None and cursor > latest:
@@ -70,7 +80,11 @@ class LogEventSource:
                         extra={"cursor": cursor, "head": latest})
             self._times.clear()
             return [], latest
-        first = self.start_block if cursor is None else cursor + 1
+        if cursor is None:
+            back = self.start_block if self.lookback_blocks is None else latest - self.lookback_blocks + 1
+            first = max(self.start_block, back)
+        else:
+            first = cursor + 1
         if first > latest:
             return [], latest if cursor is None else cursor
         last = min(latest, first + self.chunk - 1)

@@ -9,12 +9,14 @@ a cache folder the caller passes in (the CLI picks ``~/.cache/mercato`` or ``$ME
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import wasmtime as wt
@@ -132,7 +134,10 @@ class ModuleCache:
     ``ModuleCache(Path("~/.cache/mercato").expanduser()).get(digest, load_bytes)``
 
     The disk cache holds native code that wasmtime runs as found, so its folder is made 0700
-    and files are written whole under a temporary name, then renamed into place.
+    and files are written whole under a temporary name, then renamed into place. Processes
+    sharing a cache folder compile a module once: the first holds ``<module>.lock`` (an
+    advisory ``flock``, released by the kernel if it dies) while it compiles, and the others
+    wait for it and load what it stored (the interpreter is a minute or two of both cores).
     """
 
     def __init__(self, cache_dir: Path | None, progress: Callable[[str], None] | None = None) -> None:
@@ -170,6 +175,12 @@ class ModuleCache:
 
     def _load_or_compile(self, digest: str, load_bytes: Callable[[], bytes], label: str) -> wt.Module:
         path = self.path_for(digest)
+        if path is None:
+            return self._compile(digest, load_bytes, label, None)
+        with _file_lock(path.with_name(path.name + ".lock")):
+            return self._compile(digest, load_bytes, label, path)
+
+    def _compile(self, digest: str, load_bytes: Callable[[], bytes], label: str, path: Path | None) -> wt.Module:
         if path is not None and path.is_file():
             try:
                 mod = wt.Module.deserialize_file(engine(), str(path))
@@ -194,6 +205,26 @@ class ModuleCache:
         if path is not None:
             _store(mod, path)
         return mod
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` across processes; without a writable cache folder
+    (or ``flock``), no lock: the worst case is compiling twice."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _store(mod: wt.Module, path: Path) -> None:

@@ -13,6 +13,8 @@ declined with ``GpuUnavailable``, whose message says which requirement failed.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import threading
@@ -158,9 +160,22 @@ def has_cdi_spec(kind: str = CDI_GPU_KIND, dirs: Sequence[Path] = CDI_DIRS) -> b
                 text = path.read_text(errors="replace")
             except OSError:
                 continue
-            if f"kind: {kind}" in text or f'"kind": "{kind}"' in text or f"kind: '{kind}'" in text:
+            if _kind_line(kind).search(text) or (path.suffix == ".json" and _json_kind(text) == kind):
                 return True
     return False
+
+
+def _json_kind(text: str) -> object:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _kind_line(kind: str) -> re.Pattern[str]:
+    """A spec's top-level ``kind`` in YAML (bare, single- or double-quoted value) or JSON."""
+    return re.compile(r"""^\s*["']?kind["']?\s*:\s*(["']?)""" + re.escape(kind) + r"""\1\s*,?\s*$""", re.MULTILINE)
 
 
 def gpu_flags(gpus: Sequence[Gpu], *, cdi: bool) -> list[str]:

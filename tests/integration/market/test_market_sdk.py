@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_kit import WASM, deal_events, wait_mining
+from agent_kit import WASM, deal_events, funded_client, wait_mining
 from web3 import Web3
 
 from mercato.chain import Deployment, MarketClient
@@ -25,10 +25,10 @@ def _job(samples: int = 200_000, **market: object) -> JobRequest:
     return JobRequest.from_files(WASM, args=[str(samples), "7"], limits=Limits(fuel=CU * FUEL_PER_CU), **opts)
 
 
-def _run(deployment: Deployment, job: JobRequest, **options: object):
+def _run(deployment: Deployment, job: JobRequest, as_: str = "requester1", **options: object):
     async def go():
-        async with Market.connect(deployment=deployment, key=deployment.keys["requester1"],
-                                  bid_window=0.5, **options) as market:
+        async with Market.connect(deployment=deployment, key=deployment.keys[as_],
+                                  bid_window=2.0, **options) as market:
             return await market.run(job)
     return asyncio.run(go())
 
@@ -114,10 +114,14 @@ def test_provider_that_never_commits_is_reclaimed_and_slashed(spawn_agent, reque
 
 
 def test_wrong_result_is_detected(spawn_agent, deployment: Deployment) -> None:
+    """The SDK refuses the result and challenges the deal. The dispute that follows is
+    tests/integration/market/test_verification.py's subject: this requester (its own account, so
+    that no other test's balance moves when the dispute settles) does not stand by for it."""
+    funded_client(deployment, 1_000 * 10**6, "requester2")
     spawn_agent("provider5", behaviour="wrong_result", pricing={"price_per_cu": 5, "utilization_markup": 0})
     with pytest.raises(ResultMismatch) as err:
-        _run(deployment, _job())
-    assert "seal" in str(err.value)
+        _run(deployment, _job(), as_="requester2", audit_wait_s=0)
+    assert "seal" in str(err.value) and "challenged" in str(err.value)
 
 
 def test_malformed_spec_is_rejected_naming_the_field(tmp_path: Path) -> None:

@@ -142,3 +142,20 @@ def test_the_watcher_catches_up_from_its_cursor_and_rewinds_above_the_head() -> 
     assert source.poll(50) == ([], 40)
     eth.block_number = 42
     assert source.poll(40)[1] == 42 and eth.asked[-1]["fromBlock"] == 41
+
+
+def test_a_fresh_watcher_starts_its_lookback_below_the_head_not_at_the_deployment() -> None:
+    eth = _Eth(head=5_000)
+    client = SimpleNamespace(w3=SimpleNamespace(eth=eth), contract=SimpleNamespace(abi=[], address="0xM"))
+    assert LogEventSource(client, start_block=7, lookback_blocks=256).poll(None)[1] == 5_000  # type: ignore[arg-type]
+    assert (eth.asked[-1]["fromBlock"], eth.asked[-1]["toBlock"]) == (4_745, 5_000)
+    # a market younger than the lookback is read from its deployment; no lookback reads it all
+    eth.block_number = 100
+    assert LogEventSource(client, start_block=7, lookback_blocks=256).poll(None)[1] == 100  # type: ignore[arg-type]
+    assert eth.asked[-1]["fromBlock"] == 7
+    eth.block_number = 5_000
+    LogEventSource(client, start_block=7, chunk=10_000).poll(None)  # type: ignore[arg-type]
+    assert eth.asked[-1]["fromBlock"] == 7
+    # with a cursor the lookback plays no part: a restart misses nothing
+    LogEventSource(client, start_block=7, lookback_blocks=256).poll(1_000)  # type: ignore[arg-type]
+    assert eth.asked[-1]["fromBlock"] == 1_001

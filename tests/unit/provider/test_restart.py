@@ -18,6 +18,8 @@ async def test_start_registers_and_stakes_once(make_agent, ledger: FakeLedger, e
     h: Harness = await make_agent(data_dir=tmp_path / "a")
     info = h.provider.provider_info()
     assert info.registered and info.endpoint == "http://127.0.0.1:7001" and info.stake == 10_000 * 10**6
+    # the watcher read up to the head before start() returned (before the API answers anyone)
+    assert h.agent.store.get_meta("cursor") == str(ledger.block)
     assert info.resources == resources_of(h.agent.cfg)
     await h.agent.stop()
     count = len(events.log)

@@ -120,5 +120,13 @@ def test_cdi_spec_detection(tmp_path: Path):
     assert not has_cdi_spec(dirs=[tmp_path, tmp_path / "missing"])
     (tmp_path / "other.yaml").write_text("cdiVersion: 0.5.0\nkind: vendor.com/fpga\n")
     assert not has_cdi_spec(dirs=[tmp_path])
+    (tmp_path / "near.yaml").write_text('cdiVersion: 0.5.0\nkind: "nvidia.com/gpus"\n# kind: nvidia.com/gpu\n')
+    assert not has_cdi_spec(dirs=[tmp_path])  # another kind, and a comment, are not the spec
     (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: '0'\n")
+    assert has_cdi_spec(dirs=[tmp_path])
+    for text in ('kind: "nvidia.com/gpu"\n', "kind: 'nvidia.com/gpu'\n", '{"cdiVersion": "0.5.0",\n "kind": "nvidia.com/gpu",\n'):
+        (tmp_path / "nvidia.yaml").write_text(text)  # double-quoted YAML, single-quoted YAML, JSON
+        assert has_cdi_spec(dirs=[tmp_path]), text
+    (tmp_path / "nvidia.yaml").unlink()
+    (tmp_path / "nvidia.json").write_text('{"cdiVersion":"0.5.0","kind":"nvidia.com/gpu","devices":[]}')  # compact
     assert has_cdi_spec(dirs=[tmp_path])
