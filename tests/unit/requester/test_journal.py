@@ -38,11 +38,15 @@ async def _recover(market: Market) -> list[Any]:
         return await m.recover()
 
 
-def _crash_at(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+def _killed_at(method: str, market: Market, request_: JobRequest, **run: Any) -> None:
+    """Run ``request_`` as if the process died on entering ``Market.<method>``."""
     async def crash(*_a: Any, **_k: Any) -> Any:
         raise Crash(method)
 
-    monkeypatch.setattr(Market, method, crash)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Market, method, crash)
+        with pytest.raises(Crash):
+            asyncio.run(_run(market, request_, **run))
 
 
 def test_a_verified_run_is_journaled_with_its_result_on_disk(ledger: FakeLedger, requester: FakeMarket,
@@ -63,14 +67,10 @@ def test_a_verified_run_is_journaled_with_its_result_on_disk(ledger: FakeLedger,
 
 
 def test_killed_after_the_acceptance_recovers_result_and_reveals_the_seed(
-        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal")
     p = FakeProvider("provider1", ledger)
-    with monkeypatch.context() as mp:
-        _crash_at(mp, "_await_commit")
-        with pytest.raises(Crash):
-            asyncio.run(_run(_market(requester, [p], journal), request_, out_dir=tmp_path / "out"))
+    _killed_at("_await_commit", _market(requester, [p], journal), request_, out_dir=tmp_path / "out")
     (entry,) = journal.entries()
     assert entry.state == "accepted" and not entry.seed_revealed
     (rep,) = asyncio.run(_recover(_market(requester, [p], journal)))
@@ -84,14 +84,10 @@ def test_killed_after_the_acceptance_recovers_result_and_reveals_the_seed(
 
 
 def test_a_deal_the_provider_never_commits_is_reclaimed_after_its_deadline(
-        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal")
     p = FakeProvider("provider1", ledger, never_commit=True)
-    with monkeypatch.context() as mp:
-        _crash_at(mp, "_await_commit")
-        with pytest.raises(Crash):
-            asyncio.run(_run(_market(requester, [p], journal), request_))
+    _killed_at("_await_commit", _market(requester, [p], journal), request_)
     (entry,) = journal.entries()
     escrow = entry.terms_json["price"] + entry.terms_json["audit_fee"]
     assert requester.balance_of() == DEPOSIT - escrow  # the deal is open: its escrow is held
@@ -107,14 +103,10 @@ def test_a_deal_the_provider_never_commits_is_reclaimed_after_its_deadline(
 
 
 def test_an_acceptance_that_never_left_expires_with_nothing_charged(
-        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: FakeLedger, requester: FakeMarket, request_: JobRequest, tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal")
     p = FakeProvider("provider1", ledger)
-    with monkeypatch.context() as mp:
-        _crash_at(mp, "_hand_over")
-        with pytest.raises(Crash):
-            asyncio.run(_run(_market(requester, [p], journal, open_on_chain=False), request_))
+    _killed_at("_hand_over", _market(requester, [p], journal, open_on_chain=False), request_)
     (rep,) = asyncio.run(_recover(_market(requester, [p], journal)))
     assert not rep.done and "not open yet" in rep.note  # the acceptance could still reach the chain
     ledger.advance(10_000)
