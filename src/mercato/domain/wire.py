@@ -195,8 +195,9 @@ class DeclineMsg(_Msg):
 
     rfq_id: str
     code: Literal["capacity", "runtime", "limits", "price", "collateral", "bond", "spec", "chain", "inputs",
-                  "image", "no_gpu"]  # image: a container image this provider cannot obtain; no_gpu: GPUs unmet;
-    # bond: the stake cannot carry this deal on top of those in flight (docs/SPEC.md §14.6)
+                  "image", "no_gpu", "escrow"]  # image: a container image this provider cannot obtain; no_gpu:
+    # GPUs unmet; bond: the stake cannot carry this deal on top of those in flight (docs/SPEC.md §14.6);
+    # escrow: the requester's escrow cannot pay this bid (price plus audit fee)
     reason: str
 
 

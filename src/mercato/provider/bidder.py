@@ -124,6 +124,7 @@ class Bidder:
             if spec.runtime == CONTAINER_RUNTIME:
                 await self._admit_container(spec)
             quote = await self.quote(rfq, spec)
+            await self._check_escrow(rfq, quote)
             bid = await self._reserve_and_sign(rfq, spec, quote)
         except _Decline as d:
             self.metrics.declines.labels(code=d.code).inc()
@@ -340,6 +341,16 @@ class Bidder:
                 raise
         return BidMsg(rfq_id=rfq.rfq_id, terms=rec.terms_msg, signature=rec.bid_sig,
                       price_per_cu=quote.price_per_cu, deal_id=rec.deal_id)
+
+    async def _check_escrow(self, rfq: Rfq, quote: Quote) -> None:
+        """Decline a requester whose escrow cannot pay this bid (price plus audit fee): a key with
+        nothing deposited cannot hold this provider's lanes with RFQs (docs/SPEC.md §19)."""
+        have = await self.chain.read(self.chain.market.balance_of, rfq.requester)
+        need = quote.price + rfq.audit_fee
+        if have < need:
+            raise _Decline("escrow", f"your escrow balance {have} does not cover this bid's price {quote.price} "
+                                     f"plus the audit fee {rfq.audit_fee}: deposit at least {need - have} more "
+                                     "(`mercato deposit`)")
 
     async def _bond_params(self) -> BondParams | None:
         """The market's bond-rule parameters (read once); None on a market without the rule."""

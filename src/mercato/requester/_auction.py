@@ -131,6 +131,7 @@ _ADVICE = {
     "silent": "widen bid_window",
     "capacity": "try again when providers have free lanes",
     "bond": "try again when providers' deals in flight settle",
+    "escrow": "deposit more (`mercato deposit`)",
     "error": "check the providers are up (`mercato providers`)",
 }
 
@@ -159,8 +160,15 @@ def no_bids_error(rnd: Round, *, window: float, max_price: int) -> NoBids:
 def _advice_for(kind: str, reasons: list[str]) -> list[str]:
     if kind in ("silent", "error"):
         return [_ADVICE[kind]]
-    out = [_ADVICE[key] for key in ("price", "collateral", "capacity", "bond") if any(key in r for r in reasons)]
+    out = [_ADVICE[key] for key in ("price", "collateral", "capacity", "bond", "escrow") if any(key in r for r in reasons)]
     return out
+
+
+def short_of_escrow(rnd: Round) -> bool:
+    """Whether every provider that declined or sent an unusable bid did so for the requester's
+    escrow (at least one did): then a deposit, not other terms, is what would get a bid."""
+    answered = [who for who, kind in rnd.kinds.items() if kind in ("declined", "rejected")]
+    return bool(answered) and all(rnd.kinds[w] == "declined" and rnd.causes[w].startswith("escrow:") for w in answered)
 
 
 def no_targets_error(registered: int, min_collateral: int) -> NoBids:

@@ -502,6 +502,12 @@ class Market:
             self._release(rnd.others(None))
             if st.target is not None:
                 raise self._declined(rnd, st.target, window=window, max_price=req.max_price)
+            if _auction.short_of_escrow(rnd):
+                balance, need = await balance_t, req.max_price + req.fee
+                raise BalanceTooLow(f"providers declined: your escrow balance {format_musd(balance)} mUSD does not "
+                                    f"cover their price plus the audit fee {format_musd(req.fee)} mUSD: run "
+                                    f"`mercato deposit {format_musd(max(need - balance, 1))}` (max_price plus the fee, "
+                                    "less what you hold) or more", balance=balance, price=need)
             raise _auction.no_bids_error(rnd, window=window, max_price=req.max_price)
         winner = await self._choose(rnd.offers, facts)
         t = winner.terms

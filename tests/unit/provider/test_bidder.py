@@ -108,6 +108,25 @@ async def test_collateral_counts_unopened_reservations(make_agent, requester: Fa
     assert again.decline is not None and again.decline.code == "collateral"
 
 
+async def test_a_requester_whose_escrow_cannot_pay_gets_no_lane(make_agent, requester: FakeMarket,
+                                                                ledger: FakeLedger) -> None:
+    h: Harness = await make_agent(lanes=1)
+    fresh = ledger.client(KEYS["requester3"])  # a key with tokens but nothing deposited
+    h.extra["req"] = fresh.address
+    answers = [await _answer(h) for _ in range(3)]
+    assert all(a.decline is not None and a.decline.code == "escrow" for a in answers)
+    assert "deposit at least" in answers[0].decline.reason  # type: ignore[union-attr]
+    assert h.agent.store.busy_lanes(1) == 0  # its RFQs held nothing
+    h.extra["req"] = requester.address
+    bid = (await _answer(h)).bid
+    assert bid is not None  # the one lane is free for a requester who can pay
+    need = bid.terms.price + AUDIT_FEE
+    fresh.deposit(need - 1)  # one unit short of this bid's price plus its audit fee
+    h.extra["req"] = fresh.address
+    short = await _answer(h)
+    assert short.decline is not None and short.decline.code == "escrow", short
+
+
 async def test_concurrent_rfqs_never_share_a_lane(make_agent, requester: FakeMarket) -> None:
     h: Harness = await make_agent(lanes=3)
     h.extra["req"] = requester.address

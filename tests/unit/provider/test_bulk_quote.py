@@ -175,6 +175,7 @@ async def test_an_rfq_naming_a_live_quote_is_priced_by_it(make_agent, requester:
     assert await price_per_cu(quote_id=quote.quote_id) == 1250
     assert await price_per_cu() == 5000
     assert await price_per_cu(quote_id=new_id()) == 5000  # unknown: ignored
+    ledger.client(KEYS["requester2"]).deposit(10**9)  # bids need the requester's escrow to cover them
     assert await price_per_cu(quote_id=quote.quote_id, requester=OTHER_REQUESTER) == 5000  # not theirs
     other = JobSpec(runtime="wasm", workload="sha256:" + "ee" * 32, limits=spec.limits, tasks=(Task(),))
     answer = await _answer(h, requester.address, spec=other, quote_id=quote.quote_id)

@@ -197,6 +197,23 @@ def test_balance_below_the_price(ledger: FakeLedger, make_market: MakeMarket, re
         run(_go(Market(broke, transport=transport([p])), request_))
 
 
+def test_providers_declining_for_escrow_is_a_balance_error_with_the_deposit_to_make(
+        ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:
+    broke = ledger.client(KEYS["requester2"])
+    reason = "escrow: your escrow balance 0 does not cover this bid's price 50000 plus the audit fee 1000000"
+    providers = [FakeProvider("provider1", ledger, decline=("escrow", reason[8:])),
+                 FakeProvider("provider2", ledger, decline=("escrow", reason[8:]))]
+    with pytest.raises(e.BalanceTooLow, match=r"providers declined: your escrow balance 0 mUSD .* run `mercato deposit") \
+            as info:
+        run(_go(Market(broke, transport=transport(providers)), request_))
+    assert info.value.price == request_.max_price + request_.fee and info.value.balance == 0
+    # one provider declining for another reason: the full NoBids, with the deposit among the advice
+    providers[1].decline = ("price", "this provider asks 9 per CU")
+    with pytest.raises(e.NoBids, match="deposit more") as nobids:
+        run(_go(Market(broke, transport=transport(providers)), request_))
+    assert set(nobids.value.causes) == {p.address for p in providers}
+
+
 def test_oversized_input_is_refused_before_any_upload(ledger: FakeLedger, make_market: MakeMarket,
                                                       workload: Path) -> None:
     big = workload.parent / "big.bin"
