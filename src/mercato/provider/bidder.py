@@ -28,6 +28,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -124,7 +125,6 @@ class Bidder:
             if spec.runtime == CONTAINER_RUNTIME:
                 await self._admit_container(spec)
             quote = await self.quote(rfq, spec)
-            await self._check_escrow(rfq, quote)
             bid = await self._reserve_and_sign(rfq, spec, quote)
         except _Decline as d:
             self.metrics.declines.labels(code=d.code).inc()
@@ -320,7 +320,7 @@ class Bidder:
         return Quote(0, 0, price, collateral)
 
     async def _reserve_and_sign(self, rfq: Rfq, spec: JobSpec, quote: Quote) -> BidMsg:
-        now = await self.chain.now()
+        now, _ = await asyncio.gather(self.chain.now(), self._check_escrow(rfq, quote))  # two reads at once
         async with self._lock:
             lane = self.store.reserve_lane(self.cfg.lanes)
             if lane is None:
@@ -352,12 +352,15 @@ class Bidder:
                                      f"plus the audit fee {rfq.audit_fee}: deposit at least {need - have} more "
                                      "(`mercato deposit`)")
 
+    def know_parameters(self, params: dict[str, Any]) -> None:
+        """The market's parameters, read once (the agent does at start): the bond rule's part."""
+        names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps")
+        self._bond = BondParams(*(int(params[n]) for n in names)) if all(n in params for n in names) else False
+
     async def _bond_params(self) -> BondParams | None:
         """The market's bond-rule parameters (read once); None on a market without the rule."""
         if self._bond is None:
-            params = await self.chain.read(self.chain.market.parameters)  # type: ignore[attr-defined]
-            names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps")
-            self._bond = BondParams(*(int(params[n]) for n in names)) if all(n in params for n in names) else False
+            self.know_parameters(dict(await self.chain.read(self.chain.market.parameters)))  # type: ignore[attr-defined]
         return self._bond or None
 
     async def _check_bond(self, quote: Quote) -> None:

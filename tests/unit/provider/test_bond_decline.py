@@ -25,6 +25,7 @@ def _with_bond_rule(h: Harness, in_flight: tuple[int, int]) -> None:
                                            "bond_lambda_bps": PARAMS.bond_lambda_bps,
                                            "audit_floor_bps": PARAMS.audit_floor_bps}
     market.in_flight = lambda provider=None: in_flight
+    h.agent.bidder.know_parameters(market.parameters())  # as the agent reads them at start
 
 
 async def _answer(h: Harness, requester: FakeMarket) -> dict[str, Any]:
