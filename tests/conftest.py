@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from mercato.cli.exec import cache_dir_from_env
+
 settings.register_profile(
     "ci",
     derandomize=True,
@@ -54,8 +56,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             Path(item.fspath).relative_to(_TESTS).parts[0] in ("integration", "e2e", "chaos")
             for item in session.items):
         return
-    given = os.environ.get("MERCATO_CACHE")
-    cache = Path(given) if given else Path.home() / ".cache" / "mercato"
+    cache = cache_dir_from_env()
     cache.mkdir(parents=True, exist_ok=True)
     _warming.append(subprocess.Popen([sys.executable, "-c", _WARM, str(cache)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL))

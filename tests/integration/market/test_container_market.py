@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import secrets
 import signal
 import threading
@@ -40,6 +39,7 @@ from container_kit import (  # noqa: F401  (fixtures)
 
 from mercato.chain import Deployment, Devnet, MarketClient
 from mercato.cli import app as cli_app
+from mercato.cli.exec import cache_dir_from_env
 from mercato.domain.jobs import ContainerSpec, JobSpec, Limits
 from mercato.errors import ImageRejected, NoBids, ProviderFailed
 from mercato.provider.pricing import ResourceRates, container_price
@@ -294,8 +294,7 @@ def test_redundancy_runs_on_distinct_providers_and_never_challenges(
     # a requester comparator, run deterministically in the wasm sandbox, calls them the same
     script = tmp_path / "cmp.py"
     script.write_text(COMPARATOR)
-    cache = Path(os.environ.get("MERCATO_CACHE") or Path.home() / ".cache" / "mercato")
-    again = judge(verdict.results, WasmComparator(script, cache_dir=cache), "cmp.py")
+    again = judge(verdict.results, WasmComparator(script, cache_dir=cache_dir_from_env()), "cmp.py")
     assert again.agreed is True and again.chosen is verdict.results[0]
 
 

@@ -3,12 +3,12 @@ interpreter is compiled at most once (and reused across sessions from the user c
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mercato.cli.exec import cache_dir_from_env
 from mercato.domain.jobs import JobSpec, Limits, Receipt
 from mercato.runtimes import BlobStore, Workspace
 from mercato.runtimes.python import PythonRuntime
@@ -21,8 +21,7 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
-    given = os.environ.get("MERCATO_CACHE")
-    path = Path(given) if given else Path.home() / ".cache" / "mercato"
+    path = cache_dir_from_env()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
