@@ -59,6 +59,7 @@ __all__ = ["Executor", "fresh_workspace", "in_daemon_thread", "needed_blobs"]
 log = logging.getLogger("mercato.provider.executor")
 COPIED_FROM = "0x" + "c0" * 20  # TEST ONLY: whose seal a ``copied_seal`` provider passes off as its own
 T = TypeVar("T")
+UNEXPECTED_TRIES = 2  # runs of a deal whose sandbox raised something other than a MercatoError
 
 
 def fresh_workspace(root: Path) -> Workspace:
@@ -128,8 +129,16 @@ class Executor:
             return False
         task = asyncio.get_running_loop().create_task(self._run(rec.deal_id), name=f"run-{rec.deal_id[:10]}")
         self._tasks[rec.deal_id] = task
-        task.add_done_callback(lambda _t, d=rec.deal_id: self._tasks.pop(d, None))
+        task.add_done_callback(lambda t, d=rec.deal_id: self._done(d, t))
         return True
+
+    def _done(self, deal_id: str, task: asyncio.Task[None]) -> None:
+        """A run task ended: forget it, and log (in the agent's log, not asyncio's) what it raised;
+        the deal is left in its state for the next kick or restart to pick up."""
+        self._tasks.pop(deal_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("deal run stopped by an error", exc_info=exc,
+                      extra={"deal_id": deal_id, "error": f"{type(exc).__name__}: {exc}"})
 
     def adopt_opened(self, rec: DealRecord) -> bool:
         """``rec`` was seen open on-chain with no seal (the requester's ``open_deal``): the requester
@@ -192,13 +201,30 @@ class Executor:
                 return
             self.store.update(deal_id, expect=("accepted",), state="running")
             spec = JobSpec.from_json(rec.spec_json)
-            try:
-                receipt = await in_daemon_thread(self._sandbox, deal_id, spec)
-            except MercatoError as exc:
-                self._fail(deal_id, f"the sandbox could not run the job: {exc}")
+            receipt = await self._execute(deal_id, spec)
+            if receipt is None:
                 return
             self._record(deal_id, receipt)
         await self.commit(deal_id)
+
+    async def _execute(self, deal_id: str, spec: JobSpec) -> Receipt | None:
+        """The deal's receipt, or None once it failed. A ``MercatoError`` is the job's own fault
+        (a bad workload); anything else is ours: logged with its traceback and tried once more
+        (the sandbox is deterministic, so a second run is the same job), then the deal fails and
+        its lane is freed rather than left ``running`` until a restart."""
+        for attempt in range(1, UNEXPECTED_TRIES + 1):
+            try:
+                return await in_daemon_thread(self._sandbox, deal_id, spec)
+            except MercatoError as exc:
+                self._fail(deal_id, f"the sandbox could not run the job: {exc}")
+                return None
+            except Exception as exc:  # noqa: BLE001 - a bug in the executor must not strand a lane
+                self.metrics.executor_errors.inc()
+                log.error("executor error", exc_info=True,
+                          extra={"deal_id": deal_id, "attempt": attempt, "error": f"{type(exc).__name__}: {exc}"})
+                last = exc
+        self._fail(deal_id, f"internal error in the provider's executor: {type(last).__name__}: {last}")
+        return None
 
     def _sandbox(self, deal_id: str, spec: JobSpec) -> Receipt:
         runtime = self.runtime(spec.runtime)

@@ -39,6 +39,8 @@ class Metrics:
                                   "bid was opened on their lane", registry=r)
         self.chain_errors = Counter("mercato_provider_chain_errors", "Failed chain calls, by operation",
                                     ["op"], registry=r)
+        self.executor_errors = Counter("mercato_provider_executor_errors", "Sandbox runs that raised an "
+                                       "unexpected (non-job) error", registry=r)
 
     def render(self, counts: dict[str, int], free_lanes: int) -> bytes:
         """The Prometheus text body, with the deal gauges refreshed from ``counts``."""

@@ -110,6 +110,7 @@ __all__ = [
 log = logging.getLogger("mercato.requester")
 
 DEFAULT_TASKS_PER_DEAL = 32  # a batch's size when the caller names none (and the quote allows it)
+BUSY_REST_MAX_S = 4.0  # longest rest after "all lanes busy": a lane frees when one of its deals settles
 
 
 # the tasks ------------------------------------------------------------------------------
@@ -342,7 +343,8 @@ class _Seat:
     quote: ProviderQuote
     capacity: int
     in_flight: int = 0
-    declines: int = 0  # in a row
+    declines: int = 0  # in a row (but for capacity: see busy_declines)
+    busy_declines: int = 0  # "all lanes busy" in a row: sets the rest, never benches
     rest_until: float = 0.0  # monotonic: no batch before (after a decline)
     excluded: str | None = None  # for good: it failed
     benched: str | None = None  # until a fresh quote: it declined too often
@@ -551,7 +553,8 @@ class Scheduler:
             if seat is None:
                 self._seats[q.provider.lower()] = _Seat(q, q.capacity)
             elif seat.excluded is None:
-                seat.quote, seat.capacity, seat.benched, seat.declines, seat.rest_until = q, q.capacity, None, 0, 0.0
+                seat.quote, seat.capacity, seat.benched, seat.rest_until = q, q.capacity, None, 0.0
+                seat.declines = seat.busy_declines = 0
             else:
                 continue
             fresh += 1
@@ -722,7 +725,8 @@ class Scheduler:
         seconds = time.monotonic() - flight.started
         self._durations.append(seconds)
         seat.tasks, seat.batches, seat.spent = seat.tasks + len(order.tasks), seat.batches + 1, seat.spent + res.price
-        seat.declines, seat.capacity = 0, min(seat.quote.capacity, seat.capacity + 1)
+        seat.declines, seat.busy_declines = 0, 0
+        seat.capacity = min(seat.quote.capacity, seat.capacity + 1)
         self._requotes = 0  # progress: fresh quotes may be asked for again
         self._emit(BatchDone(order.batch, order.provider, order.tasks, res.deal_id, res.price, round(seconds, 3)))
         seeds = res.seeds if len(res.seeds) == len(order.tasks) else (b"",) * len(order.tasks)
@@ -763,11 +767,19 @@ class Scheduler:
             self._committed += flight.cost  # escrowed in the challenged deal until an audit settles it
         self._emit(BatchFailed(order.batch, order.provider, order.tasks, kind, text))
         if kind == "declined":
-            seat.declines += 1
+            code = getattr(exc, "code", "")
             seat.declined += 1
-            if getattr(exc, "code", "") in ("capacity", "bond"):
+            if code in ("capacity", "bond"):
                 seat.capacity = max(1, seat.in_flight)
-            seat.rest_until = time.monotonic() + self.decline_backoff * 2 ** (seat.declines - 1)
+            if code == "capacity":
+                # busy, not unwilling: its lanes free as its deals settle. Rest (up to
+                # BUSY_REST_MAX_S) and ask again while its quote holds; never benched for it.
+                seat.busy_declines += 1
+                rest = min(self.decline_backoff * 2 ** (seat.busy_declines - 1), BUSY_REST_MAX_S)
+                seat.rest_until = time.monotonic() + rest
+            else:
+                seat.declines += 1
+                seat.rest_until = time.monotonic() + self.decline_backoff * 2 ** (seat.declines - 1)
             if seat.declines >= self.max_declines and seat.benched is None:
                 seat.benched = f"declined {seat.declines} batches in a row (last: {text})"
                 self._emit(ProviderExcluded(order.provider, seat.benched))

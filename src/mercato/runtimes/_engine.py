@@ -56,6 +56,9 @@ def engine() -> wt.Engine:
 
 
 def _make_engine() -> wt.Engine:
+    from mercato.runtimes import _threads
+
+    _threads.install()  # lanes run sandboxes side by side in threads of this process
     cfg = wt.Config()
     # wasmtime-py builds with async support: its stack must hold the wasm stack, set it first.
     setter = getattr(wt_ffi.dll, "wasmtime_config_async_stack_size_set", None)

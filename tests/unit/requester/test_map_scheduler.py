@@ -221,6 +221,25 @@ def test_a_decline_rests_the_provider_without_excluding_it() -> None:
     assert events_of(sched, BatchFailed)[0].kind == "declined"
 
 
+def test_a_provider_whose_lanes_are_all_busy_is_waited_for_never_benched() -> None:
+    """One provider, lanes held while its deals settle: "capacity" declines, many more than
+    max_declines in a row, only make the run wait for it (the README's map on one agent)."""
+    calls = {"n": 0}
+
+    async def busy_often(order: BatchOrder) -> BatchResult:
+        calls["n"] += 1
+        if calls["n"] % 6:  # five busy answers before each batch it takes
+            raise ProviderDeclined("all 4 lanes of this provider are busy", provider="a", code="capacity")
+        return await ok()(order)
+
+    sched = scheduler(4, [quote("a", capacity=4, per_deal=1)], Fleet(a=busy_often), max_declines=3,
+                      speculate_after=None)
+    results, summary = drive(sched)
+    assert summary.complete and sorted(r.index for r in results) == [0, 1, 2, 3]
+    assert events_of(sched, ProviderExcluded) == [] and summary.providers["a"].excluded is None
+    assert summary.providers["a"].declines >= 4 * 3
+
+
 def test_declining_again_and_again_benches_the_provider() -> None:
     fleet = Fleet(no=raises(lambda o: ProviderDeclined("bond", provider="no", code="bond")))
     sched = scheduler(2, [quote("no", capacity=1)], fleet, max_declines=3)
