@@ -67,7 +67,7 @@ from mercato.provider.executor import Executor, needed_blobs
 from mercato.provider.metrics import Metrics
 from mercato.provider.pricing import PricingStrategy, strategy_for
 from mercato.provider.settle import Settler
-from mercato.provider.store import DealRecord, Store
+from mercato.provider.store import HELD_OUT, UNSENT, DealRecord, Store
 from mercato.provider.watcher import WATCHED, ChainEvent, EventSource
 from mercato.runtimes import BlobStore, Runtime
 from mercato.runtimes.blobs import content_hash
@@ -177,6 +177,7 @@ class ProviderAgent:
                                draw_blocks=int(params.get("draw_blocks", 200)))
         await _until_chain(self._resync_lanes, "resync lanes")
         self._resume()
+        self.bidder.holds.resume(self.cfg.bid_hold_s)
         await _until_chain(self._catch_up, "read chain events")
         self._loops = [asyncio.create_task(self._loop(self.poll_events, self.cfg.poll_interval_s), name="watcher"),
                        asyncio.create_task(self._loop(self.settler.run_once, self.cfg.housekeeping_interval_s),
@@ -192,6 +193,7 @@ class ProviderAgent:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        self.bidder.holds.stop()
         await self.executor.shutdown()
         self.store.close()
         self.started = False
@@ -367,6 +369,8 @@ class ProviderAgent:
                 rec = self._deal(deal_id)  # released (or opened on-chain) meanwhile
                 if rec.state != "accepted":
                     raise AcceptanceRejected(_gone(rec), http_status=409)
+        elif rec.state == "expired" and rec.error == HELD_OUT and not rec.on_chain:
+            await self._accept_late(rec, msg.acceptance_signature)
         elif rec.state in ("expired", "failed", "reclaimed"):
             raise AcceptanceRejected(_gone(rec), http_status=409)
         elif rec.acceptance_sig is None:
@@ -374,6 +378,22 @@ class ProviderAgent:
         self.executor.kick(deal_id)
         log.info("accepted", extra={"deal_id": deal_id})
         return self.status(deal_id)
+
+    async def _accept_late(self, rec: DealRecord, signature: str) -> None:
+        """An acceptance of a bid whose hold was over: taken if its lane is still free and unused since."""
+        if await self.chain.now() > rec.terms_obj.expiry:
+            raise AcceptanceRejected("the bid expired before it was accepted: send a new RFQ", http_status=409)
+        if await self.bidder.retake(rec, signature) is None:
+            raise AcceptanceRejected(f"this provider held the bid {self.cfg.bid_hold_s:g} s, then gave its lane to "
+                                     "other bids: nothing was charged; send a new RFQ and accept its bid sooner "
+                                     "(a shorter bid window)", http_status=409)
+        log.info("accepted after the bid's hold", extra={"deal_id": rec.deal_id, "lane": rec.lane})
+
+    def release_unsent(self, deal_id: str) -> None:
+        """The requester hung up before its bid could be sent (a late answer): free the lane at once."""
+        if self.store.release_bid(deal_id, UNSENT) is not None:
+            self.metrics.unsent.inc()
+            log.info("bid not sent: its requester had hung up; lane freed", extra={"deal_id": deal_id})
 
     def release(self, deal_id: str) -> DealStatusMsg:
         """``DELETE /v1/bids/{id}``: the requester took another bid. A deal still in ``bid`` (no

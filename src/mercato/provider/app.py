@@ -117,7 +117,10 @@ def create_app(agent: ProviderAgent, *, manage_lifecycle: bool = True, guard: Re
     @app.post("/v1/rfq")
     async def rfq(msg: Rfq, request: Request) -> RfqAnswer:
         agent.authorize_rfq(msg.requester, signer_of(request))
-        return await agent.answer(msg)
+        answer = await agent.answer(msg)
+        if answer.bid is not None and await request.is_disconnected():  # a late answer holds nothing
+            agent.release_unsent(answer.bid.deal_id)
+        return answer
 
     @app.post("/v1/rfq/bulk")
     async def rfq_bulk(msg: BulkRfq, request: Request) -> BulkAnswer:

@@ -15,6 +15,10 @@ than ``max_tasks_per_deal`` tasks is declined (``limits``). ``quote_bulk`` answe
 while the requester fills them; it is kept in memory until its expiry, and an ``Rfq`` naming
 it (``quote_id``) from the same requester for the same workload is priced at no more than it.
 
+Holds (docs/SPEC.md §13): a bid holds its lane only while it can still win: until its requester
+releases it or ``bid_hold_s`` after it was signed (``provider.holds``); a late acceptance still
+takes it while its lane is free and unused since (``retake``).
+
 Container jobs (``runtime = "container"``) are admitted by the container runtime's ``admit``
 (engine present, image obtainable, reservation within ``[container]`` caps, GPUs satisfiable:
 declines ``runtime``, ``image``, ``limits``, ``no_gpu``) and priced per reserved
@@ -60,6 +64,7 @@ from mercato.provider.chainio import ChainIO
 from mercato.provider.config import ProviderConfig
 from mercato.provider.metrics import Metrics
 from mercato.provider.pricing import PricingStrategy, ResourceRates, container_price
+from mercato.provider.holds import Holds
 from mercato.provider.store import DealRecord, Store
 from mercato.verification.bond import BondParams, bond_ok, min_stake
 
@@ -113,6 +118,7 @@ class Bidder:
         self.admit_container: Callable[[JobSpec], object] | None = None
         self._bond: BondParams | bool | None = None  # the bond rule's parameters, once read (False: none)
         self.live_quotes: dict[str, LiveQuote] = {}  # quote_id -> the bulk quote, oldest first
+        self.holds = Holds(store, metrics)  # each bid frees its lane after cfg.bid_hold_s unless accepted
 
     def utilization(self) -> Fraction:
         """Busy lanes over all lanes."""
@@ -328,19 +334,40 @@ class Bidder:
                                            "retry in a little while or ask another provider")
             idx, nonce = lane
             try:
-                free = await self.chain.read(self.chain.market.free_stake) - self.store.reserved_collateral()
-                if free < quote.collateral:
-                    raise _Decline("collateral", f"this provider has {max(free, 0)} free stake, less than the "
-                                                 f"{quote.collateral} collateral asked: lower min_collateral or "
-                                                 "ask another provider")
-                await self._check_bond(quote)
+                await self._check_stake(quote)
                 rec = self._record(rfq, spec, quote, idx, nonce, now)
                 self.store.insert(rec)
             except BaseException:
                 self.store.release_lane(idx)
                 raise
+            self.holds.start(rec.deal_id, self.cfg.bid_hold_s)
         return BidMsg(rfq_id=rfq.rfq_id, terms=rec.terms_msg, signature=rec.bid_sig,
                       price_per_cu=quote.price_per_cu, deal_id=rec.deal_id)
+
+    async def _check_stake(self, quote: Quote) -> None:
+        """Decline a deal the free stake (less what unopened deals reserve) or the bond rule cannot carry."""
+        free = await self.chain.read(self.chain.market.free_stake) - self.store.reserved_collateral()
+        if free < quote.collateral:
+            raise _Decline("collateral", f"this provider has {max(free, 0)} free stake, less than the "
+                                         f"{quote.collateral} collateral asked: lower min_collateral or "
+                                         "ask another provider")
+        await self._check_bond(quote)
+
+    async def retake(self, rec: DealRecord, acceptance_sig: str) -> DealRecord | None:
+        """Bid ``rec``, released at the end of its hold, accepted after all: ``accepted`` on its lane
+        again if the lane is still free, no newer bid was signed on it and the stake still carries
+        the deal (as at bidding); None otherwise::
+
+            rec = await bidder.retake(store.get("0xabc…"), "0x…")
+        """
+        terms = rec.terms_obj
+        async with self._lock:  # against bids reserving the lane or promising the stake meanwhile
+            try:
+                await self._check_stake(Quote(rec.price_per_cu, 0, terms.price, terms.collateral))
+            except _Decline as d:
+                log.info("late acceptance refused", extra={"deal_id": rec.deal_id, "reason": d.reason})
+                return None
+            return self.store.retake(rec.deal_id, acceptance_sig)
 
     async def _check_escrow(self, rfq: Rfq, quote: Quote) -> None:
         """Decline a requester whose escrow cannot pay this bid (price plus audit fee): a key with

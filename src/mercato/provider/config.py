@@ -135,6 +135,10 @@ class ProviderConfig:
     data_dir: Path = Path(".mercato/provider")
     stake: int = 0  # ensure at least this much stake on start (token base units)
     lanes: int = 4  # capacity: deals held at once (the contract's lanes 0..lanes-1)
+    # an unaccepted bid frees its lane this long after it was signed (its signature stays valid on-chain
+    # until its expiry): longer than any bid window a requester waits, short enough that bids nobody
+    # accepts do not clog the lanes (docs/SPEC.md §13)
+    bid_hold_s: float = 5.0
     runtimes: tuple[str, ...] = ("wasm", "python")
     max_fuel: int = 1_000 * FUEL_PER_CU
     max_memory_bytes: int = 1 << 30
@@ -186,6 +190,10 @@ class ProviderConfig:
         rate = self.rate_limit_per_s
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
             raise ConfigError(f"rate_limit_per_s must be a positive number of requests a second, got {rate!r}")
+        hold = self.bid_hold_s
+        if isinstance(hold, bool) or not isinstance(hold, (int, float)) or not 0 < hold <= 3600:
+            raise ConfigError(f"bid_hold_s must be a number of seconds above 0 and at most 3600 (how long an "
+                              f"unaccepted bid holds its lane), got {hold!r}")
         ttl = self.bulk_quote_ttl_s
         if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
             raise ConfigError(f"bulk_quote_ttl_s must be a whole number of seconds, at least 1, got {ttl!r}")

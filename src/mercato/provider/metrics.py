@@ -35,6 +35,10 @@ class Metrics:
         self.claimed = Counter("mercato_provider_claimed", "Earnings claimed (token base units)", registry=r)
         self.released = Counter("mercato_provider_released", "Losing bids released by their requester",
                                 registry=r)
+        self.held_out = Counter("mercato_provider_held_out", "Bids released unaccepted at the end of their "
+                                "hold (bid_hold_s)", registry=r)
+        self.unsent = Counter("mercato_provider_unsent", "Bids released because their requester had hung up "
+                              "before the bid could be sent", registry=r)
         self.lane_taken = Counter("mercato_provider_lane_taken", "Deals failed because an earlier (released) "
                                   "bid was opened on their lane", registry=r)
         self.chain_errors = Counter("mercato_provider_chain_errors", "Failed chain calls, by operation",

@@ -26,7 +26,8 @@ from mercato.domain.deals import Terms
 from mercato.domain.wire import DealState, TermsMsg
 from mercato.sqlite import immediate
 
-__all__ = ["ACTIVE_STATES", "DealRecord", "Store", "EXTERNAL", "LANE_TAKEN", "RELEASED", "RELEASED_CLOSED"]
+__all__ = ["ACTIVE_STATES", "DealRecord", "Store", "EXTERNAL", "HELD_OUT", "LANE_TAKEN", "RELEASED",
+           "RELEASED_CLOSED", "UNSENT"]
 
 # states in which a deal still holds its lane
 ACTIVE_STATES: tuple[str, ...] = ("bid", "accepted", "running", "executed", "committed")
@@ -35,6 +36,12 @@ EXTERNAL = "external"  # reserved_by for a lane busy on-chain with a deal this s
 # but the signed bid stays valid on-chain until its expiry, so an open is still honoured
 RELEASED = "released: the requester chose another bid; the lane was freed for new bids"
 RELEASED_CLOSED = RELEASED + " (expired unopened)"  # checked on-chain after its expiry: never opened
+# ``error`` of a bid not accepted within the agent's ``bid_hold_s``: released like the above (and,
+# until another bid takes its lane, still accepted if its acceptance comes late: ``retake``)
+HELD_OUT = "released: not accepted within this provider's bid hold; the lane was freed for new bids"
+# ``error`` of a bid whose requester hung up before the answer could be sent (a late answer)
+UNSENT = "released: the requester stopped waiting before the bid was sent; the lane was freed for new bids"
+_RELEASES = (RELEASED, HELD_OUT, UNSENT)  # released bids whose signed terms may still open on-chain
 # ``error`` of a not-yet-open deal whose lane an earlier (released) bid took on-chain
 LANE_TAKEN = ("lane taken by an earlier bid the requester opened: this deal can no longer open on-chain; "
               "nothing was charged, send a new RFQ")
@@ -211,22 +218,41 @@ class Store:
                              (holder, idx, only_from))
             return cur.rowcount > 0
 
-    def release_bid(self, deal_id: str) -> DealRecord | None:
-        """A ``bid`` the requester let go: ``expired`` (marked :data:`RELEASED`) and its lane freed, in
-        one transaction. None when the deal is not in state ``bid`` (or was seen open on-chain). The
-        lane's next bid takes the next nonce (``reserve_lane`` counts on), so the released bid can
-        still open the lane on-chain only while it is free."""
+    def release_bid(self, deal_id: str, why: str = RELEASED) -> DealRecord | None:
+        """A ``bid`` the requester let go (or whose hold is over: ``why`` = :data:`HELD_OUT`):
+        ``expired`` (marked ``why``) and its lane freed, in one transaction. None when the deal is
+        not in state ``bid`` (or was seen open on-chain). The lane's next bid takes the next nonce
+        (``reserve_lane`` counts on), so the released bid can still open the lane on-chain only
+        while it is free."""
         now = time.time()
         with self._tx() as db:
             cur = db.execute("UPDATE deals SET state = 'expired', error = ?, updated_at = ? "
                              "WHERE deal_id = ? AND state = 'bid' AND on_chain = 0 AND acceptance_sig IS NULL",
-                             (RELEASED, now, deal_id.lower()))
+                             (why, now, deal_id.lower()))
             if cur.rowcount == 0:
                 return None
             row = db.execute("SELECT * FROM deals WHERE deal_id = ?", (deal_id.lower(),)).fetchone()
             db.execute("UPDATE lanes SET reserved_by = NULL WHERE idx = ? AND reserved_by = ?",
                        (int(row["lane"]), deal_id.lower()))
         return DealRecord(**dict(row))
+
+    def retake(self, deal_id: str, acceptance_sig: str) -> DealRecord | None:
+        """A bid released at the end of its hold (:data:`HELD_OUT`) accepted after all: ``accepted``
+        with ``acceptance_sig``, its lane bound to it again — only while that lane is free and no
+        newer bid was signed on it (its last nonce is still this bid's), so no other deal can ever
+        compete for it. None otherwise (nothing changes)."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT d.lane FROM deals d JOIN lanes l ON l.idx = d.lane WHERE d.deal_id = ? "
+                             "AND d.state = 'expired' AND d.error = ? AND d.on_chain = 0 AND l.reserved_by IS NULL "
+                             "AND l.last_nonce = d.nonce", (deal_id.lower(), HELD_OUT)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE deals SET state = 'accepted', error = NULL, acceptance_sig = ?, updated_at = ? "
+                       "WHERE deal_id = ?", (acceptance_sig, now, deal_id.lower()))
+            db.execute("UPDATE lanes SET reserved_by = ? WHERE idx = ?", (deal_id.lower(), int(row[0])))
+            out = db.execute("SELECT * FROM deals WHERE deal_id = ?", (deal_id.lower(),)).fetchone()
+        return DealRecord(**dict(out))
 
     def take_lane(self, deal_id: str) -> list[DealRecord]:
         """Deal ``deal_id`` is open on-chain: its lane is its own again. Every other deal on that lane
@@ -250,10 +276,11 @@ class Store:
         return failed
 
     def released_open(self) -> list[DealRecord]:
-        """Released bids not yet checked on-chain after their expiry."""
+        """Released bids (by their requester or at the end of their hold) not yet checked on-chain
+        after their expiry."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM deals WHERE state = 'expired' AND error = ? ORDER BY created_at",
-                                    (RELEASED,)).fetchall()
+            rows = self._db.execute("SELECT * FROM deals WHERE state = 'expired' AND error IN (?, ?, ?) "
+                                    "ORDER BY created_at", _RELEASES).fetchall()
         return [DealRecord(**dict(r)) for r in rows]
 
     def reconcile_lanes(self) -> None:
