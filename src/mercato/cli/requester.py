@@ -28,6 +28,7 @@ from mercato.cli._errors import clean_errors
 from mercato.requester import (
     Accepted,
     BidsCollected,
+    BidsRetried,
     Committed,
     Event,
     JobHistory,
@@ -142,6 +143,10 @@ class _Progress:
         if isinstance(ev, BidsCollected):
             return {"bids": f"{ev.compliant} compliant of {ev.bids} answers from {ev.asked} providers "
                             f"in {ev.window_ms:.0f} ms"}
+        if isinstance(ev, BidsRetried):
+            wait = f" in {ev.pause_s:.1f} s" if ev.pause_s else ""
+            return {"bids": f"no compliant bid in {ev.window_ms:.0f} ms ({ev.reason}): asking again{wait} with a "
+                            f"{ev.next_window_ms:.0f} ms window (retry {ev.attempt} of {ev.retries})"}
         if isinstance(ev, WinnerChosen):
             runner = f" (next best {_musd(ev.runner_up_price)})" if ev.runner_up_price is not None else ""
             return {"winner": f"{ev.provider} at {ev.endpoint} for {_musd(ev.price)}{runner}"}

@@ -1,4 +1,10 @@
-"""The sealed-bid round: who to ask, asking them all at once, judging what came back."""
+"""The sealed-bid round: who to ask, asking them all at once, judging what came back, and
+whether a round without a compliant bid is worth asking again with a wider window.
+
+    rnd = await collect_bids(http, targets, rfq, ask, 0.25, chain_id=1, market="0x…")
+    if not rnd.offers and worth_retrying(rnd):
+        window = wider(0.25)                  # 1.0 s, then 4.0 s
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,16 @@ from mercato.errors import NoBids
 from mercato.matching import Ask, Offer, ProviderFacts, Reputation, check_bid
 from mercato.requester.money import format_musd
 
-__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error", "release_bid"]
+__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error", "release_bid",
+           "retry_pause", "retry_reason", "wider", "worth_retrying"]
 
 Call = Callable[..., Awaitable[Any]]
 _UNKNOWN_REPUTATION = Reputation()  # filled in only when a tie needs it (saves RPC calls)
+RETRY_WIDEN = 4  # each retry's bid window is this many times the last one's ...
+RETRY_MIN_WINDOW = 1.0  # ... at least this (s) ...
+RETRY_MAX_WINDOW = 4.0  # ... and at most this, or the first window if it was longer: shorter than a
+# provider's default bid hold (5 s), so a bid that came early in the window is still held at the accept
+_BUSY = ("capacity", "bond")  # declines that a moment may cure: lanes or stake taken by other deals
 
 
 @dataclass(slots=True)
@@ -33,6 +45,8 @@ class Round:
     kinds: dict[str, str] = field(default_factory=dict)  # address -> declined / silent / rejected / error
     answered: int = 0
     bids: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, deal_id) of every bid received
+    # answers still on their way when the window closed: a bid among them holds a lane until released
+    late: list[tuple[asyncio.Task[RfqAnswer], str]] = field(default_factory=list)  # (task, endpoint)
 
     def others(self, deal_id: str | None) -> list[tuple[str, str]]:
         """The bids received other than ``deal_id``: each holds a lane at its provider until released."""
@@ -66,13 +80,15 @@ async def collect_bids(http: httpx.AsyncClient, targets: list[ProviderFacts], rf
                        window: float, *, chain_id: int, market: str) -> Round:
     """Send ``rfq`` to every target at once; judge what arrives within ``window`` seconds.
 
-    The round closes early once every target has answered; late answers are dropped.
+    The round closes early once every target has answered. Answers still on their way are not
+    judged but left running in ``Round.late``: a bid among them holds a lane at its provider
+    until the caller releases it (cutting the request off would leave that to the provider).
     """
     rnd = Round(asked=len(targets))
     tasks = {asyncio.create_task(_post_rfq(http, f.endpoint, rfq)): f for f in targets}
     done, pending = await asyncio.wait(tasks, timeout=window) if tasks else (set(), set())
     for task in pending:
-        task.cancel()
+        rnd.late.append((task, tasks[task].endpoint))
         _note(rnd, tasks[task].address, "silent", f"did not answer in {window * 1000:.0f} ms")
     for task in done:
         facts = tasks[task]
@@ -136,8 +152,40 @@ _ADVICE = {
 }
 
 
-def no_bids_error(rnd: Round, *, window: float, max_price: int) -> NoBids:
-    """A ``NoBids`` whose message counts the causes and says what to change."""
+def worth_retrying(rnd: Round) -> bool:
+    """Whether asking again may bring a compliant bid: a provider did not answer within the window,
+    or declined only for now (every lane or its free stake taken by other deals)."""
+    return any(kind == "silent" or (kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY)
+               for who, kind in rnd.kinds.items())
+
+
+def wider(window: float) -> float:
+    """The next round's bid window (seconds)::
+
+        wider(0.25), wider(1.0), wider(4.0)     # 1.0, 4.0, 4.0
+    """
+    return max(window, min(max(window * RETRY_WIDEN, RETRY_MIN_WINDOW), RETRY_MAX_WINDOW))
+
+
+def retry_pause(rnd: Round, window: float) -> float:
+    """How long to wait before asking again: the next ``window`` when a provider was busy (its lanes
+    free as bids are released and deals settle), nothing when the providers were only slow."""
+    busy = any(kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY for who, kind in rnd.kinds.items())
+    return window if busy else 0.0
+
+
+def retry_reason(rnd: Round) -> str:
+    """Why a round is asked again, in a few words: "3 busy, 1 silent"."""
+    counts: dict[str, int] = defaultdict(int)
+    for who, kind in rnd.kinds.items():
+        code = rnd.causes[who].split(":", 1)[0] if kind == "declined" else kind
+        counts["busy" if code in _BUSY else code] += 1
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def no_bids_error(rnd: Round, *, window: float, max_price: int, windows: Sequence[float] = ()) -> NoBids:
+    """A ``NoBids`` whose message counts the causes and says what to change; ``windows``: the bid
+    windows of every round asked, when there was more than one."""
     groups: dict[str, list[str]] = defaultdict(list)
     for who, kind in rnd.kinds.items():
         groups[kind].append(rnd.causes[who])
@@ -153,6 +201,9 @@ def no_bids_error(rnd: Round, *, window: float, max_price: int) -> NoBids:
         advice += _advice_for(kind, reasons)
     advice = list(dict.fromkeys(advice)) or ["raise max_price or widen bid_window"]
     head = f"{rnd.asked} provider{'s' if rnd.asked != 1 else ''} asked (your max_price {format_musd(max_price)} mUSD)"
+    if len(windows) > 1:
+        shown = ", ".join(f"{w * 1000:.0f}" for w in windows[:-1]) + f" and {windows[-1] * 1000:.0f} ms"
+        head = f"after {len(windows)} rounds (bid windows {shown}), the last: {head}"
     return NoBids(f"no compliant bid: {head}: {', '.join(parts)} — {' or '.join(advice)}",
                   asked=rnd.asked, causes=rnd.causes)
 

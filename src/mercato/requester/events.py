@@ -7,7 +7,9 @@
     ...
 
 Order on the happy path: BidsCollected → WinnerChosen → Accepted → Running → Committed →
-Verified → Paid.
+Verified → Paid. A round without a compliant bid for a cause time may cure (a provider too slow
+for the window, every lane busy) is asked again with a wider window: BidsCollected → BidsRetried
+→ BidsCollected … (``Market(bid_retries=…)`` rounds more at most).
 
 ``Market.map`` reports the run, not each deal (its batches' own deal events are not emitted):
 QuotesCollected, then TasksQueued (all tasks), then for each batch BatchDispatched → BatchDone
@@ -24,6 +26,7 @@ from pathlib import Path
 
 __all__ = [
     "BidsCollected",
+    "BidsRetried",
     "WinnerChosen",
     "Accepted",
     "Running",
@@ -60,6 +63,21 @@ class BidsCollected:
     compliant: int
     causes: dict[str, str] = field(default_factory=dict)
     window_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BidsRetried:
+    """The round brought no compliant bid, for a cause time may cure (``reason``: "3 busy, 1
+    silent"; ``causes``: address -> reason): after ``pause_s`` seconds the providers are asked again
+    with a ``next_window_ms`` window. ``attempt`` of at most ``retries``."""
+
+    attempt: int
+    retries: int
+    window_ms: float
+    next_window_ms: float
+    pause_s: float
+    reason: str
+    causes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +241,7 @@ class MapFinished:
     stopped: str | None = None
 
 
-Event = (BidsCollected | WinnerChosen | Accepted | Running | Committed | Verified | Paid | QuotesCollected
+Event = (BidsCollected | BidsRetried | WinnerChosen | Accepted | Running | Committed | Verified | Paid | QuotesCollected
          | TasksQueued | BatchDispatched | BatchDone | BatchFailed | BatchCancelled | ProviderExcluded | Spend
          | MapFinished)
 EventCallback = Callable[[Event], None]

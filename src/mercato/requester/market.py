@@ -5,9 +5,12 @@
     ...     print(result.stdout.decode(), result.price)
 
 ``run`` asks every qualifying provider at once, picks the winner by ``matching``, releases every
-other bid (``DELETE /v1/bids/{id}``, fire-and-forget, so the losers' lanes free at once), hands
-the winner a signed acceptance and the blobs at once (optimistic start) while opening the deal
-on-chain, waits for the seal, then downloads and verifies every byte against it. On a real
+other bid (``DELETE /v1/bids/{id}``, fire-and-forget, so the losers' lanes free at once; a bid
+that arrives after the window is released as it arrives), hands the winner a signed acceptance
+and the blobs at once (optimistic start), opens the deal on-chain once the provider took the
+acceptance, waits for the seal, then downloads and verifies every byte against it. A round
+without a compliant bid for a cause time may cure (a provider too slow, every lane busy) is
+asked again with a wider window, up to ``bid_retries`` times (``BidsRetried``, logged). On a real
 node it then stands by each deal until its lottery and audit are over (``requester._audits``):
 it draws the deal if the provider does not, and pushes the job to every auditor drawn for it,
 so a provider cannot pass an audit by hiding its job; ``aclose`` waits for that (at most
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import secrets
 import time
@@ -64,6 +68,7 @@ from mercato.requester.events import (
     Accepted,
     Balance,
     BidsCollected,
+    BidsRetried,
     Committed,
     Event,
     EventCallback,
@@ -132,7 +137,7 @@ class Market:
                  poll_interval: float = 0.02, max_poll_interval: float = 0.5, clock_slack_s: int = 30,
                  http_timeout: float = 30.0, threaded: bool | None = None, release_timeout: float = 2.0,
                  serve_audits: bool | None = None, audit_wait_s: float = 300.0,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, bid_retries: int = 2) -> None:
         self.api = api
         # results come back sealed to this key (named per request in ?box=, so a fresh key per
         # Market is enough: nothing sealed to it outlives the process)
@@ -141,7 +146,9 @@ class Market:
         self._floor: int | None = None  # the market's audit_floor_bps, once read
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
         self._releases: set[asyncio.Task[None]] = set()
+        self._late: set[asyncio.Task[Any]] = set()  # RFQ answers still coming after their window closed
         self.bid_window = bid_window
+        self.bid_retries = bid_retries  # rounds asked again, wider, when one brings no compliant bid
         self.open_on_chain = open_on_chain
         self.on_event = on_event
         self.history = history
@@ -196,6 +203,11 @@ class Market:
         the HTTP connections (after the bid releases still in flight, for a moment at most)."""
         if self._audits is not None:
             await self._audits.wait(self.audit_wait_s)
+        if self._late:  # a late bid released as it arrives; one still not here is left to the provider
+            _done, late = await asyncio.wait(set(self._late), timeout=self.release_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._releases:
             _done, late = await asyncio.wait(set(self._releases), timeout=self.release_timeout)
             for task in late:
@@ -494,10 +506,8 @@ class Market:
         ask = Ask(api.address, bytes.fromhex(spec_hash.removeprefix("sha256:")), req.max_price, floor,
                   chain_now + req.deadline_s, chain_now + req.accept_window_s, self.clock_slack_s,
                   committed_seed, audit_bps, req.fee)
-        rnd = await _auction.collect_bids(self._client(), targets, rfq, ask, window,
-                                          chain_id=api.chain_id, market=api.market)
-        st.mark("bids_ms")
-        self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes), st.marks["bids_ms"]), st)
+        rnd, windows = await self._rounds(st, targets, rfq, ask, window)
+        window = windows[-1]
         if not rnd.offers:
             self._release(rnd.others(None))
             if st.target is not None:
@@ -508,7 +518,7 @@ class Market:
                                     f"cover their price plus the audit fee {format_musd(req.fee)} mUSD: run "
                                     f"`mercato deposit {format_musd(max(need - balance, 1))}` (max_price plus the fee, "
                                     "less what you hold) or more", balance=balance, price=need)
-            raise _auction.no_bids_error(rnd, window=window, max_price=req.max_price)
+            raise _auction.no_bids_error(rnd, window=window, max_price=req.max_price, windows=windows)
         winner = await self._choose(rnd.offers, facts)
         t = winner.terms
         st.deal_id, st.provider, st.price = "0x" + t.deal_id.hex(), t.provider, t.price
@@ -524,6 +534,48 @@ class Market:
                                 f"mUSD: run `mercato deposit {format_musd(t.escrow - balance)}` or more",
                                 balance=balance, price=t.escrow)
         return await self._deal(st, winner, chain_now)
+
+    async def _rounds(self, st: _Job, targets: list[ProviderFacts], rfq: RfqMsg, ask: Ask,
+                      window: float) -> tuple[_auction.Round, list[float]]:
+        """The bid round, and the windows of every round asked: one without a compliant bid is asked
+        again (a fresh RFQ id, every bid it brought released) with a wider window, at most
+        ``bid_retries`` times, while time may cure its causes (``_auction.worth_retrying``). A map
+        batch's round is asked once: its scheduler decides what a decline means."""
+        windows: list[float] = []
+        while True:
+            rnd = await _auction.collect_bids(self._client(), targets, rfq, ask, window,
+                                              chain_id=self.api.chain_id, market=self.api.market)
+            windows.append(window)
+            self._release_late(rnd)
+            st.mark("bids_ms")
+            self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes),
+                                     st.marks["bids_ms"]), st)
+            if (rnd.offers or st.target is not None or len(windows) > self.bid_retries
+                    or not _auction.worth_retrying(rnd)):
+                return rnd, windows
+            self._release(rnd.others(None))
+            wider = _auction.wider(window)
+            pause, reason = _auction.retry_pause(rnd, wider), _auction.retry_reason(rnd)
+            log.info("no compliant bid: asking again with a wider bid window",
+                     extra={"attempt": len(windows), "retries": self.bid_retries, "window_ms": window * 1000,
+                            "next_window_ms": wider * 1000, "pause_s": pause, "reason": reason})
+            self._emit(BidsRetried(len(windows), self.bid_retries, window * 1000, wider * 1000, pause, reason,
+                                   dict(rnd.causes)), st)
+            await self.sleep(pause)
+            shift = max(0, await self._now() - (ask.deadline - st.req.deadline_s))  # the bids' clock moved on
+            ask = dataclasses.replace(ask, deadline=ask.deadline + shift, expiry=ask.expiry + shift)
+            rfq, window = rfq.model_copy(update={"rfq_id": new_id()}), wider
+
+    def _release_late(self, rnd: _auction.Round) -> None:
+        """Release each bid of ``rnd`` that arrives after its window, as it arrives: nobody will accept it."""
+        def arrived(endpoint: str, task: asyncio.Task[Any]) -> None:
+            self._late.discard(task)
+            if not task.cancelled() and task.exception() is None and task.result().bid is not None:
+                self._release([(endpoint, task.result().bid.deal_id)])
+
+        for task, endpoint in rnd.late:
+            self._late.add(task)
+            task.add_done_callback(functools.partial(arrived, endpoint))
 
     @staticmethod
     def _only(target: str, facts: dict[str, ProviderFacts], floor: int) -> list[ProviderFacts]:
@@ -587,17 +639,27 @@ class Market:
         acceptance = self.api.sign_acceptance(t)
         self._jot_begin(st, winner, acceptance)  # crash journal: before anything leaves
         opens = self.open_on_chain if st.open_on_chain is None else st.open_on_chain
-        open_task = asyncio.ensure_future(self._open(t, winner.signature)) if opens else None
+        # whether the provider took the acceptance: a bid it no longer holds is not opened on-chain
+        took: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        open_task = asyncio.ensure_future(self._open_if(took, t, winner.signature)) if opens else None
         t_accept = time.monotonic()
         try:
-            uploaded = await self._hand_over(http, winner, st, acceptance)
+            uploaded = await self._hand_over(http, winner, st, acceptance, took)
+            await asyncio.sleep(0)  # the open (woken by the acceptance's answer) goes out before the first poll
             st.mark("accepted_ms")
             self._emit(Accepted(st.deal_id, uploaded), st)
         except (httpx.HTTPError, ProviderFailed) as exc:
-            if open_task is None:
+            if not took.done():
+                took.set_result(True)
+            if open_task is None or not took.result():
+                if open_task is not None:
+                    await open_task  # returns at once: it opens nothing
                 raise ProviderFailed(f"provider {t.provider} refused the acceptance or the upload ({exc}); "
                                      "no deal was opened, nothing was charged: run the job again",
                                      provider=t.provider, deal_id=st.deal_id) from None
+        finally:
+            if not took.done():  # stopped before the acceptance went out: there is nothing to open
+                took.set_result(False)
         local_deadline = t_accept + (t.deadline - chain_now) + 2.0
         status = await self._await_commit(http, winner.endpoint, st, t, local_deadline, open_task)
         opened = await open_task if open_task is not None else _Opened("provider")
@@ -605,6 +667,10 @@ class Market:
             await self._missed(st, t, opened, status, local_deadline)
         assert status is not None
         return await self._finish(st, winner, status, opened, chain_now)
+
+    async def _open_if(self, took: asyncio.Future[bool], terms: Terms, signature: bytes) -> _Opened:
+        """``_open`` once the provider took the acceptance (or its answer was lost, as it may have)."""
+        return await self._open(terms, signature) if await took else _Opened()
 
     async def _open(self, terms: Terms, signature: bytes) -> _Opened:
         try:
@@ -631,16 +697,35 @@ class Market:
         error = ChainError(f"{exc}: {what}")
         return _Opened("", None, error, lane_taken=lane.busy and lane.last_nonce < terms.nonce)
 
-    async def _hand_over(self, http: httpx.AsyncClient, winner: Offer, st: _Job, sig: bytes) -> int:
-        """Send the acceptance and upload the job's blobs, each sealed to the provider's registered key."""
+    async def _hand_over(self, http: httpx.AsyncClient, winner: Offer, st: _Job, sig: bytes,
+                         took: asyncio.Future[bool]) -> int:
+        """Send the acceptance and upload the job's blobs, each sealed to the provider's registered key;
+        ``took`` learns whether the provider took the acceptance (True too when its answer was lost)."""
         base, t = winner.endpoint.rstrip("/"), winner.terms
         accept = AcceptMsg(deal_id=st.deal_id, terms=TermsMsg.of(t), acceptance_signature="0x" + sig.hex())
         blobs = self._blobs(st)
         uploads = {ref: sealed_upload(data, winner.enc_key) for ref, data in blobs.items()}
-        answers = await asyncio.gather(
-            http.post(f"{base}/v1/deals/{st.deal_id}/accept", json=accept.model_dump(mode="json")),
-            *(http.put(f"{base}/v1/blobs/{ref}", content=body, headers=headers)
-              for ref, (body, headers) in uploads.items()))
+
+        async def post_accept() -> httpx.Response:
+            try:
+                resp = await http.post(f"{base}/v1/deals/{st.deal_id}/accept", json=accept.model_dump(mode="json"))
+            except BaseException:
+                if not took.done():  # the answer was lost: the acceptance may have landed
+                    took.set_result(True)
+                raise
+            if not took.done():
+                took.set_result(resp.status_code < 300)
+            return resp
+
+        async def put(ref: str) -> httpx.Response:
+            body, headers = uploads[ref]
+            return await http.put(f"{base}/v1/blobs/{ref}", content=body, headers=headers)
+
+        answers = list(await asyncio.gather(post_accept(), *(put(ref) for ref in uploads)))
+        if answers[0].status_code < 300:  # an upload that beat an acceptance taken after the bid's hold goes again
+            for i, ref in enumerate(uploads, start=1):
+                if answers[i].status_code in (403, 409):
+                    answers[i] = await put(ref)
         for resp in answers:
             if resp.status_code >= 300:
                 raise ProviderFailed(f"{resp.request.method} {resp.request.url.path} answered "

@@ -65,6 +65,8 @@ class FakeProvider:
     lane_taken_says: bool = True  # with lane_taken_by: report the deal failed (else stay "accepted", mute)
     release_status: int = 200  # answer to DELETE /v1/bids/{id}
     release_hang: float = 0.0  # seconds before answering DELETE /v1/bids/{id}
+    accept_status: int = 200  # answer POST /v1/deals/{id}/accept with this status instead (no effect)
+    put_refusals: int = 0  # refuse this many blob uploads first (403: no deal here needs it, yet)
     host: str = ""
     lane: int = 0
     deals: dict[str, dict] = field(default_factory=dict)
@@ -94,6 +96,9 @@ class FakeProvider:
             return await self._rfq(Rfq.model_validate_json(request.content))
         if method == "PUT" and path.startswith("/v1/blobs/"):
             self.puts += 1
+            if self.put_refusals:
+                self.put_refusals -= 1
+                return httpx.Response(403, json={"detail": "no open deal here needs it"})
             ref = path.removeprefix("/v1/blobs/")
             data = self.box.open(request.content) if request.headers.get(SEALED_HEADER) == "1" else request.content
             self.sealed_puts += request.headers.get(SEALED_HEADER) == "1"
@@ -158,9 +163,11 @@ class FakeProvider:
         return httpx.Response(200, content=RfqAnswer(bid=bid).model_dump_json())
 
     def _accept(self, deal: dict, msg: AcceptMsg) -> httpx.Response:
+        if self.accept_status != 200:
+            return httpx.Response(self.accept_status, json={"detail": "this provider no longer holds the bid"})
         deal["acceptance"] = bytes.fromhex(msg.acceptance_signature.removeprefix("0x"))
         deal["state"] = "accepted"
-        return self._status(deal)
+        return self._status(deal, run=False)  # the SDK opens the deal once it has this answer: run on the next poll
 
     def _seed(self, deal: dict, msg: SeedMsg) -> httpx.Response:
         if self.seed_status is not None:
@@ -227,8 +234,9 @@ class FakeProvider:
         deal["onchain"] = done.deal  # the deal as stored, to check what the requester did with it
         return "0x" + done.tx.tx_hash.hex()
 
-    def _status(self, deal: dict) -> httpx.Response:
-        self._run(deal)
+    def _status(self, deal: dict, *, run: bool = True) -> httpx.Response:
+        if run:
+            self._run(deal)
         if self.never_commit and deal["state"] == "running":
             self.ledger.advance(120)  # time flies while we do nothing
         msg = DealStatusMsg(deal_id="0x" + deal["terms"].deal_id.hex(), state=deal["state"],
