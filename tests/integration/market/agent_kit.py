@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -183,17 +184,20 @@ def start_agents(root: Path, devnet: Devnet, accounts: dict[str, dict[str, Any]]
 
 def agent_process(root: Path, devnet: Devnet, account: str, *, behaviour: str = "honest", lanes: int = 2,
                   stake: int = 50_000 * 10**6, pricing: dict[str, Any] | None = None, name: str | None = None,
-                  **extra: Any) -> AgentProcess:
+                  defaults: bool = False, **extra: Any) -> AgentProcess:
     """``mercato provider start`` for ``account`` (a dev account's name, or a 0x key with ``name``)
     against ``devnet``, its config, data, log and interpreter cache under ``root``; not started
-    (``launch``/``start`` it)."""
+    (``launch``/``start`` it). ``defaults``: the default agent config apart from the account, port,
+    data dir and stake (and ``extra``): no test lanes, intervals, pricing or behaviour."""
     port = free_port()
     name = name or account
-    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{name}"', f"stake = {stake}",
-             f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2",
-             *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
-             "[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
-             "[testing]", f'behaviour = "{behaviour}"']
+    lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{name}"', f"stake = {stake}"]
+    if not defaults:
+        lines += [f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2"]
+    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
+    if not defaults:
+        lines += ["[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
+                  "[testing]", f'behaviour = "{behaviour}"']
     config = root / f"{name}.toml"
     config.write_text("\n".join(lines) + "\n")
     env = dict(os.environ, MERCATO_HOME=str(devnet.settings.home),
@@ -238,6 +242,24 @@ def wait_mining(w3: Web3, predicate: Any, what: str, timeout: float = 60.0, ever
             next_mine = time.monotonic() + every
         time.sleep(0.1)
     raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+_LIVE = ("accepted", "running", "executed", "committed")  # deals that hold a lane until finalized
+
+
+def metrics_of(agent: AgentProcess) -> dict[str, float]:
+    """An agent's ``/metrics`` as ``{'name{labels}': value}``."""
+    out: dict[str, float] = {}
+    for line in agent.get("/metrics").text.splitlines():
+        m = re.fullmatch(r"([a-z_]+(?:\{[^}]*\})?) (\S+)", line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def live_deals(agents: list[AgentProcess]) -> int:
+    """How many deals of ``agents`` still hold a lane (accepted, running, executed or committed)."""
+    return int(sum(metrics_of(a).get(f'mercato_provider_deals{{state="{s}"}}', 0) for a in agents for s in _LIVE))
 
 
 def deal_events(client: MarketClient, name: str, deal_id: bytes | str) -> list[dict[str, Any]]:

@@ -11,9 +11,8 @@ whole accept window (60 s here) and the third job got NoBids ("capacity")."""
 from __future__ import annotations
 
 import asyncio
-import re
 
-from agent_kit import WASM, AgentProcess, wait_mining
+from agent_kit import WASM, live_deals, metrics_of, wait_mining
 from web3 import Web3
 
 from mercato.chain import Deployment, MarketClient
@@ -23,20 +22,6 @@ from mercato.requester import BidsCollected, JobRequest, JobResult, Market
 CU = 5
 JOBS = 6
 LANES = 2
-_LIVE = ("accepted", "running", "executed", "committed")  # deals that hold a lane until finalized
-
-
-def _metrics(agent: AgentProcess) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for line in agent.get("/metrics").text.splitlines():
-        m = re.fullmatch(r"([a-z_]+(?:\{[^}]*\})?) (\S+)", line)
-        if m:
-            out[m.group(1)] = float(m.group(2))
-    return out
-
-
-def _live_deals(agents: list[AgentProcess]) -> int:
-    return int(sum(_metrics(a).get(f'mercato_provider_deals{{state="{s}"}}', 0) for a in agents for s in _LIVE))
 
 
 def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: MarketClient, w3: Web3,
@@ -58,7 +43,7 @@ def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: Market
                                   on_event=on_event) as market:
             for _ in range(JOBS):
                 # pause only while every lane holds a real deal (committed: in its lottery or challenge window)
-                await asyncio.to_thread(wait_mining, w3, lambda: _live_deals(agents) < LANES * len(agents), "a free lane")
+                await asyncio.to_thread(wait_mining, w3, lambda: live_deals(agents) < LANES * len(agents), "a free lane")
                 results.append(await market.run(job))  # NoBids here was the bug
         return results
 
@@ -69,7 +54,7 @@ def test_back_to_back_jobs_never_run_out_of_lanes(spawn_agent, requester: Market
     assert len({r.provider for r in results}) == 2  # the dearer agent won while the cheaper one was full
     assert len(rounds) == JOBS and all(ev.compliant >= 1 for ev in rounds)
     # each bid that lost was released at its provider (the SDK waits for its releases on close)
-    stats = [_metrics(a) for a in agents]
+    stats = [metrics_of(a) for a in agents]
     bids = sum(s.get("mercato_provider_bids_total", 0) for s in stats)
     released = sum(s.get("mercato_provider_released_total", 0) for s in stats)
     assert released == bids - JOBS and released >= 1
