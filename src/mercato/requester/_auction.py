@@ -1,9 +1,13 @@
 """The sealed-bid round: who to ask, asking them all at once, judging what came back, and
-whether a round without a compliant bid is worth asking again with a wider window.
+whether a round without a compliant bid is worth another, wider window.
 
-    rnd = await collect_bids(http, targets, rfq, ask, 0.25, chain_id=1, market="0x…")
+    auction = Auction(http, rfq, ask, chain_id=1, market="0x…")
+    auction.send(targets)
+    rnd = await auction.collect(0.25)
     if not rnd.offers and worth_retrying(rnd):
-        window = wider(0.25)                  # 1.0 s, then 4.0 s
+        auction.send(busy(rnd, targets))      # the busy ones are asked again; the slow ones still run
+        rnd = await auction.collect(wider(0.25))   # 1.0 s, then 4.0 s
+    late = auction.close()                    # answers still on their way: release any bid in them
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from mercato.errors import NoBids
 from mercato.matching import Ask, Offer, ProviderFacts, Reputation, check_bid
 from mercato.requester.money import format_musd
 
-__all__ = ["Call", "Round", "registry_facts", "collect_bids", "no_bids_error", "no_targets_error", "release_bid",
+__all__ = ["Auction", "Call", "Round", "busy", "registry_facts", "no_bids_error", "no_targets_error", "release_bid",
            "retry_pause", "retry_reason", "wider", "worth_retrying"]
 
 Call = Callable[..., Awaitable[Any]]
@@ -45,8 +49,6 @@ class Round:
     kinds: dict[str, str] = field(default_factory=dict)  # address -> declined / silent / rejected / error
     answered: int = 0
     bids: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, deal_id) of every bid received
-    # answers still on their way when the window closed: a bid among them holds a lane until released
-    late: list[tuple[asyncio.Task[RfqAnswer], str]] = field(default_factory=list)  # (task, endpoint)
 
     def others(self, deal_id: str | None) -> list[tuple[str, str]]:
         """The bids received other than ``deal_id``: each holds a lane at its provider until released."""
@@ -76,29 +78,47 @@ async def _post_rfq(http: httpx.AsyncClient, endpoint: str, rfq: RfqMsg) -> RfqA
     return RfqAnswer.model_validate(resp.json())
 
 
-async def collect_bids(http: httpx.AsyncClient, targets: list[ProviderFacts], rfq: RfqMsg, ask: Ask,
-                       window: float, *, chain_id: int, market: str) -> Round:
-    """Send ``rfq`` to every target at once; judge what arrives within ``window`` seconds.
+class Auction:
+    """One auction's RFQs, over one or more windows: answers are judged as they arrive, a provider
+    still answering when a window closes keeps its request running into the next window, and
+    ``Round`` sums up every provider's latest answer (``asked``: the providers asked at all)."""
 
-    The round closes early once every target has answered. Answers still on their way are not
-    judged but left running in ``Round.late``: a bid among them holds a lane at its provider
-    until the caller releases it (cutting the request off would leave that to the provider).
-    """
-    rnd = Round(asked=len(targets))
-    tasks = {asyncio.create_task(_post_rfq(http, f.endpoint, rfq)): f for f in targets}
-    done, pending = await asyncio.wait(tasks, timeout=window) if tasks else (set(), set())
-    for task in pending:
-        rnd.late.append((task, tasks[task].endpoint))
-        _note(rnd, tasks[task].address, "silent", f"did not answer in {window * 1000:.0f} ms")
-    for task in done:
-        facts = tasks[task]
-        exc = task.exception()
-        if exc is not None:
-            _note(rnd, facts.address, "error", f"unreachable at {facts.endpoint} ({_short(exc)})")
-            continue
-        rnd.answered += 1
-        _judge(rnd, task.result(), facts, rfq, ask, chain_id=chain_id, market=market)
-    return rnd
+    def __init__(self, http: httpx.AsyncClient, rfq: RfqMsg, ask: Ask, *, chain_id: int, market: str) -> None:
+        self.http, self.rfq, self.ask, self.chain_id, self.market = http, rfq, ask, chain_id, market
+        self.round = Round(asked=0)
+        self._flying: dict[asyncio.Task[RfqAnswer], tuple[ProviderFacts, Ask]] = {}
+        self._asked: set[str] = set()
+
+    def send(self, targets: list[ProviderFacts]) -> None:
+        """Ask each of ``targets`` now (again, for one asked before), judged against the current ``ask``."""
+        for f in targets:
+            self._asked.add(f.address)
+            self._flying[asyncio.create_task(_post_rfq(self.http, f.endpoint, self.rfq))] = (f, self.ask)
+        self.round.asked = len(self._asked)
+
+    async def collect(self, window: float) -> Round:
+        """Wait ``window`` seconds at most (less once every request is answered); judge what came."""
+        rnd = self.round
+        done, pending = await asyncio.wait(self._flying, timeout=window) if self._flying else (set(), set())
+        for task in pending:
+            _note(rnd, self._flying[task][0].address, "silent", f"did not answer in {window * 1000:.0f} ms")
+        for task in done:
+            facts, ask = self._flying.pop(task)
+            exc = task.exception()
+            if exc is not None:
+                _note(rnd, facts.address, "error", f"unreachable at {facts.endpoint} ({_short(exc)})")
+                continue
+            rnd.answered += 1
+            _judge(rnd, task.result(), facts, self.rfq, ask, chain_id=self.chain_id, market=self.market)
+        return rnd
+
+    def close(self) -> list[tuple[asyncio.Task[RfqAnswer], str]]:
+        """The requests still on their way, as ``(task, endpoint)``: not judged, left running, as a
+        bid in them holds a lane at its provider until the caller releases it (cutting the request
+        off would leave that to the provider)."""
+        late = [(task, facts.endpoint) for task, (facts, _ask) in self._flying.items()]
+        self._flying = {}
+        return late
 
 
 def _judge(rnd: Round, answer: RfqAnswer, facts: ProviderFacts, rfq: RfqMsg, ask: Ask, *,
@@ -159,6 +179,12 @@ def worth_retrying(rnd: Round) -> bool:
                for who, kind in rnd.kinds.items())
 
 
+def busy(rnd: Round, targets: list[ProviderFacts]) -> list[ProviderFacts]:
+    """The ``targets`` whose latest answer was a decline a moment may cure (capacity, bond): asked again."""
+    return [f for f in targets if rnd.kinds.get(f.address) == "declined"
+            and rnd.causes[f.address].split(":", 1)[0] in _BUSY]
+
+
 def wider(window: float) -> float:
     """The next round's bid window (seconds)::
 
@@ -168,10 +194,12 @@ def wider(window: float) -> float:
 
 
 def retry_pause(rnd: Round, window: float) -> float:
-    """How long to wait before asking again: the next ``window`` when a provider was busy (its lanes
-    free as bids are released and deals settle), nothing when the providers were only slow."""
-    busy = any(kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY for who, kind in rnd.kinds.items())
-    return window if busy else 0.0
+    """How long to wait before asking the busy providers again: the next ``window`` when every
+    provider answered and one was busy (its lanes free as bids are released and deals settle);
+    nothing while a slow provider's answer is still on its way (waiting for it is the pause)."""
+    slow = any(kind == "silent" for kind in rnd.kinds.values())
+    some_busy = any(kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY for who, kind in rnd.kinds.items())
+    return window if some_busy and not slow else 0.0
 
 
 def retry_reason(rnd: Round) -> str:

@@ -68,8 +68,9 @@ class BidsCollected:
 @dataclass(frozen=True, slots=True)
 class BidsRetried:
     """The round brought no compliant bid, for a cause time may cure (``reason``: "3 busy, 1
-    silent"; ``causes``: address -> reason): after ``pause_s`` seconds the providers are asked again
-    with a ``next_window_ms`` window. ``attempt`` of at most ``retries``."""
+    silent"; ``causes``: address -> reason): after ``pause_s`` seconds the busy providers are asked
+    again and the slow ones' answers awaited, for a ``next_window_ms`` window. ``attempt`` of at
+    most ``retries``."""
 
     attempt: int
     retries: int

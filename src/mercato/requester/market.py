@@ -537,43 +537,53 @@ class Market:
 
     async def _rounds(self, st: _Job, targets: list[ProviderFacts], rfq: RfqMsg, ask: Ask,
                       window: float) -> tuple[_auction.Round, list[float]]:
-        """The bid round, and the windows of every round asked: one without a compliant bid is asked
-        again (a fresh RFQ id, every bid it brought released) with a wider window, at most
-        ``bid_retries`` times, while time may cure its causes (``_auction.worth_retrying``). A map
-        batch's round is asked once: its scheduler decides what a decline means."""
+        """The bid round, and every window it waited: a round without a compliant bid waits again,
+        wider, at most ``bid_retries`` times while time may cure its causes (``worth_retrying``):
+        a slow provider's request runs on, a busy one is asked again (after a pause when no answer
+        is on its way), every bid the round brought is released. Whatever is still on its way at
+        the end is released as it arrives. A map batch's round is asked once: its scheduler decides
+        what a decline means."""
+        auction = _auction.Auction(self._client(), rfq, ask, chain_id=self.api.chain_id, market=self.api.market)
+        auction.send(targets)
         windows: list[float] = []
-        while True:
-            rnd = await _auction.collect_bids(self._client(), targets, rfq, ask, window,
-                                              chain_id=self.api.chain_id, market=self.api.market)
-            windows.append(window)
-            self._release_late(rnd)
-            st.mark("bids_ms")
-            self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes),
-                                     st.marks["bids_ms"]), st)
-            if (rnd.offers or st.target is not None or len(windows) > self.bid_retries
-                    or not _auction.worth_retrying(rnd)):
-                return rnd, windows
-            self._release(rnd.others(None))
-            wider = _auction.wider(window)
-            pause, reason = _auction.retry_pause(rnd, wider), _auction.retry_reason(rnd)
-            log.info("no compliant bid: asking again with a wider bid window",
-                     extra={"attempt": len(windows), "retries": self.bid_retries, "window_ms": window * 1000,
-                            "next_window_ms": wider * 1000, "pause_s": pause, "reason": reason})
-            self._emit(BidsRetried(len(windows), self.bid_retries, window * 1000, wider * 1000, pause, reason,
-                                   dict(rnd.causes)), st)
-            await self.sleep(pause)
-            shift = max(0, await self._now() - (ask.deadline - st.req.deadline_s))  # the bids' clock moved on
-            ask = dataclasses.replace(ask, deadline=ask.deadline + shift, expiry=ask.expiry + shift)
-            rfq, window = rfq.model_copy(update={"rfq_id": new_id()}), wider
+        try:
+            while True:
+                rnd = await auction.collect(window)
+                windows.append(window)
+                st.mark("bids_ms")
+                self._emit(BidsCollected(rnd.asked, rnd.answered, len(rnd.offers), dict(rnd.causes),
+                                         st.marks["bids_ms"]), st)
+                if (rnd.offers or st.target is not None or len(windows) > self.bid_retries
+                        or not _auction.worth_retrying(rnd)):
+                    return rnd, windows
+                self._release(rnd.others(None))
+                rnd.bids.clear()
+                wider = _auction.wider(window)
+                pause, reason = _auction.retry_pause(rnd, wider), _auction.retry_reason(rnd)
+                log.info("no compliant bid: asking again with a wider bid window",
+                         extra={"attempt": len(windows), "retries": self.bid_retries, "window_ms": window * 1000,
+                                "next_window_ms": wider * 1000, "pause_s": pause, "reason": reason})
+                self._emit(BidsRetried(len(windows), self.bid_retries, window * 1000, wider * 1000, pause, reason,
+                                       dict(rnd.causes)), st)
+                await self.sleep(pause)
+                again = _auction.busy(rnd, targets)
+                if again:  # their bids' clock moved on since the first ask
+                    shift = max(0, await self._now() - (auction.ask.deadline - st.req.deadline_s))
+                    auction.ask = dataclasses.replace(auction.ask, deadline=auction.ask.deadline + shift,
+                                                      expiry=auction.ask.expiry + shift)
+                    auction.send(again)
+                window = wider
+        finally:
+            self._release_late(auction.close())
 
-    def _release_late(self, rnd: _auction.Round) -> None:
-        """Release each bid of ``rnd`` that arrives after its window, as it arrives: nobody will accept it."""
+    def _release_late(self, late: list[tuple[asyncio.Task[Any], str]]) -> None:
+        """Release each bid still on its way when the auction closed, as it arrives: nobody will accept it."""
         def arrived(endpoint: str, task: asyncio.Task[Any]) -> None:
             self._late.discard(task)
             if not task.cancelled() and task.exception() is None and task.result().bid is not None:
                 self._release([(endpoint, task.result().bid.deal_id)])
 
-        for task, endpoint in rnd.late:
+        for task, endpoint in late:
             self._late.add(task)
             task.add_done_callback(functools.partial(arrived, endpoint))
 

@@ -65,9 +65,22 @@ def test_a_silent_round_is_asked_again_with_a_wider_window(ledger: FakeLedger, m
     assert (retry.attempt, retry.retries, retry.window_ms, retry.next_window_ms) == (1, 2, 250, 1000)
     assert retry.pause_s == 0 and retry.reason == "1 silent"  # a slow provider needs a wider window, not a pause
     assert rounds[0].compliant == 0 and rounds[2].compliant == 1
-    first, second = slow.deals  # the first round's bid came late and was released; the second won
-    assert slow.released == [first] and result.deal_id == second
+    # its first request ran on into the wider window: asked once, its one bid won, nothing to release
+    assert slow.rfqs == 1 and list(slow.deals) == [result.deal_id] and slow.released == []
     assert any("asking again with a wider bid window" in r.getMessage() for r in caplog.records)
+
+
+def test_only_the_busy_are_asked_again_while_a_slow_answer_is_on_its_way(ledger: FakeLedger, make_market: MakeMarket,
+                                                                         request_: JobRequest) -> None:
+    busy = FakeProvider("provider1", ledger, decline=BUSY, price_per_cu=1)
+    slow = FakeProvider("provider2", ledger, delay=0.6)
+    pauses: list[float] = []
+    market = _no_sleep(make_market([busy, slow]), pauses)
+    result = asyncio.run(_go(market, request_))
+    assert result.provider == slow.address and slow.rfqs == 1
+    assert busy.rfqs == 2 and pauses == [0.0]  # no pause: waiting for the slow one is the pause
+    (retry,) = [ev for ev in market.events if isinstance(ev, BidsRetried)]
+    assert retry.reason in ("1 busy, 1 silent", "1 silent, 1 busy")
 
 
 def test_busy_providers_are_asked_again_after_a_pause(ledger: FakeLedger, make_market: MakeMarket,
