@@ -52,9 +52,11 @@ def running_devnet(home: Path, params: DevnetParams) -> Iterator[Devnet]:
     """A devnet on a free port under ``home`` for the life of a fixture."""
     net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url="", retry=RetryPolicy(attempts=3, base_delay=0.1)),
                  params)
-    net.start()
-    yield net
-    net.stop()
+    try:
+        net.start()
+        yield net
+    finally:  # a start that fails after spawning anvil (a deployment that reverts) must not leave it running
+        net.stop()
 
 
 def deployment_of(net: Devnet) -> Deployment:
