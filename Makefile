@@ -77,6 +77,7 @@ bench: setup
 	$(PY) bench/sandbox_overhead.py
 	$(PY) bench/python_overhead.py
 	$(PY) bench/ttfb.py
+	$(PY) bench/load.py
 	$(PY) bench/verification.py
 	$(PY) bench/container_overhead.py
 	$(PY) bench/map.py

@@ -55,11 +55,15 @@ def extra_keys(n: int, first: int = 10) -> list[str]:
             for i in range(n)]
 
 
-def start_anvil(home: Path, port: int, block_time: int) -> subprocess.Popen[bytes]:
+def start_anvil(home: Path, port: int, block_time: int, *, mixed: bool = False,
+                accounts: int = 30) -> subprocess.Popen[bytes]:
+    """anvil on ``port`` mining a block every ``block_time`` seconds (``mixed``: and one per
+    transaction besides, as ``mercato devnet start`` runs it), ``accounts`` funded."""
     anvil = resolve_anvil(default_anvil_path())
     log = (home / "anvil.log").open("wb")
-    proc = subprocess.Popen([str(anvil), "--port", str(port), "--block-time", str(block_time), "--accounts", "30"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    mining = ["--mixed-mining"] if mixed else []
+    proc = subprocess.Popen([str(anvil), "--port", str(port), *mining, "--block-time", str(block_time),
+                             "--accounts", str(accounts)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -129,8 +133,8 @@ def start_providers(home: Path, keys: list[str], *, template: str = PROVIDER_TOM
 
 
 async def run_when_lanes_free(m: Market, req: JobRequest) -> JobResult:
-    """Losing bids hold a lane at their provider until they expire (accept_window_s): when every
-    lane is reserved, wait a moment and ask again (only the run that gets a bid is measured)."""
+    """When every lane is reserved (deals settling, bids still held), wait a moment and ask again
+    (only the run that gets a bid is measured)."""
     for _ in range(60):
         try:
             return await m.run(req)
