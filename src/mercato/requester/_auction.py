@@ -79,15 +79,18 @@ async def _post_rfq(http: httpx.AsyncClient, endpoint: str, rfq: RfqMsg) -> RfqA
 
 
 class Auction:
-    """One auction's RFQs, over one or more windows: answers are judged as they arrive, a provider
-    still answering when a window closes keeps its request running into the next window, and
-    ``Round`` sums up every provider's latest answer (``asked``: the providers asked at all)."""
+    """``Auction(http, rfq, ask, chain_id=1, market="0x…").send(targets)``, then ``await
+    auction.collect(0.25)``: one auction's RFQs over one or more windows. Answers are judged as
+    they arrive, a provider still answering when a window closes keeps its request running into
+    the next window, and ``Round`` sums up every provider's latest answer (``asked`` and
+    ``answered``: distinct providers)."""
 
     def __init__(self, http: httpx.AsyncClient, rfq: RfqMsg, ask: Ask, *, chain_id: int, market: str) -> None:
         self.http, self.rfq, self.ask, self.chain_id, self.market = http, rfq, ask, chain_id, market
         self.round = Round(asked=0)
         self._flying: dict[asyncio.Task[RfqAnswer], tuple[ProviderFacts, Ask]] = {}
         self._asked: set[str] = set()
+        self._answered: set[str] = set()
 
     def send(self, targets: list[ProviderFacts]) -> None:
         """Ask each of ``targets`` now (again, for one asked before), judged against the current ``ask``."""
@@ -108,8 +111,9 @@ class Auction:
             if exc is not None:
                 _note(rnd, facts.address, "error", f"unreachable at {facts.endpoint} ({_short(exc)})")
                 continue
-            rnd.answered += 1
+            self._answered.add(facts.address)
             _judge(rnd, task.result(), facts, self.rfq, ask, chain_id=self.chain_id, market=self.market)
+        rnd.answered = len(self._answered)
         return rnd
 
     def close(self) -> list[tuple[asyncio.Task[RfqAnswer], str]]:
@@ -173,37 +177,37 @@ _ADVICE = {
 
 
 def worth_retrying(rnd: Round) -> bool:
-    """Whether asking again may bring a compliant bid: a provider did not answer within the window,
-    or declined only for now (every lane or its free stake taken by other deals)."""
+    """``worth_retrying(rnd)``: whether another, wider window may bring a compliant bid — a provider
+    did not answer within the window, or declined only for now (its lanes or free stake taken by
+    other deals)."""
     return any(kind == "silent" or (kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY)
                for who, kind in rnd.kinds.items())
 
 
 def busy(rnd: Round, targets: list[ProviderFacts]) -> list[ProviderFacts]:
-    """The ``targets`` whose latest answer was a decline a moment may cure (capacity, bond): asked again."""
+    """``auction.send(busy(rnd, targets))``: the targets whose latest answer was a decline a moment
+    may cure (capacity, bond), to be asked again."""
     return [f for f in targets if rnd.kinds.get(f.address) == "declined"
             and rnd.causes[f.address].split(":", 1)[0] in _BUSY]
 
 
 def wider(window: float) -> float:
-    """The next round's bid window (seconds)::
-
-        wider(0.25), wider(1.0), wider(4.0)     # 1.0, 4.0, 4.0
-    """
+    """``wider(0.25), wider(1.0), wider(4.0)`` → 1.0, 4.0, 4.0: the next round's bid window (s)."""
     return max(window, min(max(window * RETRY_WIDEN, RETRY_MIN_WINDOW), RETRY_MAX_WINDOW))
 
 
 def retry_pause(rnd: Round, window: float) -> float:
-    """How long to wait before asking the busy providers again: the next ``window`` when every
-    provider answered and one was busy (its lanes free as bids are released and deals settle);
-    nothing while a slow provider's answer is still on its way (waiting for it is the pause)."""
+    """``await sleep(retry_pause(rnd, 1.0))``: how long to wait before asking the busy providers
+    again: the next ``window`` when every provider answered and one was busy (its lanes free as
+    bids are released and deals settle); nothing while a slow provider's answer is still on its
+    way (waiting for it is the pause)."""
     slow = any(kind == "silent" for kind in rnd.kinds.values())
     some_busy = any(kind == "declined" and rnd.causes[who].split(":", 1)[0] in _BUSY for who, kind in rnd.kinds.items())
     return window if some_busy and not slow else 0.0
 
 
 def retry_reason(rnd: Round) -> str:
-    """Why a round is asked again, in a few words: "3 busy, 1 silent"."""
+    """``retry_reason(rnd)`` → "3 busy, 1 silent": why a round gets another window, in a few words."""
     counts: dict[str, int] = defaultdict(int)
     for who, kind in rnd.kinds.items():
         code = rnd.causes[who].split(":", 1)[0] if kind == "declined" else kind

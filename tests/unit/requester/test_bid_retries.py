@@ -81,6 +81,8 @@ def test_only_the_busy_are_asked_again_while_a_slow_answer_is_on_its_way(ledger:
     assert busy.rfqs == 2 and pauses == [0.0]  # no pause: waiting for the slow one is the pause
     (retry,) = [ev for ev in market.events if isinstance(ev, BidsRetried)]
     assert retry.reason in ("1 busy, 1 silent", "1 silent, 1 busy")
+    last = [ev for ev in market.events if isinstance(ev, BidsCollected)][-1]
+    assert (last.asked, last.bids, last.compliant) == (2, 2, 1)  # providers, not answers: busy answered twice
 
 
 def test_busy_providers_are_asked_again_after_a_pause(ledger: FakeLedger, make_market: MakeMarket,
