@@ -1,11 +1,15 @@
 """`mercato deposit|withdraw|balance|run|jobs|providers`: the requester's commands.
 
     mercato deposit 100            # mUSD from your wallet into escrow
-    mercato run examples/job.toml  # live bids -> winner -> running -> committed -> verified -> paid
-    mercato jobs                   # the local history
+    mercato run examples/job.toml  # live bids -> winner -> running -> committed -> sealed -> paid
+    mercato jobs                   # the local history, with what the chain says of each result
     mercato providers              # the on-chain registry
 
 Amounts are mUSD as decimal text ("12.5"), converted exactly to base units (6 decimals).
+
+A result is shown *sealed* when it matches the seal its provider committed on-chain, *audited* only
+once an independent auditor re-executed it and agreed, *unaudited* when its audit passed by
+default (nobody answered), *proven wrong* or *void* (docs/SPEC.md §14.9).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mercato.config import Settings
 from mercato.cli._errors import clean_errors
 from mercato.requester import (
     Accepted,
+    AuditorsShort,
     BidsCollected,
     BidsRetried,
     Committed,
@@ -40,12 +45,15 @@ from mercato.requester import (
     SyncMarket,
     Verdict,
     Verified,
+    VerificationStatus,
     WinnerChosen,
     format_musd,
     load_job_toml,
     parse_musd,
     run_redundant,
 )
+from mercato.requester.history import RESULT_STATES, JobRecord, known_state
+from mercato.requester.trust import describe
 
 console = Console()
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.")]
@@ -119,11 +127,12 @@ def balance(config: ConfigOption = None, account: AccountOption = None) -> None:
 class _Progress:
     """The live checklist of one run, fed by Market's progress events."""
 
-    STEPS = ("bids", "winner", "accepted", "running", "committed", "verified", "paid")
+    STEPS = ("bids", "winner", "accepted", "running", "committed", "sealed", "paid")
 
     def __init__(self) -> None:
         self.lines: dict[str, str] = {}
         self.live: Live | None = None
+        self.warnings: list[str] = []  # printed once, after the run
 
     def render(self) -> Table:
         table = Table.grid(padding=(0, 1))
@@ -134,6 +143,9 @@ class _Progress:
         return table
 
     def __call__(self, ev: Event) -> None:
+        if isinstance(ev, AuditorsShort):
+            self.warnings.append(auditors_warning(ev))
+            return
         self.lines.update(self._describe(ev))
         if self.live is not None:
             self.live.update(self.render())
@@ -157,14 +169,34 @@ class _Progress:
         if isinstance(ev, Committed):
             return {"committed": f"seal {ev.seal[:18]}… (tx {(ev.commit_tx or '-')[:18]}…)"}
         if isinstance(ev, Verified):
-            return {"verified": f"result root {ev.result_root[:16]}…, {ev.outputs} output file(s)"}
+            return {"sealed": f"result matches the provider's on-chain commitment (root {ev.result_root[:16]}…, "
+                              f"{ev.outputs} output file(s))"}
         if isinstance(ev, Paid):
             return {"paid": f"{_musd(ev.price)} escrowed in the deal (opened by {ev.opened_by})"}
         return {}
 
 
+def auditors_warning(ev: AuditorsShort) -> str:
+    """The CLI's one line for :class:`AuditorsShort`."""
+    return (f"warning: only {ev.available} staked provider(s) besides the provider and you could audit this deal; "
+            f"a dispute needs {ev.needed} (a first auditor and a committee of {ev.committee_size}): an audit may "
+            "pass by default, with nobody checking the result")
+
+
+_STYLE = {"sealed": "yellow", "auditing": "cyan", "audited": "green", "unaudited": "yellow",
+          "proven_wrong": "bold red", "void": "magenta"}
+_TITLE = {"sealed": "job done: result sealed (matches the provider's commitment; not audited)",
+          "auditing": "job done: result sealed, audit under way", "audited": "job done: result audited",
+          "unaudited": "job done: result unaudited (audit passed by default)",
+          "proven_wrong": "job done: result PROVEN WRONG", "void": "job done: result void"}
+
+
 def _summary(r: JobResult) -> Table:
-    table = Table(title="job verified", show_header=False, title_justify="left")
+    title = _TITLE.get(r.verification, f"job done: {r.verification}")
+    if r.provider_flagged:
+        title += " — provider jailed since: do not trust it"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_row("verification", describe(r.verification, r.provider_flagged))
     table.add_row("provider", f"{r.provider} ({r.endpoint})")
     table.add_row("price", f"{_musd(r.price)} (collateral {_musd(r.collateral)})")
     table.add_row("outcome", f"{r.outcome}, exit code {'-' if r.exit_code is None else r.exit_code}")
@@ -186,7 +218,8 @@ def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.t
         bid_window_ms: Annotated[int | None, typer.Option("--bid-window-ms", help="bid window")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
         config: ConfigOption = None, account: AccountOption = None) -> None:
-    """Run a job on the market: bids, winner, running, committed, verified, paid."""
+    """Run a job on the market: bids, winner, running, committed, sealed (the result matches the provider's
+    on-chain commitment), paid; then waits for the deal's lottery and audit and says what they found."""
     req = load_job_toml(job)
     overrides: dict[str, Any] = {}
     if out is not None:
@@ -203,13 +236,16 @@ def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.t
 
     async def go() -> JobResult:
         async with Market.connect(settings, on_event=progress) as m:
-            return await m.run(req, **overrides)
+            result = await m.run(req, **overrides)
+        return await _refreshed(m, result)  # after aclose: the deal's lottery and audit had their time
 
     if as_json:
         result = asyncio.run(go())
         payload = {k: getattr(result, k) for k in ("deal_id", "provider", "price", "outcome", "exit_code",
-                                                    "fuel_used", "result_root", "open_tx", "commit_tx", "timings")}
-        payload |= {"stdout": result.stdout.decode("utf-8", "replace"), "outputs": sorted(result.outputs)}
+                                                    "fuel_used", "result_root", "open_tx", "commit_tx", "timings",
+                                                    "verification", "provider_flagged")}
+        payload |= {"stdout": result.stdout.decode("utf-8", "replace"), "outputs": sorted(result.outputs),
+                    "warnings": progress.warnings}
         typer.echo(json.dumps(payload, sort_keys=True))
         return
     with Live(progress.render(), console=console, refresh_per_second=12) as live:
@@ -218,6 +254,17 @@ def run(job: Annotated[Path, typer.Argument(help="a job.toml (see examples/job.t
     if result.stdout:
         console.print(result.stdout.decode("utf-8", "replace"), end="", markup=False, highlight=False)
     console.print(Group(_summary(result)))
+    for line in progress.warnings:
+        console.print(f"[yellow]{line}[/yellow]")
+
+
+async def _refreshed(m: Market, result: JobResult) -> JobResult:
+    """``result`` with what the chain says now (unchanged when the node cannot be read)."""
+    try:
+        return result.with_status(await m.verification(result))
+    except Exception as exc:  # display only: the result itself is verified against its seal
+        console.print(f"[dim]could not read the deal's audit state ({exc}): shown as sealed[/dim]")
+        return result
 
 
 def _run_redundant(settings: Settings, req: JobRequest, as_json: bool) -> None:
@@ -242,9 +289,46 @@ def _run_redundant(settings: Settings, req: JobRequest, as_json: bool) -> None:
     console.print(verdict.message, markup=False)
 
 
+def jobs_table(records: list[JobRecord], statuses: dict[str, VerificationStatus] | None = None) -> Table:
+    """The ``mercato jobs`` table: each result's state (sealed, audited, unaudited, proven wrong, void;
+    a failed job's error), from ``statuses`` (deal id -> what the chain says) where read, else from
+    the history; a provider jailed now is marked on every row of it."""
+    statuses = {k.lower(): v for k, v in (statuses or {}).items()}
+    table = Table(title="jobs")
+    for col in ("when", "name", "state", "provider", "mUSD", "ttfb ms", "deal"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("mUSD", "ttfb ms") else "left")
+    for r in records:
+        when = dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M")
+        st = statuses.get(r.deal_id.lower()) if r.deal_id else None
+        state = known_state(r.state)
+        if state in RESULT_STATES:
+            state = str(st.state) if st is not None else state
+            cell = f"[{_STYLE[state]}]{state}[/{_STYLE[state]}]"
+        else:  # the job failed; a challenged deal's audit may have settled it since
+            cell = f"[red]{state}[/red]"
+            if st is not None and st.state != "sealed":
+                cell += f" (audit: {st.state})"
+        provider = r.provider[:8] + "…" if r.provider else "-"
+        if st is not None and st.provider_flagged:
+            cell += " [bold red]⚠ provider jailed[/bold red]"
+            provider = f"[bold red]{provider} (jailed)[/bold red]"
+        table.add_row(when, r.name, cell, provider, format_musd(r.price) if r.price else "-",
+                      f"{r.ttfb_ms:.0f}" if r.ttfb_ms else "-", r.deal_id[:10] + "…" if r.deal_id else "-")
+    return table
+
+
+_JOBS_LEGEND = ("sealed: matches the provider's on-chain commitment, nobody else re-ran it (yet) · audited: an "
+                "independent auditor re-ran it and agreed · unaudited: drawn for audit, passed by default (nobody "
+                "answered) · proven_wrong: the audit failed, price refunded · void: no majority, refunded")
+
+
 def jobs(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", "-n", help="how many")] = 20,
-         config: ConfigOption = None) -> None:
-    """List your recent jobs (kept locally in <home>/requester.sqlite); `mercato jobs recover` after a crash."""
+         offline: Annotated[bool, typer.Option("--offline", help="show the local history only, without "
+                                               "reading audit outcomes and jailed providers from the chain")] = False,
+         config: ConfigOption = None, account: AccountOption = None) -> None:
+    """List your recent jobs (kept locally in <home>/requester.sqlite) with what the chain says of each result
+    (sealed, audited, unaudited, proven wrong, void; jailed providers marked); `mercato jobs recover` after a
+    crash."""
     if ctx.invoked_subcommand is not None:
         return
     settings = Settings.load(config, os.environ)
@@ -252,16 +336,22 @@ def jobs(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", "-n",
     if not records:
         console.print("no jobs yet: try `mercato run examples/job.toml`")
         return
-    table = Table(title="jobs")
-    for col in ("when", "name", "state", "provider", "mUSD", "ttfb ms", "deal"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("mUSD", "ttfb ms") else "left")
-    for r in records:
-        when = dt.datetime.fromtimestamp(r.created_at).strftime("%m-%d %H:%M")
-        state = "[green]verified[/green]" if r.state == "verified" else f"[red]{r.state}[/red]"
-        table.add_row(when, r.name, state, r.provider[:8] + "…" if r.provider else "-",
-                      format_musd(r.price) if r.price else "-", f"{r.ttfb_ms:.0f}" if r.ttfb_ms else "-",
-                      r.deal_id[:10] + "…" if r.deal_id else "-")
-    console.print(table)
+    statuses: dict[str, VerificationStatus] | None = None
+    if not offline and any(r.deal_id and r.provider for r in records):
+        try:
+            statuses = asyncio.run(_read_statuses(_settings(config, account), records))
+        except Exception as exc:  # display only: the local history is still worth showing
+            console.print(f"[dim]could not read the chain ({exc}): states as last recorded[/dim]")
+    console.print(jobs_table(records, statuses))
+    console.print(f"[dim]{_JOBS_LEGEND}[/dim]")
+
+
+async def _read_statuses(settings: Settings, records: list[JobRecord]) -> dict[str, VerificationStatus]:
+    """What the chain says now of each job with a deal (the history is updated as it reads)."""
+    wanted = {r.deal_id.lower(): r.provider for r in records if r.deal_id and r.provider}
+    async with Market.connect(settings, audit_wait_s=0) as m:
+        found = await asyncio.gather(*(m.verification(d, p) for d, p in wanted.items()))
+    return {s.deal_id.lower(): s for s in found}
 
 
 def recover(as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,

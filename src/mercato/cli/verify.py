@@ -5,7 +5,9 @@
     mercato verify-params --price 1.5 --risk high --gain 20 --json
 
 Amounts are mUSD (6 decimals). The figures come from `mercato.verification.recommend`; the
-bond column applies the contract's own integer bond rule (SPEC §14.6).
+bond column applies the contract's own integer bond rule (SPEC §14.6). The default risk,
+"standard", is `verification.params.DEFAULT_AUDIT_BPS`: the audit rate the requester SDK asks
+for a job that names none (or the market's floor where higher).
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ def render(v: VerifyParams) -> tuple[Table, Table]:
 def verify_params(
     price: Annotated[str, typer.Option("--price", help="the deal's price in mUSD, e.g. 1.5")],
     p: Annotated[str | None, typer.Option("--p", help="audit probability, e.g. 0.03 or 3% (overrides --risk)")] = None,
-    risk: Annotated[RiskLevel, typer.Option("--risk", help="audits: low 3 %, standard 5 %, high 10 %")] = (
+    risk: Annotated[RiskLevel, typer.Option("--risk", help="audits: low 3 %, standard 5 % (what the SDK asks "
+                                                        "by default), high 10 %")] = (
         RiskLevel.standard),
     deals: Annotated[int, typer.Option("--deals", min=1, help="open deals the provider carries at this price")] = 10,
     gain: Annotated[str, typer.Option("--gain", help="mUSD a wrong result is worth to a cheater")] = "0",

@@ -3,7 +3,13 @@
     >>> async with Market.connect(settings) as m:                        # doctest: +SKIP
     ...     result = await m.run(JobRequest.from_files("examples/wasm/montecarlo.wasm",
     ...                                                args=["1000000", "7"], max_price=500_000))
-    >>> result.stdout, result.price, result.verified                     # doctest: +SKIP
+    >>> result.stdout, result.price, result.verification                 # doctest: +SKIP
+    (b'...', 120000, 'sealed')
+    >>> (await m.verification(result)).state                              # doctest: +SKIP
+    <Verification.AUDITED: 'audited'>
+
+A result is *sealed* when ``run`` returns (it opens the provider's on-chain seal); whether anyone
+else re-executed it is known after its lottery and audit (``requester.trust``).
 
 ``SyncMarket`` is the same without ``async``; ``load_job_toml`` reads a ``job.toml``.
 ``Market.map`` runs many tasks of one job over many providers and streams ``TaskResult``s:
@@ -14,6 +20,7 @@
 
 from mercato.requester.events import (
     Accepted,
+    AuditorsShort,
     Balance,
     BatchCancelled,
     BatchDispatched,
@@ -46,9 +53,11 @@ from mercato.requester.money import format_musd, parse_musd
 from mercato.requester.request import JobRequest, load_job_toml, load_map_toml
 from mercato.requester.redundancy import Verdict, run_redundant
 from mercato.requester.sync import SyncMarket
+from mercato.requester.trust import Verification, VerificationStatus
 
 __all__ = [
     "Accepted",
+    "AuditorsShort",
     "Balance",
     "BatchCancelled",
     "BatchDispatched",
@@ -79,6 +88,8 @@ __all__ = [
     "TaskResult",
     "TasksQueued",
     "Verdict",
+    "Verification",
+    "VerificationStatus",
     "Verified",
     "WinnerChosen",
     "format_musd",

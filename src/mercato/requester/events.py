@@ -7,7 +7,9 @@
     ...
 
 Order on the happy path: BidsCollected → WinnerChosen → Accepted → Running → Committed →
-Verified → Paid. A round without a compliant bid for a cause time may cure (a provider too slow
+Verified → Paid. ``Verified`` means the result opens the provider's on-chain seal, not that anyone
+else re-executed it (``JobResult.verification``, docs/SPEC.md §14.9). AuditorsShort comes at most
+once per Market, after the first ``run``'s Paid, when too few providers could audit a deal. A round without a compliant bid for a cause time may cure (a provider too slow
 for the window, every lane busy) is asked again with a wider window: BidsCollected → BidsRetried
 → BidsCollected … (``Market(bid_retries=…)`` rounds more at most).
 
@@ -21,8 +23,9 @@ failure, Spend whenever the money held against the budget changes, and MapFinish
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BidsCollected",
@@ -33,6 +36,7 @@ __all__ = [
     "Committed",
     "Verified",
     "Paid",
+    "AuditorsShort",
     "QuotesCollected",
     "TasksQueued",
     "BatchDispatched",
@@ -120,7 +124,8 @@ class Committed:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """Every output, stdout, stderr and the exit matched the on-chain seal."""
+    """Every output, stdout, stderr and the exit matched the provider's on-chain seal (the result
+    is *sealed*: the provider stands behind it; nobody else has re-executed it yet)."""
 
     deal_id: str
     result_root: str
@@ -136,6 +141,19 @@ class Paid:
     price: int
     open_tx: str | None
     opened_by: str  # "requester" (open_deal) or "provider" (open_and_commit)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditorsShort:
+    """Fewer providers could audit this market's deals than a dispute needs: ``available`` staked,
+    unjailed providers besides the deal's ``provider`` and you, against ``needed``
+    (``committee_size`` + 1: the first auditor and the committee). An audit may then pass by
+    default (nobody checks) or a dispute end void. Emitted (and logged) once per Market."""
+
+    available: int
+    needed: int
+    committee_size: int
+    provider: str
 
 
 # Market.map ------------------------------------------------------------------------------
@@ -242,7 +260,8 @@ class MapFinished:
     stopped: str | None = None
 
 
-Event = (BidsCollected | BidsRetried | WinnerChosen | Accepted | Running | Committed | Verified | Paid | QuotesCollected
+Event = (BidsCollected | BidsRetried | WinnerChosen | Accepted | Running | Committed | Verified | Paid | AuditorsShort
+         | QuotesCollected
          | TasksQueued | BatchDispatched | BatchDone | BatchFailed | BatchCancelled | ProviderExcluded | Spend
          | MapFinished)
 EventCallback = Callable[[Event], None]
@@ -250,11 +269,25 @@ EventCallback = Callable[[Event], None]
 
 @dataclass(frozen=True, slots=True)
 class JobResult:
-    """A verified job: who ran it, for how much, what came out, and how long each step took.
+    """A finished job: who ran it, for how much, what came out, and how long each step took.
 
     ``outputs`` maps each path under /output to its bytes (also written under ``out_dir``
     when one was given). Timings are milliseconds from the call of ``run``; ``ttfb_ms`` is to
     the provider's ``started_at``.
+
+    What is known about the result (docs/SPEC.md §14.9):
+
+    - ``verified`` (kept for compatibility) is True when every byte opened the provider's
+      on-chain seal: the result is the one the provider committed to. It does **not** mean an
+      independent party re-executed the job.
+    - ``verification`` says how far it was checked: ``"sealed"`` when ``run`` returns (the
+      lottery has not decided yet, or cleared the deal), later ``"audited"`` (an auditor
+      re-executed it and agreed), ``"unaudited"`` (drawn for audit, but passed by default:
+      nobody answered), ``"proven_wrong"`` (the audit failed; refunded) or ``"void"``.
+    - ``provider_flagged``: the provider has been jailed (proven to cheat) since.
+
+    ``await market.verification(result)`` reads the chain again; ``result.with_status(s)`` is a
+    copy carrying what it found.
     """
 
     deal_id: str
@@ -277,11 +310,25 @@ class JobResult:
     out_dir: Path | None = None
     started_at: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    verification: str = "sealed"  # a trust.Verification value
+    provider_flagged: bool = False
 
     @property
     def ttfb_ms(self) -> float | None:
         """Milliseconds from ``run`` to the provider's start of the workload."""
         return self.timings.get("ttfb_ms")
+
+    @property
+    def audited(self) -> bool:
+        """An independent re-execution agreed with the provider and the provider is not jailed."""
+        return self.verification == "audited" and not self.provider_flagged
+
+    def with_status(self, status: Any) -> JobResult:
+        """A copy with the ``verification`` and ``provider_flagged`` of ``status`` (a
+        ``trust.VerificationStatus`` for this deal)."""
+        if status.deal_id.lower() != self.deal_id.lower():
+            raise ValueError(f"status of deal {status.deal_id} given for deal {self.deal_id}")
+        return replace(self, verification=str(status.state), provider_flagged=bool(status.provider_flagged))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,15 @@
 """The requester's local job history: one SQLite row per ``run`` (``mercato jobs`` reads it).
 
     >>> h = JobHistory(home / "requester.sqlite")                       # doctest: +SKIP
-    >>> h.record(JobRecord(name="pi", state="verified", ...))           # doctest: +SKIP
+    >>> h.record(JobRecord(name="pi", state="sealed", ...))             # doctest: +SKIP
     >>> h.recent(20)[0].state                                           # doctest: +SKIP
-    'verified'
+    'sealed'
+    >>> h.set_state("0x…deal", "audited")                               # doctest: +SKIP
+
+A finished job is recorded ``sealed`` (its result opens the provider's on-chain seal); ``mercato
+jobs`` reads the chain and moves it on to ``audited``, ``unaudited``, ``proven_wrong`` or ``void``
+once its audit resolved (those do not change again). Rows written before these states say
+``verified``, which meant sealed: :func:`known_state` reads them so.
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from contextlib import closing, contextmanager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-__all__ = ["JobRecord", "JobHistory"]
+__all__ = ["JobRecord", "JobHistory", "FINAL_STATES", "RESULT_STATES", "known_state"]
+
+RESULT_STATES = ("sealed", "auditing", "audited", "unaudited", "proven_wrong", "void")
+FINAL_STATES = ("audited", "unaudited", "proven_wrong", "void")  # an audit's outcome: never changes again
+
+
+def known_state(state: str) -> str:
+    """``state`` with the old blanket ``"verified"`` read as what it meant: ``"sealed"``."""
+    return "sealed" if state == "verified" else state
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +38,9 @@ class JobRecord:
     created_at: float
     name: str
     spec_hash: str
-    state: str  # "verified", or the error's class name (NoBids, ResultMismatch, ...)
+    # "sealed", "auditing", "audited", "unaudited", "proven_wrong", "void" (requester.trust), or the
+    # error's class name (NoBids, ResultMismatch, ...); "verified" in rows of older versions (= sealed)
+    state: str
     deal_id: str = ""
     provider: str = ""
     price: int = 0
@@ -58,6 +74,14 @@ class JobHistory:
         with self._db() as db:
             db.execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                        astuple(rec))
+
+    def set_state(self, deal_id: str, state: str) -> None:
+        """Record what the chain now says about ``deal_id``'s result (rows of a finished job only)."""
+        if state not in RESULT_STATES:
+            raise ValueError(f"not a result state: {state!r}")
+        with self._db() as db:
+            db.execute("UPDATE jobs SET state = ? WHERE lower(deal_id) = ? AND state IN (?, ?, ?)",
+                       (state, deal_id.lower(), "verified", "sealed", "auditing"))
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         """The last ``limit`` jobs, newest first."""

@@ -16,6 +16,14 @@ it draws the deal if the provider does not, and pushes the job to every auditor 
 so a provider cannot pass an audit by hiding its job; ``aclose`` waits for that (at most
 ``audit_wait_s``, default 300 s).
 
+A result ``run`` returns is *sealed* (it opens the provider's on-chain seal); whether anyone else
+re-executed it is known only once the lottery and audit are over: ``await m.verification(result)``
+reads it from the chain (``requester.trust``: sealed, audited, unaudited, proven_wrong, void; and
+whether the provider is jailed now). A job that names no ``audit_bps`` asks
+``verification.params.DEFAULT_AUDIT_BPS`` (5 %), or the market's floor where higher. The first
+``run`` also counts who could audit its deal and warns (``AuditorsShort``) when a dispute could
+not seat a full committee.
+
 ``map`` runs many tasks of one job at once: a bulk RFQ, then batch deals bought one by one with
 the same machinery, each from one chosen provider at its quote (``requester.mapper``).
 """
@@ -66,6 +74,7 @@ from mercato.requester._audits import AuditSupport
 from mercato.requester._signing import RequestSigner
 from mercato.requester.events import (
     Accepted,
+    AuditorsShort,
     Balance,
     BidsCollected,
     BidsRetried,
@@ -85,6 +94,8 @@ from mercato.requester.journal import Journal, JournalEntry
 from mercato.requester.money import format_musd
 from mercato.requester.mapper import BatchOrder, BatchResult, Costs, MapInput, MapRun, PreparedTasks, ProviderQuote
 from mercato.requester.request import DEFAULT_INPUT_NAME, DEFAULT_MAX_INPUT_BYTES, JobRequest
+from mercato.requester.trust import VerificationStatus, auditor_pool, read_verification
+from mercato.verification.params import default_audit_bps
 from mercato.verification.lottery import new_seed, seed_hash
 
 __all__ = ["Market"]
@@ -143,7 +154,8 @@ class Market:
         # Market is enough: nothing sealed to it outlives the process)
         self.box = BoxKey(secrets.token_bytes(32))
         self.journal = journal  # crash journal (requester/journal.py): what `recover` finishes after a kill
-        self._floor: int | None = None  # the market's audit_floor_bps, once read
+        self._params: dict[str, int] | None = None  # the market's deployment parameters, once read
+        self._pool: asyncio.Future[None] | None = None  # counting who could audit (once, after the first run)
         self.release_timeout = release_timeout  # per DELETE /v1/bids/{id} sent to a losing provider
         self._releases: set[asyncio.Task[None]] = set()
         self._late: set[asyncio.Task[Any]] = set()  # RFQ answers still coming after their window closed
@@ -201,6 +213,9 @@ class Market:
     async def aclose(self) -> None:
         """Wait (at most ``audit_wait_s``) until every deal's lottery and audit are over, then close
         the HTTP connections (after the bid releases still in flight, for a moment at most)."""
+        if self._pool is not None and not self._pool.done():
+            await asyncio.wait([self._pool], timeout=10.0)
+            self._pool.cancel()
         if self._audits is not None:
             await self._audits.wait(self.audit_wait_s)
         if self._late:  # a late bid released as it arrives; one still not here is left to the provider
@@ -307,7 +322,46 @@ class Market:
             self._record(state, type(exc).__name__, error=str(exc))
             raise
         self._record(state, "verified", root=result.result_root, open_tx=result.open_tx or "")
+        if self._pool is None:  # who could audit: counted once, in the background, after the first result
+            self._pool = asyncio.ensure_future(self._check_auditors(result.provider))
         return result
+
+    async def verification(self, result: JobResult | str, provider: str | None = None) -> VerificationStatus:
+        """What the chain says now about a result (``JobResult``, or a deal id with its ``provider``):
+        sealed, auditing, audited, unaudited (passed by default), proven_wrong or void, and whether
+        the provider is jailed. ``result.with_status(await m.verification(result))`` for a copy. The
+        local job history (``mercato jobs``) is updated with what it says."""
+        if isinstance(result, JobResult):
+            deal_id, provider = result.deal_id, provider or result.provider
+        else:
+            deal_id = result
+        status = await read_verification(self.api, self._call, deal_id, provider or "")
+        if self.history is not None and status.state != "sealed":  # `mercato jobs` shows it from now on
+            self.history.set_state(status.deal_id, str(status.state))
+        return status
+
+    async def auditor_pool(self, exclude: Iterable[str] = ()) -> list[str]:
+        """Providers that could be drawn to audit a deal now (registered, staked, not jailed), less
+        ``exclude`` (a deal's provider; you are always left out)."""
+        return await auditor_pool(self.api, self._call, [self.api.address, *exclude])
+
+    async def _check_auditors(self, provider: str) -> None:
+        """Warn (log and ``AuditorsShort``) when fewer than ``committee_size + 1`` providers besides
+        ``provider`` and this requester could audit a deal: a first auditor and a full committee."""
+        try:
+            params = await self._parameters()
+            if "committee_size" not in params:  # a market that does not say (the in-memory fake): no check
+                return
+            committee = int(params["committee_size"])
+            pool = await auditor_pool(self.api, self._call, [self.api.address, provider])
+        except Exception as exc:  # the count is advice: a failure (a node hiccup) is only logged
+            log.info("could not count the auditors", extra={"error": str(exc)})
+            return
+        if len(pool) < committee + 1:
+            log.warning("too few independent auditors: an audit of this market's deals may pass by default "
+                        "(nobody checks) or a dispute end void",
+                        extra={"available": len(pool), "needed": committee + 1, "committee_size": committee})
+            self._emit(AuditorsShort(len(pool), committee + 1, committee, provider))
 
     # running many tasks -------------------------------------------------------------------
     def map(self, workload: JobRequest | JobSpec, inputs: Iterable[MapInput], *, max_price_per_cu: int,
@@ -461,7 +515,8 @@ class Market:
         if self.history is None:
             return
         ttfb = (st.started_at - st.created) * 1000 if st.started_at else None
-        self.history.record(JobRecord(st.created, st.req.name, st.req.spec.spec_hash(), outcome, st.deal_id,
+        state = "sealed" if outcome == "verified" else outcome  # what is known when run returns (trust.py)
+        self.history.record(JobRecord(st.created, st.req.name, st.req.spec.spec_hash(), state, st.deal_id,
                                       st.provider, st.price, root, open_tx, ttfb,
                                       (time.monotonic() - st.t0) * 1000, error))
 
@@ -495,7 +550,7 @@ class Market:
         if not targets:
             raise _auction.no_targets_error(len(facts), floor)
         spec_hash = req.spec.spec_hash()
-        audit_bps = req.audit_bps if req.audit_bps is not None else await self._audit_floor()
+        audit_bps = req.audit_bps if req.audit_bps is not None else await self._default_audit_bps()
         st.seed = new_seed()
         committed_seed = seed_hash(st.seed)
         rfq = RfqMsg(rfq_id=new_id(), requester=api.address, chain_id=api.chain_id, market=api.market,
@@ -805,12 +860,16 @@ class Market:
             "— run the job again", provider=t.provider, deal_id=st.deal_id, refund=refund, penalty=penalty,
             reclaim_tx="0x" + tx.tx_hash.hex())
 
-    async def _audit_floor(self) -> int:
-        """The market's lowest audit probability (read once): the default a job asks for."""
-        if self._floor is None:
-            params = await self._call(self.api.parameters)  # type: ignore[attr-defined]
-            self._floor = int(params["audit_floor_bps"])
-        return self._floor
+    async def _parameters(self) -> dict[str, int]:
+        """The market's deployment parameters (read once)."""
+        if self._params is None:
+            self._params = dict(await self._call(self.api.parameters))  # type: ignore[attr-defined]
+        return self._params
+
+    async def _default_audit_bps(self) -> int:
+        """The audit probability a job that names none asks: ``DEFAULT_AUDIT_BPS`` (the standard of
+        ``mercato verify-params``), or the market's floor where that is higher."""
+        return default_audit_bps(int((await self._parameters())["audit_floor_bps"]))
 
     async def _reveal_seed(self, http: httpx.AsyncClient, endpoint: str, st: _Job) -> bool:
         """Give the provider the lottery seed so it can run ``draw`` (docs/SPEC.md §14.3). A failure

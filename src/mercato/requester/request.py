@@ -24,7 +24,8 @@
     deadline_s = 600
     accept_window_s = 30
     bid_window_ms = 250
-    audit_bps = 300                     # audit probability, basis points (default: the market's floor)
+    audit_bps = 500                     # audit probability, basis points (default: DEFAULT_AUDIT_BPS, 5 %,
+                                        # or the market's floor where higher)
     audit_fee = "0.5"                   # paid to the auditor if audited (default: max_price)
     [map]                               # only `mercato map`: many tasks of this job
     input_name = "task.in"              # each task's input file is mounted as /input/<input_name>
@@ -87,7 +88,9 @@ class JobRequest:
     deadline_s: int = 600
     accept_window_s: int = 30
     bid_window: float | None = None  # seconds; None: the Market's default
-    audit_bps: int | None = None  # audit probability in basis points; None: the market's floor (3 % on the devnet)
+    # audit probability in basis points; None: mercato.verification.params.DEFAULT_AUDIT_BPS (5 %, the
+    # "standard" of `mercato verify-params`), or the market's floor where that is higher
+    audit_bps: int | None = None
     audit_fee: int | None = None  # what one audit pays; None: max_price (one re-execution at your price cap)
     out_dir: Path | None = None
     name: str = ""

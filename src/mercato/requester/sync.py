@@ -20,6 +20,7 @@ from mercato.domain.jobs import JobSpec
 from mercato.requester.events import Balance, JobResult, ProviderView
 from mercato.requester.market import Market
 from mercato.requester.request import JobRequest
+from mercato.requester.trust import VerificationStatus
 
 __all__ = ["SyncMarket"]
 
@@ -50,6 +51,10 @@ class SyncMarket:
     def run(self, job: JobRequest | JobSpec, **options: Any) -> JobResult:
         """As :meth:`Market.run`."""
         return self._do(lambda m: m.run(job, **options))
+
+    def verification(self, result: JobResult | str, provider: str | None = None) -> VerificationStatus:
+        """As :meth:`Market.verification`: what the chain says now about a result."""
+        return self._do(lambda m: m.verification(result, provider))
 
     def deposit(self, amount: int) -> Tx:
         """As :meth:`Market.deposit`."""

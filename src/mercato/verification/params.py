@@ -34,13 +34,22 @@ from typing import Literal
 from mercato.verification.bond import DEVNET, BondParams, min_bond, min_stake
 from mercato.verification.fees import audit_fee, expected_overhead_pct, expected_verification_cost
 
-__all__ = ["BOND_TABLE_DEALS", "RISK_AUDIT_BPS", "Risk", "VerifyParams", "catch_probability",
-           "cheater_profit", "recommend", "required_bond"]
+__all__ = ["BOND_TABLE_DEALS", "DEFAULT_AUDIT_BPS", "RISK_AUDIT_BPS", "Risk", "VerifyParams", "catch_probability",
+           "cheater_profit", "default_audit_bps", "recommend", "required_bond"]
 
 Risk = Literal["low", "standard", "high"]
-RISK_AUDIT_BPS: dict[str, int] = {"low": 300, "standard": 500, "high": 1_000}
+# The one default audit rate: what the requester SDK asks when a job names none (raised to the
+# market's floor where that is higher) and what `mercato verify-params` calls "standard".
+DEFAULT_AUDIT_BPS = 500
+RISK_AUDIT_BPS: dict[str, int] = {"low": 300, "standard": DEFAULT_AUDIT_BPS, "high": 1_000}
 BOND_TABLE_DEALS = (1, 10, 50, 100)
 _BPS = 10_000
+
+
+def default_audit_bps(floor_bps: int) -> int:
+    """``default_audit_bps(300) == 500``: the audit rate a deal asks when its job names none —
+    :data:`DEFAULT_AUDIT_BPS`, or the market's floor where that is higher."""
+    return max(DEFAULT_AUDIT_BPS, int(floor_bps))
 
 
 def catch_probability(audit_bps: int, collusion_bps: int, cheats: int) -> Fraction:

@@ -190,7 +190,7 @@ def test_map_records_each_batch_in_the_history(ledger: FakeLedger, make_market: 
     p = BulkProvider("provider1", ledger, capacity=1, max_tasks_per_deal=4)
     _run_map(make_market([p], history=history), request_, [b"a", b"b"], max_price_per_cu=20_000)
     (row,) = history.recent(10)
-    assert row.state == "verified" and row.name.endswith("#1") and row.provider == p.address
+    assert row.state == "sealed" and row.name.endswith("#1") and row.provider == p.address
 
 
 def test_budget_too_low_before_any_deal(ledger: FakeLedger, make_market: MakeMarket, request_: JobRequest) -> None:

@@ -15,6 +15,7 @@ from requester_fakes import DEPOSIT, KEYS, MakeMarket, OUTPUTS, STDOUT, FakeProv
 from mercato import errors as e
 from mercato.chain import FakeLedger, FakeMarket
 from mercato.domain.deals import AUDITED, UNDRAWN
+from mercato.verification.params import DEFAULT_AUDIT_BPS
 from mercato.requester import (
     Accepted,
     BidsCollected,
@@ -56,7 +57,9 @@ def test_happy_path_verifies_pays_and_reports_every_step(ledger: FakeLedger, req
     assert requester.balance_of() == DEPOSIT - result.price - request_.max_price
     (deal,) = p.deals.values()
     assert keccak(deal["seed"]) == deal["terms"].seed_hash  # the lottery seed was revealed to the provider
-    assert (deal["terms"].audit_bps, deal["terms"].audit_fee) == (300, request_.max_price)
+    # no audit_bps in the job: the one default (5 %, verify-params' "standard"), above the fake's 3 % floor
+    assert (deal["terms"].audit_bps, deal["terms"].audit_fee) == (DEFAULT_AUDIT_BPS, request_.max_price)
+    assert DEFAULT_AUDIT_BPS == 500 > ledger.audit_floor_bps
     assert result.ttfb_ms is not None and result.timings["total_ms"] >= result.timings["bids_ms"]
     kinds = [type(ev) for ev in market.events]  # type: ignore[attr-defined]
     assert kinds == [BidsCollected, WinnerChosen, Accepted, Running, Committed, Verified, Paid]
@@ -233,5 +236,5 @@ def test_history_records_successes_and_failures(ledger: FakeLedger, make_market:
     with pytest.raises(e.NoBids):
         run(_go(make_market([ok], history=history), request_, max_price=1))
     recent = history.recent()
-    assert [r.state for r in recent] == ["NoBids", "verified"]
+    assert [r.state for r in recent] == ["NoBids", "sealed"]  # sealed: nobody else re-executed it (yet)
     assert recent[1].provider == ok.address and recent[1].price == 50_000 and recent[1].ttfb_ms is not None

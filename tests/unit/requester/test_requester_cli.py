@@ -38,5 +38,9 @@ def test_jobs_lists_the_history(env: dict[str, str], tmp_path: Path) -> None:
     JobHistory(tmp_path / "home" / "requester.sqlite").record(
         JobRecord(1_700_000_000.0, "pi", "sha256:00", "verified", "0xabcdef0123456789", "0x" + "12" * 20,
                   50_000, ttfb_ms=120.0))
-    res = CliRunner().invoke(app, ["jobs"], env=env)
-    assert res.exit_code == 0 and "verified" in res.output and "0.05" in res.output and "120" in res.output
+    res = CliRunner().invoke(app, ["jobs", "--offline"], env=env)
+    # a row of an older version says "verified", which meant sealed: shown as what it was
+    assert res.exit_code == 0 and "sealed" in res.output and "0.05" in res.output and "120" in res.output
+    assert "verified" not in res.output
+    res = CliRunner().invoke(app, ["jobs"], env=env)  # no deployment: the local states, and why
+    assert res.exit_code == 0 and "sealed" in res.output and "could not read the chain" in res.output
