@@ -195,9 +195,11 @@ class DeclineMsg(_Msg):
 
     rfq_id: str
     code: Literal["capacity", "runtime", "limits", "price", "collateral", "bond", "spec", "chain", "inputs",
-                  "image", "no_gpu", "escrow"]  # image: a container image this provider cannot obtain; no_gpu:
-    # GPUs unmet; bond: the stake cannot carry this deal on top of those in flight (docs/SPEC.md §14.6);
-    # escrow: the requester's escrow cannot pay this bid (price plus audit fee)
+                  "image", "no_gpu", "escrow", "expiry"]  # image: a container image this provider cannot obtain;
+    # no_gpu: GPUs unmet; bond: the stake cannot carry this deal on top of those in flight (docs/SPEC.md §14.6),
+    # or its miss-penalty exposure cap is full; escrow: the requester's escrow cannot pay this bid (price plus
+    # audit fee); expiry: the bid's expiry leaves too little time before the deadline to run the job, or is
+    # too far ahead (a requester opening at the expiry could force a miss: docs/SPEC.md §13)
     reason: str
 
 

@@ -19,6 +19,14 @@ Holds (docs/SPEC.md §13): a bid holds its lane only while it can still win: unt
 releases it or ``bid_hold_s`` after it was signed (``provider.holds``); a late acceptance still
 takes it while its lane is free and unused since (``retake``).
 
+Terms that could force a miss (docs/SPEC.md §13, "Terms a provider refuses"): the requester may open
+the bid on-chain at any moment up to its expiry and reclaims ``miss_penalty_bps`` of the collateral
+if no seal lands by the deadline, so the bidder declines (``expiry``) an RFQ whose expiry leaves less
+than ``run_estimate_s(spec) + min_run_margin_s`` before the deadline, or lies more than
+``max_expiry_s`` ahead; (``collateral``) a collateral over ``max_collateral``, or over
+``collateral_ratio_floor`` and ``max_collateral_ratio`` times the price; and (``bond``) a deal that
+would take the miss penalties of the deals that can still miss over ``max_miss_exposure``.
+
 Container jobs (``runtime = "container"``) are admitted by the container runtime's ``admit``
 (engine present, image obtainable, reservation within ``[container]`` caps, GPUs satisfiable:
 declines ``runtime``, ``image``, ``limits``, ``no_gpu``) and priced per reserved
@@ -68,7 +76,7 @@ from mercato.provider.holds import Holds
 from mercato.provider.store import DealRecord, Store
 from mercato.verification.bond import BondParams, bond_ok, min_stake
 
-__all__ = ["Bidder", "LiveQuote", "Quote"]
+__all__ = ["Bidder", "LiveQuote", "Quote", "run_estimate_s"]
 
 log = logging.getLogger("mercato.provider.bidder")
 _MAX_AMOUNT = 2**96
@@ -96,6 +104,20 @@ class LiveQuote:
     expiry: int
 
 
+def run_estimate_s(spec: JobSpec, cu_per_s: float) -> float:
+    """The longest this job may run here, in seconds: its fuel cap at ``cu_per_s`` CU a second, but
+    never more than its wall clock (the sandbox stops it there and commits that outcome), per task
+    of a batch (its tasks run one after another). A container job burns no fuel: its wall clock::
+
+        run_estimate_s(JobSpec(..., limits=Limits(fuel=5 * 10**9, wall_clock_s=300)), 1.0)   # 5.0
+    """
+    tasks = max(1, len(spec.tasks))
+    wall = spec.limits.wall_clock_s * tasks
+    if spec.runtime == CONTAINER_RUNTIME:
+        return wall
+    return min(wall, spec.cu_cap() / cu_per_s)
+
+
 class _Decline(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -117,6 +139,7 @@ class Bidder:
         # set by the agent when it offers containers: raises why this machine cannot run the spec
         self.admit_container: Callable[[JobSpec], object] | None = None
         self._bond: BondParams | bool | None = None  # the bond rule's parameters, once read (False: none)
+        self._miss_bps: int | None = None  # the market's miss_penalty_bps, once read
         self.live_quotes: dict[str, LiveQuote] = {}  # quote_id -> the bulk quote, oldest first
         self.holds = Holds(store, metrics)  # each bid frees its lane after cfg.bid_hold_s unless accepted
 
@@ -130,7 +153,9 @@ class Bidder:
             spec = self._check(rfq)
             if spec.runtime == CONTAINER_RUNTIME:
                 await self._admit_container(spec)
+            self._check_timing(rfq, spec)
             quote = await self.quote(rfq, spec)
+            self._check_collateral(quote)
             bid = await self._reserve_and_sign(rfq, spec, quote)
         except _Decline as d:
             self.metrics.declines.labels(code=d.code).inc()
@@ -157,6 +182,40 @@ class Bidder:
             raise _Decline("inputs", f"{rfq.input_bytes} bytes of workload and inputs is over this provider's "
                                      f"{cfg.max_input_bytes}: shrink the inputs or split the job")
         return spec
+
+    def _check_timing(self, rfq: Rfq, spec: JobSpec) -> None:
+        """Decline an expiry that lets the requester force a miss: opened on-chain at its expiry, the
+        deal must still leave the job's run (``run_estimate_s``) plus ``min_run_margin_s`` before the
+        deadline; and an expiry further ahead than ``max_expiry_s`` (the bid stays usable that long)."""
+        cfg = self.cfg
+        window = min(rfq.accept_window_s, rfq.deadline_s)  # the bid's expiry is now + this, at most its deadline
+        if window > cfg.max_expiry_s:
+            raise _Decline("expiry", f"accept_window_s {rfq.accept_window_s} is over this provider's "
+                                     f"{cfg.max_expiry_s} s: a bid here may be accepted at most {cfg.max_expiry_s} s "
+                                     "after it is signed; lower accept_window_s")
+        left = rfq.deadline_s - window  # what is left to run when the requester opens at the expiry
+        run = run_estimate_s(spec, cfg.cu_per_s)
+        need = math.ceil(run + cfg.min_run_margin_s)
+        if left < need:
+            raise _Decline("expiry", f"the bid's expiry leaves {left} s before its deadline, less than this "
+                                     f"provider needs to run the job when it is opened at the expiry ({run:g} s for "
+                                     f"the job's limits, plus a {cfg.min_run_margin_s:g} s margin): make "
+                                     f"deadline_s - accept_window_s at least {need} (raise deadline_s or lower "
+                                     "accept_window_s), or lower limits.fuel / limits.wall_clock_s")
+
+    def _check_collateral(self, quote: Quote) -> None:
+        """Decline collateral over this provider's caps: ``max_collateral``, and above
+        ``collateral_ratio_floor`` ``max_collateral_ratio`` times the price."""
+        cfg = self.cfg
+        if quote.collateral > cfg.max_collateral:
+            raise _Decline("collateral", f"the collateral asked, {quote.collateral}, is over this provider's cap of "
+                                         f"{cfg.max_collateral} per deal: lower min_collateral")
+        cap = max(cfg.collateral_ratio_floor, math.floor(Fraction(str(cfg.max_collateral_ratio)) * quote.price))
+        if quote.collateral > cap:
+            raise _Decline("collateral", f"the collateral asked, {quote.collateral}, is over {cfg.max_collateral_ratio}"
+                                         f" times this bid's price {quote.price} (and over the "
+                                         f"{cfg.collateral_ratio_floor} this provider posts whatever the price): lower "
+                                         f"min_collateral to at most {cap}")
 
     def _check_parties(self, rfq: Rfq | BulkRfq) -> None:
         """The RFQ is for this chain and market, from an address."""
@@ -352,6 +411,18 @@ class Bidder:
                                          f"{quote.collateral} collateral asked: lower min_collateral or "
                                          "ask another provider")
         await self._check_bond(quote)
+        await self._check_exposure(quote)
+
+    async def _check_exposure(self, quote: Quote) -> None:
+        """Decline a deal that would take the miss penalties of this provider's deals that can still
+        miss (signed, accepted, running or executed, not yet committed) over ``max_miss_exposure``."""
+        bps = await self._miss_penalty_bps()
+        held = (self.store.at_risk_collateral() + quote.collateral) * bps // 10_000
+        if held > self.cfg.max_miss_exposure:
+            raise _Decline("bond", f"this deal would put {held} of this provider's stake at risk of miss penalties "
+                                   f"({bps / 100:g} % of the collateral of its deals not yet committed), over its cap "
+                                   f"of {self.cfg.max_miss_exposure}: retry when its deals settle, lower "
+                                   "min_collateral, or ask another provider")
 
     async def retake(self, rec: DealRecord, acceptance_sig: str) -> DealRecord | None:
         """Bid ``rec``, released at the end of its hold, accepted after all: ``accepted`` on its lane
@@ -383,6 +454,13 @@ class Bidder:
         """The market's parameters, read once (the agent does at start): the bond rule's part."""
         names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps")
         self._bond = BondParams(*(int(params[n]) for n in names)) if all(n in params for n in names) else False
+        self._miss_bps = int(params.get("miss_penalty_bps", 10_000))  # unknown: the worst, all of it
+
+    async def _miss_penalty_bps(self) -> int:
+        """The share of a missed deal's collateral the requester reclaims (read once)."""
+        if self._miss_bps is None:
+            self.know_parameters(dict(await self.chain.read(self.chain.market.parameters)))  # type: ignore[attr-defined]
+        return self._miss_bps if self._miss_bps is not None else 10_000
 
     async def _bond_params(self) -> BondParams | None:
         """The market's bond-rule parameters (read once); None on a market without the rule."""

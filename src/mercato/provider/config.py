@@ -146,6 +146,19 @@ class ProviderConfig:
     max_blob_bytes: int = 256 << 20  # one upload
     max_tasks_per_deal: int = 256  # the most tasks one batch deal may hold (docs/SPEC.md §17)
     bulk_quote_ttl_s: int = 120  # how long a bulk quote's price holds (POST /v1/rfq/bulk)
+    # the terms this agent signs (docs/SPEC.md §13, "Terms a provider refuses"): a requester may open a bid
+    # on-chain at any moment up to its expiry, and reclaims a share of the collateral if no seal lands by
+    # the deadline, so the time from expiry to deadline must hold the job's run (estimated at cu_per_s
+    # CU a second, at most its wall clock) plus min_run_margin_s; the expiry at most max_expiry_s ahead;
+    # the collateral at most max_collateral, and above collateral_ratio_floor at most max_collateral_ratio
+    # times the price; the miss penalties of all deals that can still miss at most max_miss_exposure
+    min_run_margin_s: float = 30.0
+    cu_per_s: float = 1.0
+    max_expiry_s: int = 600
+    max_collateral: int = 1_000_000_000  # 1,000 mUSD
+    max_collateral_ratio: int | float = 100
+    collateral_ratio_floor: int = 100_000_000  # 100 mUSD
+    max_miss_exposure: int = 1_000_000_000  # 1,000 mUSD
     # the HTTP API against hostile clients (provider/guard.py): a JSON body's cap (blobs have
     # max_blob_bytes), the clock window of a signed request's timestamp (and of the replay check),
     # and a token bucket per signer (unsigned requests: per client address)
@@ -194,6 +207,19 @@ class ProviderConfig:
         if isinstance(hold, bool) or not isinstance(hold, (int, float)) or not 0 < hold <= 3600:
             raise ConfigError(f"bid_hold_s must be a number of seconds above 0 and at most 3600 (how long an "
                               f"unaccepted bid holds its lane), got {hold!r}")
+        for name in ("min_run_margin_s", "max_collateral_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        speed = self.cu_per_s
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < float("inf"):
+            raise ConfigError(f"cu_per_s must be a positive number (compute units this machine runs a second, "
+                              f"for the run-time estimate), got {speed!r}")
+        for name in ("max_expiry_s", "max_collateral", "collateral_ratio_floor", "max_miss_exposure"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_expiry_s" else 0):
+                raise ConfigError(f"{name} must be a whole number >= {1 if name == 'max_expiry_s' else 0}, "
+                                  f"got {value!r}")
         ttl = self.bulk_quote_ttl_s
         if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
             raise ConfigError(f"bulk_quote_ttl_s must be a whole number of seconds, at least 1, got {ttl!r}")
@@ -209,7 +235,8 @@ class ProviderConfig:
 
     @classmethod
     def load(cls, path: Path) -> ProviderConfig:
-        """Read a TOML file (sections ``[provider]``, ``[limits]``, ``[pricing]``, ``[container]``, ``[testing]``)."""
+        """Read a TOML file (sections ``[provider]``, ``[limits]``, ``[terms]``, ``[pricing]``, ``[container]``,
+        ``[intervals]``, ``[testing]``)."""
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
@@ -225,7 +252,7 @@ class ProviderConfig:
         pricing = _pricing(data.pop("pricing", {}), base)
         container = _container(data.pop("container", {}), base)
         flat: dict[str, Any] = {}
-        for section in ("provider", "limits", "intervals", "testing"):
+        for section in ("provider", "limits", "terms", "intervals", "testing"):
             flat |= data.pop(section, {})
         flat |= data
         known = {f.name for f in fields(cls)} - {"pricing", "container"}

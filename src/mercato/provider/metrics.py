@@ -41,6 +41,8 @@ class Metrics:
                               "before the bid could be sent", registry=r)
         self.lane_taken = Counter("mercato_provider_lane_taken", "Deals failed because an earlier (released) "
                                   "bid was opened on their lane", registry=r)
+        self.inputs_withheld = Counter("mercato_provider_inputs_withheld", "Deals opened on-chain whose "
+                                       "requester never sent the workload or inputs (missed, not run)", registry=r)
         self.chain_errors = Counter("mercato_provider_chain_errors", "Failed chain calls, by operation",
                                     ["op"], registry=r)
         self.executor_errors = Counter("mercato_provider_executor_errors", "Sandbox runs that raised an "

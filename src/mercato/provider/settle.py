@@ -7,7 +7,8 @@
 - A bid the requester released (its lane went to new bids at once) is checked on-chain once
   past its expiry: if the requester opened it after all (and the watcher missed it), it is
   adopted like any opened deal.
-- A deal past its deadline without a seal is failed; if it was opened on-chain its lane
+- A deal past its deadline without a seal is failed (one opened on-chain whose workload or
+  inputs never arrived is logged as withheld by its requester, and counted); if it was opened on-chain its lane
   stays busy until it is reclaimed, which this agent does itself ``reclaim_grace_s`` after
   the deadline (the refund and penalty go to the requester either way; this frees the lane).
 - Committed deals go through the audit lottery (docs/SPEC.md §14.3): once the requester has
@@ -110,9 +111,27 @@ class Settler:
     async def _miss_deadlines(self, now: int) -> None:
         for rec in self.store.in_states("accepted", "executed"):
             if now > rec.terms_obj.deadline:
-                reason = ("the workload or inputs never arrived" if rec.state == "accepted"
+                reason = (self._never_started(rec) if rec.state == "accepted"
                           else "the seal was not committed in time")
                 self.executor._fail(rec.deal_id, f"deadline passed: {reason}")
+
+    def _never_started(self, rec: DealRecord) -> str:
+        """Why an accepted deal never ran; a deal opened on-chain whose workload or inputs never came
+        is logged and counted as withheld by its requester (docs/SPEC.md §13, "Withheld inputs")."""
+        missing = self.executor.missing(rec)
+        if not missing:
+            return "the job never started"
+        if not rec.on_chain:
+            return (f"the workload or inputs never arrived ({len(missing)} blob(s) missing); the deal was never "
+                    "opened on-chain: nothing was at stake")
+        self.metrics.inputs_withheld.inc()
+        terms = rec.terms_obj
+        log.warning("requester withheld inputs", extra={
+            "deal_id": rec.deal_id, "requester": terms.requester, "missing": missing, "collateral": terms.collateral,
+            "deadline": terms.deadline})
+        return (f"the requester withheld its inputs: it opened the deal on-chain but {len(missing)} blob(s) never "
+                f"arrived ({', '.join(missing)}), so nothing was run or committed; the contract still lets the "
+                "requester reclaim the miss penalty")
 
     async def _reclaim_missed(self, now: int) -> None:
         due = [r for r in self.store.in_states("failed")

@@ -356,6 +356,15 @@ class Store:
         """Collateral of deals that hold a lane but are not opened on-chain yet (so not locked there)."""
         return sum(t.collateral for t in self._unopened_terms())
 
+    def at_risk_collateral(self) -> int:
+        """Collateral of the deals that can still miss: holding a lane, signed, accepted, running or
+        executed, with no seal on-chain yet (opened or not)."""
+        live = ("bid", "accepted", "running", "executed")
+        with self._lock:
+            rows = self._db.execute(f"SELECT terms FROM deals WHERE state IN ({', '.join('?' * len(live))})",
+                                    live).fetchall()
+        return sum(TermsMsg.model_validate_json(r[0]).collateral for r in rows)
+
     def reserved_value(self) -> tuple[int, int]:
         """Total price and count of the deals not opened on-chain yet (not in the chain's value in flight)."""
         terms = self._unopened_terms()

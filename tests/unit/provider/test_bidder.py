@@ -61,8 +61,8 @@ async def test_utilization_raises_the_price_and_lanes_differ(make_agent, request
 
 async def test_min_collateral_wins_when_higher(make_agent, requester: FakeMarket) -> None:
     h: Harness = await make_agent()
-    bid = await h.bid(requester, min_collateral=10**9)
-    assert bid["terms"]["collateral"] == 10**9
+    bid = await h.bid(requester, min_collateral=10**8)  # within the default caps (test_forced_miss.py)
+    assert bid["terms"]["collateral"] == 10**8
 
 
 @pytest.mark.parametrize(("change", "code"), [
@@ -100,7 +100,8 @@ async def test_runtime_not_offered(make_agent, requester: FakeMarket) -> None:
 
 
 async def test_collateral_counts_unopened_reservations(make_agent, requester: FakeMarket) -> None:
-    h: Harness = await make_agent(lanes=3)
+    h: Harness = await make_agent(lanes=3, max_collateral=STAKE, collateral_ratio_floor=STAKE,  # caps off
+                                  max_miss_exposure=STAKE)
     h.extra["req"] = requester.address
     half = STAKE // 2 + 1
     assert (await _answer(h, min_collateral=half)).bid is not None
