@@ -147,7 +147,8 @@ def on_event(names: dict[str, str]):
         elif isinstance(ev, Committed):
             console.print(f"  result seal committed on-chain {ev.seal[:18]}…")
         elif isinstance(ev, Verified):
-            console.print(f"  [green]verified[/green]: {ev.outputs} output file(s) match result root {ev.result_root[:16]}…")
+            console.print(f"  [green]sealed[/green]: {ev.outputs} output file(s) match the provider's on-chain seal "
+                          f"(result root {ev.result_root[:16]}…)")
     return show_event
 
 
