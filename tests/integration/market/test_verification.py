@@ -229,6 +229,11 @@ def _wait_audit(chain: MarketClient, deal_id: bytes, timeout: float = 240.0) -> 
     raise AssertionError(f"audit of 0x{deal_id.hex()} still in phase {audit.phase}: {audit}")
 
 
+def _known(chain: MarketClient, deal_id: str, provider: str) -> Any:
+    """What the requester SDK says of a deal's result now (docs/SPEC.md §14.9)."""
+    return asyncio.run(Market(chain, serve_audits=False).verification(deal_id, provider))
+
+
 def _wait_finalized(chain: MarketClient, deal_id: bytes, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while not deal_events(chain, "DealFinalized", deal_id):
@@ -358,6 +363,9 @@ def test_honest_result_at_full_audit_passes_and_pays_everyone(honest, chain: Mar
     audit = _wait_audit(chain, deal_id)
     assert audit.phase == AUDIT_PASSED and not audit.dispute
     assert [(d["audited"], d["reason"]) for d in deal_events(chain, "DealDrawn", deal_id)] == [(True, 0)]
+    assert result.verification == "sealed"  # all run knows when it returns: the audit resolves later
+    known = _known(chain, result.deal_id, result.provider)
+    assert (known.state, known.provider_flagged) == ("audited", False)  # an auditor re-ran it and agreed
     fee = _job().fee
     _wait_finalized(chain, deal_id)
     assert chain.balance_of() == escrow0 - result.price - fee
@@ -382,6 +390,8 @@ def test_copied_seal_cannot_be_opened_and_forfeits(spawn, honest, chain: MarketC
     assert audit.phase == AUDIT_FAILED and not audit.dispute  # it never opened its seal: no reveal, no dispute
     assert not audit.provider_revealed
     assert chain.jailed(copier) and chain.provider_info(copier).stake == 0
+    known = _known(chain, err.value.deal_id, copier)
+    assert (known.state, known.provider_flagged) == ("proven_wrong", True)
     first_auditor, fee = audit.seats[0], _job().fee
     per_prover, to_requester, burned = split_forfeit(stake, 1)
     assert chain.balance_of() == escrow0 - fee + to_requester
@@ -409,6 +419,8 @@ def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(hones
     missed = deal_events(chain, "AuditorMissed", deal_id)
     fee = _job().fee
     assert audit.phase == AUDIT_PASSED and audit.claim == b"\x00" * 32  # passed by default
+    # nobody independent checked it: the SDK must not call it audited
+    assert _known(chain, result.deal_id, winner).state == "unaudited"
     assert len(missed) == chain.contract.functions.MAX_AUDIT_ROUNDS().call()
     assert len({m["auditor"] for m in missed}) == len(missed)  # never the same auditor twice
     assert all(m["penalty"] == fee for m in missed)  # min(free stake, fee): each no-show pays the requester
@@ -417,6 +429,23 @@ def test_silent_auditors_pay_the_requester_and_the_audit_passes_by_default(hones
     _wait_finalized(chain, deal_id)
     # price paid, the fee back (nobody audited), plus one fee from each silent auditor
     assert chain.balance_of() == escrow0 - result.price + len(missed) * fee
+
+
+def test_a_cleared_result_is_only_sealed(honest, chain: MarketClient, vdep: Deployment) -> None:
+    """At the floor (3 %) the lottery almost always clears the deal: the result matched its seal and
+    nobody re-executed it, so the SDK says ``sealed`` — never ``audited`` — after the stand-by.
+    (Drawn for audit instead, 3 in 100, it must say what the audit found.)"""
+    floor = chain.parameters()["audit_floor_bps"]
+    result = _run(vdep, _job(audit_bps=floor))  # the Market's stand-by returns once the deal is drawn
+    deal_id = bytes.fromhex(result.deal_id.removeprefix("0x"))
+    ((audited, reason),) = [(d["audited"], d["reason"]) for d in deal_events(chain, "DealDrawn", deal_id)]
+    assert result.verified and result.verification == "sealed" and not result.audited and reason == 0
+    known = _known(chain, result.deal_id, result.provider)
+    if audited:
+        assert _wait_audit(chain, deal_id).phase == AUDIT_PASSED
+        assert _known(chain, result.deal_id, result.provider).state == "audited"
+    else:
+        assert (known.state, known.provider_flagged, known.trusted) == ("sealed", False, False)
 
 
 def test_job_hidden_from_auditors_is_pushed_by_the_requester(spawn, honest, chain: MarketClient,
