@@ -23,7 +23,8 @@ Terms that could force a miss (docs/SPEC.md §13, "Terms a provider refuses"): t
 the bid on-chain at any moment up to its expiry and reclaims ``miss_penalty_bps`` of the collateral
 if no seal lands by the deadline, so the bidder declines (``expiry``) an RFQ whose expiry leaves less
 than ``run_estimate_s(spec) + min_run_margin_s`` before the deadline, or lies more than
-``max_expiry_s`` ahead; (``collateral``) a collateral over ``max_collateral``, or over
+``max_expiry_s`` ahead (unless ``allow_batch_expiry_at_deadline`` and the RFQ is a batch priced by
+a live bulk quote); (``collateral``) a collateral over ``max_collateral``, or over
 ``collateral_ratio_floor`` and ``max_collateral_ratio`` times the price; and (``bond``) a deal that
 would take the miss penalties of the deals that can still miss over ``max_miss_exposure``.
 
@@ -153,7 +154,7 @@ class Bidder:
             spec = self._check(rfq)
             if spec.runtime == CONTAINER_RUNTIME:
                 await self._admit_container(spec)
-            self._check_timing(rfq, spec)
+            await self._check_timing(rfq, spec)
             quote = await self.quote(rfq, spec)
             self._check_collateral(quote)
             bid = await self._reserve_and_sign(rfq, spec, quote)
@@ -183,11 +184,17 @@ class Bidder:
                                      f"{cfg.max_input_bytes}: shrink the inputs or split the job")
         return spec
 
-    def _check_timing(self, rfq: Rfq, spec: JobSpec) -> None:
+    async def _check_timing(self, rfq: Rfq, spec: JobSpec) -> None:
         """Decline an expiry that lets the requester force a miss: opened on-chain at its expiry, the
         deal must still leave the job's run (``run_estimate_s``) plus ``min_run_margin_s`` before the
-        deadline; and an expiry further ahead than ``max_expiry_s`` (the bid stays usable that long)."""
+        deadline; and an expiry further ahead than ``max_expiry_s`` (the bid stays usable that long).
+        With ``allow_batch_expiry_at_deadline`` neither applies to a batch priced by a live bulk
+        quote this agent gave the requester for the workload (``mercato map`` asks each batch's
+        expiry at its deadline, so that the provider can run it and then ``open_and_commit``)."""
         cfg = self.cfg
+        if (cfg.allow_batch_expiry_at_deadline and rfq.quote_id is not None
+                and await self.live_quote(rfq.quote_id, rfq.requester, spec.workload) is not None):
+            return
         window = min(rfq.accept_window_s, rfq.deadline_s)  # the bid's expiry is now + this, at most its deadline
         if window > cfg.max_expiry_s:
             raise _Decline("expiry", f"accept_window_s {rfq.accept_window_s} is over this provider's "

@@ -159,6 +159,11 @@ class ProviderConfig:
     max_collateral_ratio: int | float = 100
     collateral_ratio_floor: int = 100_000_000  # 100 mUSD
     max_miss_exposure: int = 1_000_000_000  # 1,000 mUSD
+    # true: a batch priced by a live bulk quote of this agent's (mercato map's batches, which ask an expiry at
+    # their deadline so that the provider can run them and then open_and_commit) is exempt from the two
+    # timing rules: the requester could open such a bid at its expiry and reclaim the penalty (bounded by
+    # the caps above) until the contract separates the requester's open-by from the provider's
+    allow_batch_expiry_at_deadline: bool = False
     # the HTTP API against hostile clients (provider/guard.py): a JSON body's cap (blobs have
     # max_blob_bytes), the clock window of a signed request's timestamp (and of the replay check),
     # and a token bucket per signer (unsigned requests: per client address)
@@ -211,6 +216,9 @@ class ProviderConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.allow_batch_expiry_at_deadline, bool):
+            raise ConfigError(f"allow_batch_expiry_at_deadline must be true or false, "
+                              f"got {self.allow_batch_expiry_at_deadline!r}")
         speed = self.cu_per_s
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < float("inf"):
             raise ConfigError(f"cu_per_s must be a positive number (compute units this machine runs a second, "

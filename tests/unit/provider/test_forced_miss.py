@@ -12,7 +12,8 @@ from provider_kit import DEPOSIT, INPUT, WORKLOAD, Harness, accept_msg, make_rfq
 
 from mercato.chain import FakeLedger, FakeMarket
 from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits
-from mercato.domain.wire import RfqAnswer
+from mercato.domain.batch import Task
+from mercato.domain.wire import BulkAnswer, BulkRfq, RfqAnswer, new_id
 from mercato.errors import ConfigError
 from mercato.provider import ProviderConfig
 from mercato.provider.bidder import run_estimate_s
@@ -80,6 +81,35 @@ async def test_an_expiry_too_far_ahead_is_declined(make_agent, requester: FakeMa
     reason = await _declined(h, requester, "expiry", deadline_s=3600, accept_window_s=301)
     assert "300 s" in reason
     assert (await _answer(h, requester, deadline_s=3600, accept_window_s=300)).bid is not None
+
+
+async def _quoted_batch(h: Harness, requester: FakeMarket, quote_id: str | None = None) -> RfqAnswer:
+    """A batch as ``mercato map`` asks for it: priced by a live bulk quote, its expiry at its deadline."""
+    spec = make_spec().with_tasks(Task(args=(f"task-{i}",)) for i in range(2))
+    if quote_id is None:
+        bulk = BulkRfq(rfq_id=new_id(), requester=requester.address, chain_id=h.provider.chain_id,
+                       market=h.provider.market, spec=make_spec().to_json(), spec_hash=make_spec().spec_hash(),
+                       tasks=2, max_price_per_cu=10**6, deadline_s=600)
+        r = await h.client_for(requester).post("/v1/rfq/bulk", json=bulk.model_dump())
+        quote = BulkAnswer.model_validate(r.json()).quote
+        assert quote is not None, r.text
+        quote_id = quote.quote_id
+    return await _answer(h, requester, spec=spec, quote_id=quote_id, deadline_s=600, accept_window_s=600)
+
+
+async def test_a_quoted_batch_at_its_deadline_is_declined_unless_the_operator_allows_it(
+        make_agent, requester: FakeMarket, tmp_path) -> None:
+    """``mercato map``'s batches ask an expiry at the deadline (the provider runs them, then opens
+    them with ``open_and_commit``): declined by default, as any such RFQ; an operator may exempt
+    batches priced by a live bulk quote of its own (``allow_batch_expiry_at_deadline``), never an
+    RFQ naming a quote it did not give."""
+    h: Harness = await make_agent()
+    answer = await _quoted_batch(h, requester)
+    assert answer.decline is not None and answer.decline.code == "expiry", answer
+    allowing: Harness = await make_agent(data_dir=tmp_path / "allowing", allow_batch_expiry_at_deadline=True)
+    forged = await _quoted_batch(allowing, requester, quote_id="not-a-quote-of-ours")
+    assert forged.decline is not None and forged.decline.code == "expiry", forged
+    assert (await _quoted_batch(allowing, requester)).bid is not None
 
 
 # the collateral ---------------------------------------------------------------------------------------
