@@ -213,11 +213,11 @@ class Market:
     async def aclose(self) -> None:
         """Wait (at most ``audit_wait_s``) until every deal's lottery and audit are over, then close
         the HTTP connections (after the bid releases still in flight, for a moment at most)."""
-        if self._pool is not None and not self._pool.done():
-            await asyncio.wait([self._pool], timeout=10.0)
-            self._pool.cancel()
         if self._audits is not None:
             await self._audits.wait(self.audit_wait_s)
+        if self._pool is not None and not self._pool.done():  # the auditor count ran beside the stand-by
+            await asyncio.wait([self._pool], timeout=2.0)
+            self._pool.cancel()
         if self._late:  # a late bid released as it arrives; one still not here is left to the provider
             _done, late = await asyncio.wait(set(self._late), timeout=self.release_timeout)
             for task in late:
