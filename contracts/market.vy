@@ -104,10 +104,6 @@ exports: (
     audits.audit_record,
     # clients avoid workloads found non-deterministic
     audits.is_flagged,
-    # executors compute the seal they commit
-    audits.seal_of,
-    # executors compute the claim they reveal
-    audits.claim_of,
     # clients learn the lottery's beacon delay (blocks)
     audits.beacon_delay,
     # clients learn how long draw is accepted (blocks)

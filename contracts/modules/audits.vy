@@ -270,8 +270,9 @@ def audit_by_default(deal: book.Deal):
     @dev Starts an audit of a committed deal nobody drew in time (a requester
          withholding its seed gains nothing). Anyone, once
          block.number > committed_block + k + draw_blocks. Randomness is
-         keccak256(abi_encode(blockhash(committed_block + k + draw_blocks), deal_id)),
-         or the previous block's hash once that block left the 256-block window.
+         keccak256(abi_encode(blockhash(s), deal_id)) with s the latest block
+         of the schedule committed_block + k + draw_blocks + 256 * m that is
+         below block.number (`_anchor`): fixed in advance, not picked by the caller.
     @param deal The deal as stored (committed, status UNDRAWN).
     """
     word: uint256 = self._committed_word(deal)
@@ -280,11 +281,8 @@ def audit_by_default(deal: book.Deal):
     last: uint256 = deal.committed_block + beacon_delay + draw_blocks
     if block.number <= last:
         errors._fail("deals: draw window open")
-    source: uint256 = last
-    if last + 256 < block.number:
-        source = block.number - 1
     deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(source), deal_id))
+    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(last)), deal_id))
     self._restatus(deal, word, book.AUDITED)
     log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_DEFAULT)
     self._start(deal, deal_id, r)
@@ -295,8 +293,12 @@ def challenge(deal: book.Deal):
     """
     @dev The requester starts an audit (paid by the escrowed fee) of a
          committed deal that is UNDRAWN or CLEARED, while
-         now < committed_at + challenge_window. Randomness is
-         keccak256(abi_encode(blockhash(block.number - 1), deal_id)).
+         now < committed_at + challenge_window, once the deal's beacon block
+         (committed_block + k) is past. Randomness is
+         keccak256(abi_encode(blockhash(s), deal_id, 2)) with s the latest
+         block of the schedule committed_block + k + 256 * m below
+         block.number (`_anchor`): the requester chooses whether to
+         challenge, not which block seats its auditor.
     @param deal The deal as stored.
     """
     if msg.sender != deal.terms.requester:
@@ -306,8 +308,11 @@ def challenge(deal: book.Deal):
         errors._fail("deals: already audited")
     if block.timestamp >= deal.committed_at + book.challenge_window:
         errors._fail("deals: challenge window over")
+    beacon_block: uint256 = deal.committed_block + beacon_delay
+    if block.number <= beacon_block:
+        errors._fail("deals: beacon not ready")
     deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(block.number - 1), deal_id))
+    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(beacon_block)), deal_id, REASON_CHALLENGE))
     self._restatus(deal, word, book.AUDITED)
     log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_CHALLENGE)
     self._start(deal, deal_id, r)
@@ -382,9 +387,10 @@ def reveal(deal_id: bytes32, result_root: bytes32, fuel: uint256, salt: bytes32)
 def advance(deal_id: bytes32):
     """
     @dev Anyone, after a phase's deadline: seats that did not commit (commit
-         phase) or did not reveal (reveal phase) pay the no-show penalty
-         min(free stake, audit_fee) to the requester and are out; then the
-         audit moves on (new round, reveal phase, dispute or resolution).
+         phase) pay min(free stake, audit_fee), seats that committed and did
+         not reveal (reveal phase) forfeit their stake, both burned, and are
+         out (`_miss_seat`); then the audit moves on (new round, reveal
+         phase, dispute or resolution).
     @param deal_id The audited deal.
     """
     phase: uint256 = self._audits[deal_id].phase
@@ -458,7 +464,10 @@ def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
                 errors._fail("deals: not drawn")
         if block.timestamp < deals[i].committed_at + book.challenge_window:
             errors._fail("deals: challenge window open")
-        staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, deals[i].terms.jobs)
+        jobs: uint256 = deals[i].terms.jobs
+        if deals[i].terms.requester == provider:
+            jobs = 0
+        staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, jobs)
         if status == book.CLEARED and deals[i].terms.audit_fee != 0:
             accounts._credit(deals[i].terms.requester, deals[i].terms.audit_fee)
         log DealFinalized(deal_id=deal_id)
@@ -532,33 +541,6 @@ def is_flagged(jobs_root: bytes32) -> bool:
     return self._flagged[jobs_root]
 
 
-@external
-@pure
-def seal_of(executor: address, deal_id: bytes32, result_root: bytes32, fuel: uint256, salt: bytes32) -> bytes32:
-    """
-    @dev The seal an executor commits (SPEC §14.2).
-    @param executor The provider or auditor committing it.
-    @param deal_id The deal.
-    @param result_root The execution's result root.
-    @param fuel The total fuel the deal's jobs consumed.
-    @param salt 32 random bytes.
-    @return bytes32 keccak256(abi_encode(executor, deal_id, result_root, fuel, salt)).
-    """
-    return self._seal_of(executor, deal_id, result_root, fuel, salt)
-
-
-@external
-@pure
-def claim_of(result_root: bytes32, fuel: uint256) -> bytes32:
-    """
-    @dev The claim a reveal makes, compared between executions.
-    @param result_root The execution's result root.
-    @param fuel The total fuel.
-    @return bytes32 keccak256(abi_encode(result_root, fuel)).
-    """
-    return self._claim_of(result_root, fuel)
-
-
 @internal
 @view
 def _committed_word(deal: book.Deal) -> uint256:
@@ -572,6 +554,21 @@ def _committed_word(deal: book.Deal) -> uint256:
     if deal.seal == empty(bytes32):
         errors._fail("deals: not committed")
     return word
+
+
+@internal
+@view
+def _anchor(first: uint256) -> uint256:
+    """
+    @dev The block whose hash seeds an audit started late: the latest of
+         first, first + 256, first + 512, ... below block.number, always
+         inside blockhash's 256-block window. The schedule is fixed when the
+         deal commits, so a caller can at best wait 256 blocks for another
+         candidate instead of choosing among every block.
+    @param first The schedule's first block (< block.number).
+    @return uint256 The block number.
+    """
+    return first + (block.number - 1 - first) // 256 * 256
 
 
 @internal
@@ -638,25 +635,35 @@ def _open_round(deal_id: bytes32):
 @internal
 def _draw_seat(deal_id: bytes32) -> address:
     """
-    @dev Stake-weighted sortition: tries up to 64 candidates
-         keccak256(abi_encode(randomness, counter)) mod total_stake, skipping
-         the deal's provider and requester and anyone already drawn for it.
+    @dev Stake-weighted sortition over everyone's stake but the deal's
+         provider's: a point keccak256(abi_encode(randomness, counter)) mod
+         (total - the provider's weight) is read on the line with the
+         provider's interval cut out, so no stake share, however large, lets
+         a provider be drawn for its own deal or make the draw fail. Up to
+         64 candidates are tried only to skip the requester and those
+         already drawn for the deal.
     @param deal_id The audited deal.
-    @return address The auditor, or the zero address when none was found.
+    @return address The auditor, or the zero address when none was found
+            (nobody else holds stake: the audit cannot be done independently).
     """
-    total: uint256 = staking._total_weight()
+    start: uint256 = 0
+    length: uint256 = 0
+    start, length = staking._interval(self._audits[deal_id].provider)
+    # the provider's interval lies inside the total
+    total: uint256 = staking._total_weight() - length
     if total == 0:
         return empty(address)
     randomness: bytes32 = self._audits[deal_id].randomness
     counter: uint256 = self._audits[deal_id].draws
-    provider: address = self._audits[deal_id].provider
     requester: address = self._audits[deal_id].requester
     found: address = empty(address)
     for _: uint256 in range(_MAX_TRIES):
         point: uint256 = convert(keccak256(abi_encode(randomness, counter)), uint256) % total
         counter += 1
+        if point >= start:
+            point += length
         candidate: address = staking._member_at(point)
-        if candidate != provider and candidate != requester and not self._drawn[deal_id][candidate]:
+        if candidate != requester and not self._drawn[deal_id][candidate]:
             self._drawn[deal_id][candidate] = True
             found = candidate
             break
@@ -731,17 +738,28 @@ def _all_revealed(deal_id: bytes32) -> bool:
 @internal
 def _miss_seat(deal_id: bytes32, j: uint256):
     """
-    @dev A seat missed its phase: min(free stake, audit_fee) of its stake goes
-         to the requester and it counts a no-show.
+    @dev A seat missed its phase and is out; it counts a no-show and pays,
+         burned (never to a party of the deal, who could cause the miss):
+         a seat that committed and then did not reveal forfeits its whole
+         stake, as a liar does (else silence after seeing the other claims
+         would be a free option); a seat that never committed pays
+         min(free stake, audit_fee).
     @param deal_id The audited deal.
     @param j The seat index.
     """
     seat: address = self._audits[deal_id].seats[j]
-    penalty: uint256 = min(staking._free(seat), self._audits[deal_id].fee)
-    if penalty != 0:
-        staking._slash(seat, penalty, self._audits[deal_id].requester)
+    penalty: uint256 = 0
+    if self._audits[deal_id].seals[j] != empty(bytes32):
+        penalty = staking._forfeit_all(seat)
+    else:
+        penalty = min(staking._free(seat), self._audits[deal_id].fee)
+        if penalty != 0:
+            staking._slash(seat, penalty, empty(address))
     self._count(seat, _NO_SHOW)
     log AuditorMissed(deal_id=deal_id, auditor=seat, penalty=penalty)
+    if penalty != 0:
+        self.burned += penalty
+        log Burned(deal_id=deal_id, amount=penalty)
 
 
 @internal

@@ -443,7 +443,10 @@ def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint25
     @dev Pays a finalized deal: frees `collateral` (not for a jailed
          provider: it was forfeited), adds `price` to lifetime volume (so to
          earnings) and `jobs` to completed, and takes the deal out of the
-         value in flight. Writes slots A and B.
+         value in flight. Writes slots A and B. Reputation is on value: a
+         deal paying less than one base unit a job counts no jobs (a free
+         deal cannot push `completed` to its cap), nor does a self-deal
+         (the caller passes jobs = 0 then).
     @param provider The provider.
     @param collateral The deal's locked collateral (free + collateral <= stake < 2**96).
     @param price The deal's escrowed price.
@@ -452,7 +455,10 @@ def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint25
     work: uint256 = self._work[provider]
     if ((work >> 96) & _U96) + price > _U96:
         errors._fail("staking: amount too large")
-    completed: uint256 = self._saturate((work >> 192) & _U32, jobs, _U32)
+    counted: uint256 = jobs
+    if price < jobs:
+        counted = 0
+    completed: uint256 = self._saturate((work >> 192) & _U32, counted, _U32)
     if work & _JAILED != 0:
         collateral = 0
     # neither field carries (free stays <= stake, volume checked above)
@@ -513,11 +519,12 @@ def _miss(provider: address, collateral: uint256, price: uint256, jobs: uint256)
 @internal
 def _slash(provider: address, amount: uint256, to: address):
     """
-    @dev Moves `amount` of `provider`'s free stake to `to`'s escrow balance and counts a slash.
-         Callers free the collateral first.
+    @dev Takes `amount` of `provider`'s free stake and counts a slash; the
+         amount goes to `to`'s escrow balance, or nowhere (the caller counts
+         it burned) when `to` is the zero address. Callers free the collateral first.
     @param provider The provider.
     @param amount Token base units.
-    @param to The account credited (requester, auditor, ...).
+    @param to The account credited, or the zero address to burn.
     """
     work: uint256 = self._work[provider]
     if work & _U96 < amount:
@@ -528,7 +535,8 @@ def _slash(provider: address, amount: uint256, to: address):
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
     self._work[provider] = work - amount
     self._tree_sub(self._index[provider], amount)
-    accounts._credit(to, amount)
+    if to != empty(address):
+        accounts._credit(to, amount)
     log ProviderSlashed(provider=provider, to=to, amount=amount)
 
 
@@ -597,6 +605,30 @@ def _member_at(point: uint256) -> address:
                 rest -= node
         step >>= 1
     return self._members[pos + 1]
+
+
+@internal
+@view
+def _interval(who: address) -> (uint256, uint256):
+    """
+    @dev Where `who`'s weight sits on the sortition line: the sum of the
+         weights of the members indexed before it, and its own weight
+         (both zero for a non-member).
+    @param who Any address.
+    @return uint256 The interval's start.
+    @return uint256 Its length (the member's stake).
+    """
+    index: uint256 = self._index[who]
+    if index == 0:
+        return 0, 0
+    start: uint256 = 0
+    i: uint256 = index - 1
+    for _: uint256 in range(_TREE_DEPTH):
+        if i == 0:
+            break
+        start += self._tree[i]
+        i = i & (i - 1)
+    return start, self._bond[who] & _U96
 
 
 @internal

@@ -14,6 +14,7 @@ from eth_utils import keccak
 
 from mercato.verification.bond import BondParams, detection_wad, min_stake
 from mercato.verification.bond import bond_ok as _bond_ok
+from mercato.verification.lottery import claim_of, seal_of
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -79,6 +80,8 @@ _TERMS_TYPE = [
 
 _TOKEN_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "stable_token.vy"))
 _MARKET_DEPLOYER = boa.load_partial(str(CONTRACTS / "market.vy"))
+# test-only: the market's seal and claim hashes, which the market itself does not export
+AUDIT_MATH_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "audit_math.vy"))
 
 
 @pytest.fixture(scope="session")
@@ -357,7 +360,8 @@ def salt_of(who: str) -> bytes:
 
 
 def seal_for(market, who: str, deal_id: bytes, root: bytes = ROOT, fuel: int = FUEL) -> bytes:
-    return market.seal_of(who, deal_id, root, fuel, salt_of(who))
+    """The seal `who` commits, computed off-chain as agents do (test_audit_math checks it is the contract's)."""
+    return seal_of(who, deal_id, root, fuel, salt_of(who))
 
 
 def open_committed(market, terms: dict, requester: Party, root: bytes = ROOT, fuel: int = FUEL) -> tuple:

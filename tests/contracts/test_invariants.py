@@ -104,9 +104,14 @@ class MarketMachine(RuleBasedStateMachine):
         return amount
 
     def penalize(self, au, seat):
+        """A seat that never committed: min(free, fee), burned (never paid to a party of the deal)."""
         penalty = min(self.stake[seat] - self.locked(seat), au.fee)
         self.stake[seat] -= penalty
-        self.available[au.requester] += penalty
+        self.burned += penalty
+
+    def silence(self, seat):
+        """A seat that committed and did not reveal: its whole stake, burned, as a liar's."""
+        self.burned += self.forfeit(seat)
 
     def view(self, au):
         return self.market.audit(au.deal_id)
@@ -390,6 +395,12 @@ class MarketMachine(RuleBasedStateMachine):
             return
         key = data.draw(st.sampled_from(todo))
         v = self.open[key]
+        # the challenge's seed is the beacon block's hash: mine up to it (no time passes)
+        beacon = v["deal"][3] + c.BEACON_DELAY
+        if c.block_number() <= beacon:
+            with boa.env.prank(v["terms"]["requester"]), boa.reverts("deals: beacon not ready"):
+                self.market.challenge(v["deal"])
+            boa.env.time_travel(blocks=beacon + 1 - c.block_number(), block_delta=0)
         with boa.env.prank(v["terms"]["requester"]):
             self.market.challenge(v["deal"])
         v["deal"] = c.with_status(v["deal"], c.AUDITED)
@@ -452,7 +463,7 @@ class MarketMachine(RuleBasedStateMachine):
         else:
             for s in self.active(au):
                 if au.roots[s] is not None and au.claims[s] is None:
-                    self.penalize(au, s)
+                    self.silence(s)
             self.conclude(au)
 
     @precondition(lambda self: any(v["deal"][2] for v in self.open.values()))

@@ -5,8 +5,10 @@ import boa
 from contracts_kit import (
     AUDIT_FEE, AUDIT_PERIOD, AUDITED, CHALLENGE_WINDOW, COLLATERAL, COMMIT, DEPOSIT, FAILED, FUEL, MAX_AUDIT_ROUNDS,
     PASSED, PRICE, REVEAL, ROOT, STAKE, WRONG_ROOT, commit_as, events, make_party, past_deadline, reveal_as,
-    salt_of, seal_for, start_audit, with_status,
+    claim_of, salt_of, seal_for, start_audit, with_status,
 )
+
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def _seat(market, deal_id):
@@ -25,7 +27,7 @@ def test_first_round_pass(market, requester, provider, auditors, make_terms):
     reveal_as(market, provider.address, deal_id)
     (resolved,) = events(market, "AuditResolved")
     (paid,) = events(market, "BountyPaid")
-    claim = market.claim_of(ROOT, FUEL)
+    claim = claim_of(ROOT, FUEL)
     assert (resolved.outcome, resolved.claim) == (PASSED, claim)
     assert (paid.to, paid.amount) == (auditor, AUDIT_FEE)
     assert market.balance_of(auditor) == AUDIT_FEE
@@ -112,10 +114,12 @@ def test_auditor_no_show_and_redraw(market, requester, provider, auditors, make_
     (slash,) = events(market, "ProviderSlashed")
     (drawn,) = events(market, "AuditorDrawn")
     assert (missed.auditor, missed.penalty) == (first, AUDIT_FEE)
-    assert (slash.provider, slash.to, slash.amount) == (first, requester.address, AUDIT_FEE)
+    # the penalty is burned: the requester, who can cause a no-show by withholding the job, gets none of it
+    assert (slash.provider, slash.to, slash.amount) == (first, ZERO_ADDRESS, AUDIT_FEE)
+    assert events(market, "Burned")[0].amount == AUDIT_FEE and market.burned() == AUDIT_FEE
     assert drawn.auditor not in (first, provider.address, requester.address)
     assert drawn.deadline == boa.env.evm.patch.timestamp + AUDIT_PERIOD
-    assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE + AUDIT_FEE
+    assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     assert market.provider_info(first)[4] == STAKE - AUDIT_FEE
     assert market.audit_record(first)[4] == 1
     # the new auditor answers: the audit passes in round 2
@@ -138,8 +142,9 @@ def test_max_rounds_pass_by_default(market, requester, provider, auditors, make_
         market.advance(deal_id)
     (resolved,) = events(market, "AuditResolved")
     assert (resolved.outcome, resolved.claim) == (PASSED, b"\0" * 32)
-    # three no-show penalties and the fee back to the requester
-    assert market.balance_of(requester.address) == DEPOSIT - PRICE + 3 * AUDIT_FEE
+    # the fee back to the requester; the three no-show penalties burned, none to the requester
+    assert market.balance_of(requester.address) == DEPOSIT - PRICE
+    assert market.burned() == 3 * AUDIT_FEE
     assert market.audit_record(provider.address) == (0, 0, 0, 0, 0)  # a default pass proves nothing
     boa.env.time_travel(seconds=CHALLENGE_WINDOW)
     market.finalize([deal])
@@ -153,7 +158,12 @@ def test_auditor_commits_but_does_not_reveal(market, requester, provider, audito
     reveal_as(market, provider.address, deal_id)
     past_deadline(market, deal_id)
     market.advance(deal_id)
-    assert events(market, "AuditorMissed")[0].auditor == first
+    # attack class 8: silence after committing is no free option; it costs what a lie costs (the whole stake)
+    (missed,) = events(market, "AuditorMissed")
+    (forfeit,) = events(market, "StakeForfeited")
+    assert (missed.auditor, missed.penalty) == (first, STAKE) and (forfeit.provider, forfeit.amount) == (first, STAKE)
+    assert market.jailed(first) and market.sortition_weight(first) == 0
+    assert market.burned() == STAKE and market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     view = market.audit(deal_id)
     assert (view.phase, view.round) == (COMMIT, 2)
     # the provider's claim stands; the next auditor only has to match it
@@ -173,7 +183,7 @@ def test_provider_no_reveal_fails(market, token, requester, provider, auditors, 
     market.advance(deal_id)
     (resolved,) = events(market, "AuditResolved")
     (forfeit,) = events(market, "StakeForfeited")
-    assert (resolved.outcome, resolved.claim) == (FAILED, market.claim_of(ROOT, FUEL))
+    assert (resolved.outcome, resolved.claim) == (FAILED, claim_of(ROOT, FUEL))
     pool = STAKE
     assert (forfeit.provider, forfeit.amount) == (provider.address, pool)
     # P/2 to the prover (the auditor), P/4 to the requester, the rest burned; fee to the auditor
@@ -200,10 +210,11 @@ def test_nobody_reveals_fails_without_prover(market, requester, provider, audito
     market.advance(deal_id)
     assert events(market, "AuditResolved")[0].outcome == FAILED
     pool = STAKE
-    # no prover: the provers' half goes to the requester too; fee back; the auditor paid its no-show
-    assert market.balance_of(requester.address) == DEPOSIT + pool // 2 + pool // 4 + AUDIT_FEE
-    assert market.burned() == pool - pool // 2 - pool // 4
-    assert market.balance_of(auditor) == 0
+    # no prover: the provers' half goes to the requester too; fee back; the auditor, committed and silent,
+    # forfeited its whole stake (burned)
+    assert market.balance_of(requester.address) == DEPOSIT + pool // 2 + pool // 4
+    assert market.burned() == pool - pool // 2 - pool // 4 + STAKE
+    assert market.balance_of(auditor) == 0 and market.jailed(auditor)
 
 
 def test_unbonding_is_forfeited_too(market, requester, provider, auditors, make_terms):

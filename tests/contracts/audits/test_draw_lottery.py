@@ -135,6 +135,10 @@ def test_challenge_a_cleared_deal(market, requester, auditors, make_terms):
 
 def test_challenge_an_undrawn_deal(market, requester, auditors, make_terms):
     deal = open_and_commit(market, make_terms(), requester)
+    # the audit's randomness is the beacon block's hash: not before it exists
+    with boa.env.prank(requester.address), boa.reverts("deals: beacon not ready"):
+        market.challenge(deal)
+    mine_to_beacon(deal)
     with boa.env.prank(requester.address):
         market.challenge(deal)
     assert market.audit(deal_id_of(make_terms())).phase == COMMIT

@@ -12,6 +12,7 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
 import contracts_kit as c
+from mercato.verification.lottery import seal_of
 
 TERMS = "(address,address,uint256,uint256,bytes32,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,uint256)"
 DEAL = f"({TERMS},bytes32,uint256,uint256,uint256)"
@@ -125,13 +126,13 @@ def test_audited_path_gas(capsys):
         c.settle(market, deal)
         root, fuel, salt = b"\x77" * 32, 123_456, b"\x99" * 32
         deal_id = market.deal_id(p.address, 0, 2)
-        provider_seal = market.seal_of(p.address, deal_id, root, fuel, salt)
+        provider_seal = seal_of(p.address, deal_id, root, fuel, salt)
         terms, deal, open_gas = _open(market, r, p, 2, audit_bps=10_000, seal=provider_seal)
         c.mine_to_beacon(deal)
         draw_gas = _tx(market, None, f"draw({DEAL}[],bytes32[])", [f"{DEAL}[]", "bytes32[]"],
                        [[deal], [c.SEED]], lambda: market.draw([deal], [c.SEED]))
         assert market.audit(deal_id)[11] == [a.address]
-        seal = market.seal_of(a.address, deal_id, root, fuel, salt)
+        seal = seal_of(a.address, deal_id, root, fuel, salt)
         commit_gas = _tx(market, a.address, "commit_audit(bytes32,bytes32)", ["bytes32", "bytes32"], [deal_id, seal],
                          lambda: market.commit_audit(deal_id, seal))
         reveal_types = ["bytes32", "bytes32", "uint256", "bytes32"]

@@ -1,0 +1,134 @@
+"""Attackers against the audit game (issue "Trust layer v2"), each trying and losing.
+
+Each test names the attack class of the review it covers:
+  2  penalties flow to a party who can cause them
+  5  dominant stake escapes audits
+  7  the caller picks the randomness
+  8  committee liars hold a free option (in test_audit.py / test_dispute.py: a committed, silent
+     seat forfeits its stake)
+  9  one free self-deal sets `completed` to 2**32 - 1
+"""
+
+import boa
+from eth_utils import keccak
+from contracts_kit import (
+    AUDIT_FEE, BEACON_DELAY, CHALLENGE_WINDOW, DEPOSIT, DRAW_BLOCKS, MAX_AUDIT_ROUNDS, PASSED, PRICE, STAKE, add_provider,
+    audit_view, block_number, clear, commit_as, deal_id_of, events, fund, make_party, open_and_commit,
+    open_committed, past_deadline, reveal_as, start_audit,
+)
+
+
+def _absolute_block_hashes() -> None:
+    """BLOCKHASH(n) a function of n alone (the kit's fixed list makes it one of how far back n is, which
+    would hide the very thing these tests look at: whether the caller's block changes the seed)."""
+    head = block_number()
+    boa.env.evm.patch.prev_hashes = [keccak(b"block %d" % (head - 1 - i)) for i in range(256)]
+
+
+def _first_seat_if_challenged_at(market, requester, deal, block: int) -> str:
+    """Who the requester's challenge seats when it is sent at `block` (the chain is rolled back after)."""
+    with boa.env.anchor():
+        boa.env.time_travel(blocks=block - block_number(), block_delta=0)
+        _absolute_block_hashes()
+        with boa.env.prank(requester.address):
+            market.challenge(deal)
+        return audit_view(market, deal_id_of(dict(zip(_FIELDS, deal[0]))))["seats"][0]
+
+
+_FIELDS = ("requester", "provider", "lane", "nonce", "jobs_root", "jobs", "price", "collateral", "deadline",
+           "expiry", "seed_hash", "audit_bps", "audit_fee")
+
+
+def test_class7_a_challenger_cannot_pick_its_auditor_by_timing(market, requester, auditors, make_terms):
+    """Before: challenge seeded the draw with blockhash(block.number - 1), so a requester could send it at
+    whichever block seated the auditor it wanted. Now every block of a 256-block span seats the same one."""
+    deal = open_committed(market, make_terms(), requester)
+    beacon = deal[3] + BEACON_DELAY
+    seats = {_first_seat_if_challenged_at(market, requester, deal, beacon + d) for d in (1, 2, 3, 5, 8, 13, 40, 90)}
+    assert len(seats) == 1
+    assert seats.pop() in {a.address for a in auditors}
+
+
+def test_class7_a_late_default_audit_cannot_pick_its_auditor_by_timing(market, requester, auditors, make_terms):
+    """Before: once 256 blocks had passed, audit_by_default used the previous block's hash, so whoever sent
+    it chose among every later block. Now the seed block comes from a schedule fixed when the deal committed."""
+    deal = open_committed(market, make_terms(audit_bps=10_000), requester)
+    last = deal[3] + BEACON_DELAY + DRAW_BLOCKS
+    deal_id = deal_id_of(make_terms())
+    seats = set()
+    for d in (300, 301, 350, 420, 511):  # all past last + 256, all before last + 512
+        with boa.env.anchor():
+            boa.env.time_travel(blocks=last + d - block_number(), block_delta=0)
+            _absolute_block_hashes()
+            market.audit_by_default(deal)
+            seats.add(audit_view(market, deal_id)["seats"][0])
+    assert len(seats) == 1
+
+
+def test_class5_a_dominant_provider_is_audited_by_someone_else(token, market, requester, provider, make_terms):
+    """A provider holding 99 % of all stake used to be drawn as its own auditor 64 times in a row, and then
+    the audit passed with nobody checking. Its interval is now cut out of the draw."""
+    small = [add_provider(token, market, 0xD000 + i, stake=STAKE // 300) for i in range(3)]
+    fund(token, market, provider.address, 290 * STAKE)
+    with boa.env.prank(provider.address):
+        market.stake(290 * STAKE)
+    share = market.sortition_weight(provider.address) * 100 // market.sortition_total()
+    assert share >= 99
+    for lane in range(8):
+        deal, deal_id = start_audit(market, make_terms(lane=lane, collateral=0), requester)
+        seat = audit_view(market, deal_id)["seats"][0]
+        assert seat in {s.address for s in small}
+        assert audit_view(market, deal_id)["phase"] != PASSED
+
+
+def test_class5_with_no_one_else_staked_the_audit_is_never_an_independent_pass(market, requester, provider,
+                                                                                make_terms):
+    """The only stake is the provider's: nobody independent exists. The audit ends PASSED with a zero claim,
+    the mark of an unaudited deal (the SDK reports it as unaudited, never as audited)."""
+    deal, deal_id = start_audit(market, make_terms(collateral=0), requester)
+    (resolved,) = events(market, "AuditResolved")
+    assert (resolved.outcome, resolved.claim) == (PASSED, b"\0" * 32)
+    assert audit_view(market, deal_id)["seats"] == []
+    assert market.audit_record(provider.address)[0] == 0  # a pass nobody checked counts for nothing
+
+
+def test_class2_a_requester_and_provider_who_hide_the_job_gain_nothing_from_silent_auditors(
+        market, requester, provider, auditors, make_terms):
+    """The pair never serves the job, so every drawn auditor stays silent. Before, each silent auditor paid
+    min(free, audit_fee) to the requester: a drain. Now the penalties are burned and the pair's books end
+    exactly where they would have without the auditors."""
+    deal, deal_id = start_audit(market, make_terms(), requester)
+    seats, penalties = [], []
+    for _ in range(MAX_AUDIT_ROUNDS):
+        seats.append(audit_view(market, deal_id)["seats"][0])
+        past_deadline(market, deal_id)
+        market.advance(deal_id)
+        penalties += [(m.auditor, m.penalty) for m in events(market, "AuditorMissed")]
+    assert penalties == [(seat, AUDIT_FEE) for seat in seats]
+    assert market.burned() == MAX_AUDIT_ROUNDS * AUDIT_FEE
+    # the requester holds exactly what it holds once its audit fee came back: nothing more
+    assert market.balance_of(requester.address) == DEPOSIT - PRICE
+    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
+    market.finalize([deal])
+    assert market.provider_info(provider.address)[8] == PRICE  # the provider: the price, nothing else
+    assert all(market.provider_info(seat)[4] == STAKE - AUDIT_FEE for seat in seats)
+
+
+def test_class9_free_and_self_deals_add_no_reputation(token, market, requester, provider, make_terms):
+    """One free deal with 2**32 jobs used to set `completed` to its cap; a provider dealing with itself
+    could farm it too. Reputation now counts jobs only of deals paying at least a base unit a job, with
+    someone else."""
+    free = make_terms(lane=0, jobs=2**32, price=0, audit_fee=0)
+    drawn = [clear(market, open_and_commit(market, free, requester))]
+    # a self-deal: the provider is its own requester
+    fund(token, market, provider.address, PRICE)
+    with boa.env.prank(provider.address):
+        market.deposit(PRICE)
+    selfish = make_terms(lane=1, requester=provider.address, audit_fee=0)
+    drawn.append(clear(market, open_and_commit(market, selfish, provider)))
+    drawn.append(clear(market, open_and_commit(market, make_terms(lane=2, jobs=3), requester)))
+    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
+    market.finalize(drawn)
+    completed, missed, slashed, volume = market.reputation(provider.address)
+    assert completed == 3  # the paid deal's jobs only
+    assert volume == 2 * PRICE  # earnings still count every price paid
