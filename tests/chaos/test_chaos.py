@@ -77,7 +77,8 @@ def test_chaos(tmp_path: Path) -> None:
         w3 = connect(dep.rpc_url, RetryPolicy(attempts=3, base_delay=0.1))
         requester = funded_client(dep, DEPOSIT)
         for account in PROVIDERS:
-            agent = agent_process(tmp_path, net, account, lanes=LANES)
+            # the driver's jobs (5 CU) leave 25 s from expiry to deadline: under the default 30 s run margin
+            agent = agent_process(tmp_path, net, account, lanes=LANES, min_run_margin_s=10)
             agent.env |= {"MERCATO_DEPLOYMENT": str(via_proxy), "MERCATO_RPC_URL": proxy.url}
             agents.append(agent.launch())
         for agent in agents:

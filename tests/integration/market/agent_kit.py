@@ -196,7 +196,7 @@ def agent_process(root: Path, devnet: Devnet, account: str, *, behaviour: str = 
     lines = [f'account = "{account}"', f"port = {port}", f'data_dir = "{name}"', f"stake = {stake}"]
     if not defaults:
         lines += [f"lanes = {lanes}", "poll_interval_s = 0.2", "housekeeping_interval_s = 0.2"]
-    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
+    lines += [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}".replace("'", '"') for k, v in extra.items()]
     if not defaults:
         lines += ["[pricing]", *(f"{k} = {v!r}" for k, v in (pricing or {}).items()),
                   "[testing]", f'behaviour = "{behaviour}"']

@@ -99,7 +99,8 @@ def test_happy_path_optimistic_start(spawn_agent, requester: MarketClient, w3: W
 
 def test_never_commit_is_reclaimed_by_the_requester(spawn_agent, requester: MarketClient, w3: Web3,
                                                     deployment: Deployment) -> None:
-    agent = spawn_agent("provider2", behaviour="never_commit")
+    # a 60 s deadline 30 s after the expiry, for 50 CU: under the default terms caps (docs/SPEC.md §13)
+    agent = spawn_agent("provider2", behaviour="never_commit", min_run_margin_s=0, cu_per_s=10.0)
     escrow_before = requester.balance_of()
     bid, terms, _seed = _bid(agent, requester, 100_000, deadline_s=60, accept_window_s=30)
     requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))

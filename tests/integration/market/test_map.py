@@ -45,10 +45,13 @@ from mercato.requester.events import BatchDispatched, MapSummary, TaskResult
 from mercato.runtimes import BlobStore, Workspace, runtime_for
 
 CHEAP, EVEN = 2, 5  # prices per CU
-CHEAP_AGENTS = {f"provider{i}": {"lanes": 2, "pricing": {"price_per_cu": CHEAP, "utilization_markup": 0}}
+# mercato map's batches ask an expiry at their deadline, which the default terms caps refuse (docs/SPEC.md §13)
+BATCHES = {"allow_batch_expiry_at_deadline": True}
+CHEAP_AGENTS = {f"provider{i}": {"lanes": 2, "pricing": {"price_per_cu": CHEAP, "utilization_markup": 0}} | BATCHES
                 for i in range(1, 5)}
 EVEN_LANES = {"provider5": 1, "provider6": 1, "provider7": 2, "provider8": 2, "provider9": 3, "provider10": 3}
-EVEN_AGENTS = {a: {"lanes": n, "pricing": {"price_per_cu": EVEN, "utilization_markup": 0}} for a, n in EVEN_LANES.items()}
+EVEN_AGENTS = {a: {"lanes": n, "pricing": {"price_per_cu": EVEN, "utilization_markup": 0}} | BATCHES
+               for a, n in EVEN_LANES.items()}
 SAMPLES = "20000"
 EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.timeout(600)
@@ -193,7 +196,7 @@ def test_equal_prices_split_by_capacity(agents, chain: MarketClient, mdep: Deplo
 def _cheater(agents: dict[str, Any], mnet: Devnet, account: str) -> AgentProcess:
     """An agent that seals wrong results and bids 1 per CU: it wins the first batches of a run."""
     return start_agent(agents["_root"], mnet, account, behaviour="wrong_result", lanes=1,
-                       pricing={"price_per_cu": 1, "utilization_markup": 0})
+                       pricing={"price_per_cu": 1, "utilization_markup": 0}, **BATCHES)
 
 
 def test_a_provider_returning_wrong_results_is_excluded_and_its_tasks_rerun(agents, mnet: Devnet,

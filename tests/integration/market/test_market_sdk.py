@@ -99,7 +99,9 @@ def test_no_bids_names_the_cause(spawn_agent, deployment: Deployment) -> None:
 
 def test_provider_that_never_commits_is_reclaimed_and_slashed(spawn_agent, requester: MarketClient,
                                                               deployment: Deployment) -> None:
-    spawn_agent("provider4", behaviour="never_commit", pricing={"price_per_cu": 10, "utilization_markup": 0})
+    # an 8 s deadline, 4 s after the expiry: under the default terms caps (docs/SPEC.md §13), so let it sign
+    spawn_agent("provider4", behaviour="never_commit", pricing={"price_per_cu": 10, "utilization_markup": 0},
+                min_run_margin_s=0, cu_per_s=100.0)
     lazy = deployment.accounts["provider4"]
     rep, escrow = requester.reputation(lazy), requester.balance_of()
     job = _job(deadline_s=8, accept_window_s=4)

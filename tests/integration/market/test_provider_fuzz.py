@@ -44,7 +44,7 @@ def _rfq(market: Any) -> Rfq:
     spec = JobSpec(runtime="wasm", workload=content_hash(WORKLOAD), args=("1",), limits=Limits(fuel=2 * 10**9))
     return Rfq(rfq_id=new_id(), requester=REQUESTER.address, chain_id=market.chain_id, market=market.market,
                spec=spec.to_json(), spec_hash=spec.spec_hash(), max_price=10**9, min_collateral=0, deadline_s=600,
-               accept_window_s=600, seed_hash="0x" + keccak(b"\x01" * 32).hex(), audit_bps=300, audit_fee=0)
+               accept_window_s=120, seed_hash="0x" + keccak(b"\x01" * 32).hex(), audit_bps=300, audit_fee=0)
 
 
 @pytest.fixture(scope="module")
