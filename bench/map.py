@@ -50,6 +50,7 @@ lanes = 8
 runtimes = ["wasm"]
 poll_interval_s = 0.2
 housekeeping_interval_s = 0.5
+allow_batch_expiry_at_deadline = true  # map's batches ask an expiry at their deadline (docs/SPEC.md §13)
 [pricing]
 price_per_cu = {price}
 utilization_markup = 0
