@@ -115,19 +115,13 @@ exports: (
     # clients learn the first-auditor rounds before a pass by default
     audits.MAX_AUDIT_ROUNDS,
     # clients read how much forfeited stake was burned
-    audits.burned,
+    staking.burned,
     # anyone unwinds deals whose deadline passed uncommitted
     deals.reclaim,
     # clients read a lane to pick the next nonce and check state
     deals.lane,
     # clients compute deal ids exactly as events carry them
     deals.deal_id,
-    # providers get the exact digest to sign for a bid
-    deals.bid_digest,
-    # requesters get the exact digest to sign for an acceptance
-    deals.acceptance_digest,
-    # clients check the Deal they hold matches the lane
-    deals.deal_hash,
     # wallets and clients build EIP-712 signatures
     deals.DOMAIN_SEPARATOR,
     # EIP-5267: wallets discover the signing domain

@@ -24,7 +24,7 @@
                                   passed | failed << 32 | disputes_lost << 64 |
                                   audits_done << 96 | no_shows << 128
             _flagged[jobs_root]   true once an audit of that workload was VOID
-            burned                forfeited stake kept by the contract forever
+            (staking.burned       forfeited and penalty stake kept by the contract forever)
 
         Like the deal functions, nothing here calls out (blockhash and
         keccak are not calls), so no function takes the reentrancy lock.
@@ -196,8 +196,6 @@ beacon_delay: public(immutable(uint256))
 draw_blocks: public(immutable(uint256))
 audit_period: public(immutable(uint256))
 committee_size: public(immutable(uint256))
-
-burned: public(uint256)
 
 _audits: HashMap[bytes32, Audit]
 _drawn: HashMap[bytes32, HashMap[address, bool]]
@@ -467,9 +465,17 @@ def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
         jobs: uint256 = deals[i].terms.jobs
         if deals[i].terms.requester == provider:
             jobs = 0
-        staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, jobs)
-        if status == book.CLEARED and deals[i].terms.audit_fee != 0:
-            accounts._credit(deals[i].terms.requester, deals[i].terms.audit_fee)
+        refund: uint256 = 0
+        upheld: bool = False
+        if status == book.CLEARED:
+            refund = deals[i].terms.audit_fee
+        else:
+            upheld = self._audits[deal_id].claim != empty(bytes32)
+        # jail means stop: a provider proven wrong is paid only for deals an auditor upheld
+        if not staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, jobs, upheld):
+            refund += deals[i].terms.price
+        if refund != 0:
+            accounts._credit(deals[i].terms.requester, refund)
         log DealFinalized(deal_id=deal_id)
 
 
@@ -751,6 +757,7 @@ def _miss_seat(deal_id: bytes32, j: uint256):
     penalty: uint256 = 0
     if self._audits[deal_id].seals[j] != empty(bytes32):
         penalty = staking._forfeit_all(seat)
+        staking.burned += penalty
     else:
         penalty = min(staking._free(seat), self._audits[deal_id].fee)
         if penalty != 0:
@@ -758,7 +765,6 @@ def _miss_seat(deal_id: bytes32, j: uint256):
     self._count(seat, _NO_SHOW)
     log AuditorMissed(deal_id=deal_id, auditor=seat, penalty=penalty)
     if penalty != 0:
-        self.burned += penalty
         log Burned(deal_id=deal_id, amount=penalty)
 
 
@@ -954,7 +960,7 @@ def _resolve(deal_id: bytes32, outcome: uint256, winner: bytes32):
             paid += share * len(provers)
             self._pay(deal_id, requester, quarter)
         burnt: uint256 = pool - paid
-        self.burned += burnt
+        staking.burned += burnt
         log Burned(deal_id=deal_id, amount=burnt)
     if outcome == PHASE_FAILED:
         price: uint256 = self._audits[deal_id].price

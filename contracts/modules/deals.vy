@@ -135,7 +135,7 @@ def __init__(challenge_window_: uint256, miss_penalty_bps_: uint256):
     """
     @dev Fixes the challenge window and the missed-deadline penalty forever.
     @param challenge_window_ Seconds between a commit and the earliest finalize.
-    @param miss_penalty_bps_ Share of a missed deal's collateral paid to the requester.
+    @param miss_penalty_bps_ Share of a missed deal's collateral burned from the provider's stake.
     """
     if challenge_window_ > _MAX_WINDOW:
         errors._fail("deals: window too long")
@@ -213,11 +213,13 @@ def commit_result(deal: Deal, seal: bytes32):
 def reclaim(deals: DynArray[Deal, _MAX_BATCH]):
     """
     @dev Unwinds deals whose deadline passed without a commit: refunds the
-         price and the audit fee to the requester, moves
-         collateral * miss_penalty_bps / 10000 of the provider's stake to the
-         requester (nothing for a jailed provider, whose stake was forfeited),
-         unlocks the rest and frees the lane. Anyone may call; the money
-         always goes to the requester. Never reverts for a jailed provider.
+         price and the audit fee to the requester, burns
+         collateral * miss_penalty_bps / 10000 of the provider's stake (nothing
+         for a jailed provider, whose stake was forfeited; never paid to the
+         requester, who could force the miss by opening at the expiry or
+         withholding the inputs), unlocks the rest and frees the lane. Anyone
+         may call; the refund always goes to the requester. Never reverts for
+         a jailed provider.
     @param deals The deals as opened (uncommitted).
     """
     for i: uint256 in range(len(deals), bound=_MAX_BATCH):
@@ -400,8 +402,9 @@ def _open(terms: Terms, seal: bytes32, committed_at: uint256, committed_block: u
 def _reclaim(deal: Deal, word: uint256):
     """
     @dev Effects of reclaiming one open, uncommitted deal past its deadline:
-         frees the lane, counts the miss, slashes the penalty to the requester
-         (none from a jailed provider) and refunds the price and the audit fee.
+         frees the lane, counts the miss, burns the penalty (none from a jailed
+         provider; never paid to the requester, who can cause a miss by
+         opening late or withholding the inputs) and refunds the price and the audit fee.
     @param deal The deal.
     @param word Its lane word.
     """
@@ -410,7 +413,7 @@ def _reclaim(deal: Deal, word: uint256):
     jailed: bool = staking._miss(deal.terms.provider, deal.terms.collateral, deal.terms.price, deal.terms.jobs)
     if not jailed:
         penalty = deal.terms.collateral * miss_penalty_bps // _BPS
-        staking._slash(deal.terms.provider, penalty, deal.terms.requester)
+        staking._slash(deal.terms.provider, penalty, empty(address))
     refund: uint256 = deal.terms.price + deal.terms.audit_fee
     accounts._credit(deal.terms.requester, refund)
     log DealReclaimed(

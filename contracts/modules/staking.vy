@@ -142,6 +142,9 @@ bond_lambda_bps: public(immutable(uint256))
 # 1 - p_min * d in 18-decimal fixed point
 _MISS_ONE: immutable(uint256)
 
+# forfeited and penalty stake kept by the contract forever (audit forfeits, no-show and miss penalties)
+burned: public(uint256)
+
 _work: HashMap[address, uint256]
 _bond: HashMap[address, uint256]
 _unbond: HashMap[address, uint256]
@@ -438,7 +441,7 @@ def _lock(provider: address, collateral: uint256, price: uint256) -> uint256:
 
 
 @internal
-def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint256):
+def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint256, upheld: bool) -> bool:
     """
     @dev Pays a finalized deal: frees `collateral` (not for a jailed
          provider: it was forfeited), adds `price` to lifetime volume (so to
@@ -446,25 +449,33 @@ def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint25
          value in flight. Writes slots A and B. Reputation is on value: a
          deal paying less than one base unit a job counts no jobs (a free
          deal cannot push `completed` to its cap), nor does a self-deal
-         (the caller passes jobs = 0 then).
+         (the caller passes jobs = 0 then). Jail means stop: a jailed
+         provider is paid only for a deal an auditor upheld; otherwise the
+         deal only leaves the value in flight and the caller refunds the price.
     @param provider The provider.
     @param collateral The deal's locked collateral (free + collateral <= stake < 2**96).
     @param price The deal's escrowed price.
     @param jobs The deal's job count.
+    @param upheld True when an auditor re-ran the deal and agreed (PASSED with a claim).
+    @return bool True when the provider was paid, False when the price goes back to the requester.
     """
     work: uint256 = self._work[provider]
+    if work & _JAILED != 0:
+        if not upheld:
+            self._leave(provider, price)
+            return False
+        collateral = 0
     if ((work >> 96) & _U96) + price > _U96:
         errors._fail("staking: amount too large")
     counted: uint256 = jobs
     if price < jobs:
         counted = 0
     completed: uint256 = self._saturate((work >> 192) & _U32, counted, _U32)
-    if work & _JAILED != 0:
-        collateral = 0
     # neither field carries (free stays <= stake, volume checked above)
     work = unsafe_add(work, collateral | (price << 96))
     self._work[provider] = (work & ~(_U32 << 192)) | (completed << 192)
     self._leave(provider, price)
+    return True
 
 
 @internal
@@ -520,8 +531,8 @@ def _miss(provider: address, collateral: uint256, price: uint256, jobs: uint256)
 def _slash(provider: address, amount: uint256, to: address):
     """
     @dev Takes `amount` of `provider`'s free stake and counts a slash; the
-         amount goes to `to`'s escrow balance, or nowhere (the caller counts
-         it burned) when `to` is the zero address. Callers free the collateral first.
+         amount goes to `to`'s escrow balance, or is burned (kept forever,
+         counted in `burned`) when `to` is the zero address. Callers free the collateral first.
     @param provider The provider.
     @param amount Token base units.
     @param to The account credited, or the zero address to burn.
@@ -535,7 +546,9 @@ def _slash(provider: address, amount: uint256, to: address):
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
     self._work[provider] = work - amount
     self._tree_sub(self._index[provider], amount)
-    if to != empty(address):
+    if to == empty(address):
+        self.burned += amount
+    else:
         accounts._credit(to, amount)
     log ProviderSlashed(provider=provider, to=to, amount=amount)
 
@@ -544,8 +557,10 @@ def _slash(provider: address, amount: uint256, to: address):
 def _forfeit_all(provider: address) -> uint256:
     """
     @dev The jailing full slash: takes the provider's whole stake (free and
-         locked) and its unbonding stake, jails it for good and drops its
-         sortition weight to zero. The caller distributes the amount.
+         locked), its unbonding stake and its unclaimed earnings (jail means
+         stop: a provider proven wrong claims nothing more of what it was
+         paid before), jails it for good and drops its sortition weight to
+         zero. The caller distributes the amount.
     @param provider The provider (or auditor) in the minority.
     @return uint256 The amount taken (zero when already jailed).
     """
@@ -553,11 +568,13 @@ def _forfeit_all(provider: address) -> uint256:
     bond: uint256 = self._bond[provider]
     unbond: uint256 = self._unbond[provider]
     stake: uint256 = bond & _U96
-    amount: uint256 = stake + (unbond & _U96)
+    volume: uint256 = (work >> 96) & _U96
+    # earnings = volume - withdrawn: all of it, by marking everything withdrawn
+    amount: uint256 = stake + (unbond & _U96) + volume - (unbond >> 128)
     slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
     self._work[provider] = (work & ~_U96) | _JAILED
     self._bond[provider] = (bond & ~(_U96 | (_U32 << 192))) | (slashed << 192)
-    self._unbond[provider] = unbond & (_U96 << 128)
+    self._unbond[provider] = volume << 128
     self._tree_sub(self._index[provider], stake)
     log StakeForfeited(provider=provider, amount=amount)
     return amount

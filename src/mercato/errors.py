@@ -395,7 +395,8 @@ class ProviderFailed(RequesterError):
 
 
 class ProviderMissedDeadline(RequesterError):
-    """No result seal by the deadline: the deal was reclaimed; ``refund`` and ``penalty`` came back."""
+    """No result seal by the deadline: the deal was reclaimed; ``refund`` came back and ``penalty`` of the
+    provider's stake was burned (docs/SPEC.md §14.5: never paid to the requester, who could force a miss)."""
 
     def __init__(self, message: str, *, provider: str = "", deal_id: str = "", refund: int = 0,
                  penalty: int = 0, reclaim_tx: str | None = None) -> None:

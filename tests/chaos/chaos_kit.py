@@ -229,23 +229,20 @@ class Books:
                         total += (0 if fee_to_auditor else fee) + (price if outcome == FAILED else 0)
         for a in self.events["DealReclaimed"]:
             if a["requester"] == req:
-                total += int(a["refund"]) + int(a["penalty"])
-        for a in self.events["AuditorMissed"]:
-            opened = self.opened().get(bytes(a["deal_id"]))
-            if opened is not None and opened["requester"] == req:
-                total += int(a["penalty"])
+                total += int(a["refund"])  # the miss penalty is burned, not paid to the requester
+        # no-show penalties are burned: none reaches the requester
         return total
 
     def provider_expected(self, provider: str) -> tuple[int, int]:
         """``(stake + unbonding, unclaimed earnings)`` a provider must hold, from the events:
-        staked − withdrawn − miss penalties − forfeits − no-show penalties; and the prices of its
+        staked − withdrawn − slashes (miss and no-show penalties) − forfeits; and the prices of its
         finalized deals − what it claimed."""
         p = Web3.to_checksum_address(provider)
         stake = sum(int(a["amount"]) for a in self.events["Staked"] if a["provider"] == p)
         stake -= sum(int(a["amount"]) for a in self.events["StakeWithdrawn"] if a["provider"] == p)
         stake -= sum(int(a["amount"]) for a in self.events["ProviderSlashed"] if a["provider"] == p)
         stake -= sum(int(a["amount"]) for a in self.events["StakeForfeited"] if a["provider"] == p)
-        stake -= sum(int(a["penalty"]) for a in self.events["AuditorMissed"] if a["auditor"] == p)
+        # a no-show's penalty is in ProviderSlashed (never committed) or StakeForfeited (committed, silent)
         opened = self.opened()
         earned = sum(int(opened[bytes(a["deal_id"])]["price"]) for a in self.events["DealFinalized"]
                      if opened[bytes(a["deal_id"])]["provider"] == p)

@@ -184,6 +184,15 @@ def deal_tuple(terms: dict, seal: bytes = b"\0" * 32, committed_at: int = 0, com
     return (as_tuple(terms), seal, committed_at, committed_block, status)
 
 
+_DEAL_ABI = "((address,address,uint256,uint256,bytes32,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,uint256),bytes32,uint256,uint256,uint256)"
+
+
+def deal_hash(deal: tuple) -> bytes:
+    """keccak256(abi.encode(Deal)), as the market hashes a stored deal (the market no longer exports it:
+    agents compute it off-chain, mercato.domain.deals.deal_hash)."""
+    return keccak(encode([_DEAL_ABI], [deal]))
+
+
 def with_status(deal: tuple, status: int) -> tuple:
     return (*deal[:4], status)
 

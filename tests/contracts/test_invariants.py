@@ -38,6 +38,7 @@ class Audit:
         self.claims = {seat: None}  # revealed root per seat
         self.provider_claim = None
         self.drawn = {seat}
+        self.upheld = False  # PASSED with a winning claim (not by default): an auditor re-ran it
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -99,8 +100,9 @@ class MarketMachine(RuleBasedStateMachine):
         return next(k for k, v in self.open.items() if c.deal_id_of(v["terms"]) == deal_id)
 
     def forfeit(self, a):
-        amount = self.stake[a] + self.unbonding[a][0]
-        self.stake[a], self.unbonding[a], self.jailed[a] = 0, (0, 0), True
+        """Jailing: stake, unbonding and unclaimed earnings, all of it."""
+        amount = self.stake[a] + self.unbonding[a][0] + self.earned[a]
+        self.stake[a], self.unbonding[a], self.jailed[a], self.earned[a] = 0, (0, 0), True, 0
         return amount
 
     def penalize(self, au, seat):
@@ -176,6 +178,7 @@ class MarketMachine(RuleBasedStateMachine):
             self.available[au.requester] += entry["terms"]["price"]
             self.leave(key)
         au.phase = outcome
+        au.upheld = outcome == PASSED and winner is not None
 
     def resolve_dispute(self, au):
         claims = [au.provider_claim] + [au.claims[s] for s in au.seats if au.claims.get(s) is not None]
@@ -484,7 +487,11 @@ class MarketMachine(RuleBasedStateMachine):
         for k in keys:
             v = self.open[k]
             t = v["terms"]
-            self.earned[t["provider"]] += t["price"]
+            au = self.audits.get(c.deal_id_of(t))
+            if self.jailed[t["provider"]] and not (v["deal"][4] == c.AUDITED and au is not None and au.upheld):
+                self.available[t["requester"]] += t["price"]  # jail means stop: unaudited work is not paid
+            else:
+                self.earned[t["provider"]] += t["price"]
             if v["fee_escrowed"]:
                 self.available[t["requester"]] += t["audit_fee"]
             self.leave(k)
@@ -500,7 +507,8 @@ class MarketMachine(RuleBasedStateMachine):
             penalty = 0 if self.jailed[t["provider"]] else t["collateral"] * c.MISS_PENALTY_BPS // 10_000
             self.leave(k)
             self.stake[t["provider"]] -= penalty
-            self.available[t["requester"]] += t["price"] + t["audit_fee"] + penalty
+            self.available[t["requester"]] += t["price"] + t["audit_fee"]
+            self.burned += penalty  # never to the requester, who could force the miss
 
     @rule(seconds=st.integers(1, 120))
     def time_travel(self, seconds):

@@ -71,7 +71,7 @@ def _encode(kind: Kind, terms: Terms, chain_id: int, market: str) -> SignableMes
 
 
 def digest(kind: Kind, terms: Terms, chain_id: int, market: str) -> bytes:
-    """The 32-byte hash that is signed (equals the contract's ``bid_digest``/``acceptance_digest``)."""
+    """The 32-byte hash that is signed (what the market recovers the signer from when a deal opens)."""
     msg = _encode(kind, terms, chain_id, market)
     return keccak(b"\x19" + msg.version + msg.header + msg.body)
 

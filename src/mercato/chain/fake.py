@@ -146,6 +146,7 @@ class FakeLedger:
         self.escrow: dict[str, list[int]] = {}  # [available, pending, ready_at]
         self.providers: dict[str, _Provider] = {}
         self.lanes: dict[tuple[str, int], int] = {}
+        self.burned = 0  # miss penalties (the contract's staking.burned)
 
     def client(self, private_key: str | bytes) -> FakeMarket:
         """The market as seen from the account of ``private_key``."""
@@ -414,9 +415,10 @@ class FakeMarket:
         _require(p.stake - p.locked >= penalty, "staking: insufficient free stake")
         p.stake -= penalty
         p.slashed = min(p.slashed + 1, _U32)
-        self.ledger._account(t.requester)[0] += penalty + t.escrow
+        self.ledger._account(t.requester)[0] += t.escrow  # the penalty is burned, never the requester's
+        self.ledger.burned += penalty
         return [
-            Event("ProviderSlashed", {"provider": t.provider, "to": t.requester, "amount": penalty}),
+            Event("ProviderSlashed", {"provider": t.provider, "to": "0x" + "00" * 20, "amount": penalty}),
             Event("DealReclaimed", {"deal_id": deal.deal_id, "requester": t.requester,
                                     "provider": t.provider, "refund": t.escrow, "penalty": penalty}),
         ]

@@ -280,15 +280,6 @@ class MarketClient:
         """The contract's own deal id (equals ``domain.deals.deal_id``)."""
         return bytes(self._view(self._f.deal_id(provider, lane, nonce)))
 
-    def bid_digest(self, terms: Terms) -> bytes:
-        return bytes(self._view(self._f.bid_digest(terms.to_tuple())))
-
-    def acceptance_digest(self, terms: Terms) -> bytes:
-        return bytes(self._view(self._f.acceptance_digest(terms.to_tuple())))
-
-    def deal_hash(self, deal: Deal) -> bytes:
-        return bytes(self._view(self._f.deal_hash(deal.to_tuple())))
-
     def parameters(self) -> dict[str, int]:
         """The deployment parameters the contract was built with."""
         names = ("challenge_window", "unbond_delay", "withdrawal_delay", "miss_penalty_bps",

@@ -91,7 +91,7 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "deals: already settled": (e.AlreadySettled, "nothing to do: the deal was finalized or reclaimed"),
     "deals: unknown deal": (
         e.UnknownDeal, "pass the deal exactly as stored (terms, seal, committed_at, committed_block, status; "
-                       "see `deal_hash`)"),
+                       "mercato.domain.deals.deal_hash)"),
     # the lottery (docs/SPEC.md §14.3)
     "deals: length mismatch": (e.LotteryError, "pass one seed per deal, in the same order"),
     "deals: already drawn": (e.LotteryError, "nothing to do: the lottery of this deal has run"),

@@ -540,11 +540,21 @@ def _flagged(db: Any, ev: dict[str, Any], a: dict[str, Any]) -> None:
 
 
 def _finalized(db: Any, ev: dict[str, Any], a: dict[str, Any]) -> None:
-    deal = db.execute("SELECT provider, jobs, price FROM deals WHERE deal_id = ?", (a["deal_id"],)).fetchone()
+    deal = db.execute("SELECT d.provider, d.requester, d.jobs, d.price, d.status, d.audit_outcome, d.audit_claim, "
+                      "p.jailed FROM deals d LEFT JOIN providers p ON p.address = d.provider WHERE d.deal_id = ?",
+                      (a["deal_id"],)).fetchone()
     _set(db, "deals", "deal_id", a["deal_id"], status="finalized", finalized_block=ev["block"], finalized_at=ev["at"],
          finalized_tx=ev["tx_hash"])
-    if deal is not None:
-        _add(db, "providers", "address", deal["provider"], completed=int(deal["jobs"]), volume=int(deal["price"]))
+    if deal is None:
+        return
+    # the contract's rules (SPEC §14.3-14.5): a jailed provider is paid only for deals an auditor upheld
+    # (PASSED with a non-zero claim); jobs count only for a deal paying a base unit a job, not a self-deal
+    upheld = deal["audit_outcome"] == 3 and int(deal["audit_claim"] or "0x0", 16) != 0
+    if deal["jailed"] and not upheld:
+        return
+    price, jobs = int(deal["price"]), int(deal["jobs"])
+    counted = jobs if price >= jobs and deal["requester"] != deal["provider"] else 0
+    _add(db, "providers", "address", deal["provider"], completed=counted, volume=price)
 
 
 def _reclaimed(db: Any, ev: dict[str, Any], a: dict[str, Any]) -> None:

@@ -223,5 +223,5 @@ def _timeline(d: dict[str, Any], audit: list[dict[str, Any]]) -> list[dict[str, 
     if d["reclaimed_block"] is not None:
         steps.append({"step": "reclaimed", "block": d["reclaimed_block"], "at": d["reclaimed_at"],
                       "tx": d["reclaimed_tx"],
-                      "note": f"missed: refund {d['refund']} and penalty {d['penalty']} base units to the requester"})
+                      "note": f"missed: refund {d['refund']} base units to the requester, penalty {d['penalty']} burned"})
     return steps

@@ -10,7 +10,7 @@
 - A deal past its deadline without a seal is failed (one opened on-chain whose workload or
   inputs never arrived is logged as withheld by its requester, and counted); if it was opened on-chain its lane
   stays busy until it is reclaimed, which this agent does itself ``reclaim_grace_s`` after
-  the deadline (the refund and penalty go to the requester either way; this frees the lane).
+  the deadline (the refund goes to the requester and the penalty is burned either way; this frees the lane).
 - Committed deals go through the audit lottery (docs/SPEC.md §14.3): once the requester has
   revealed its seed (``POST /v1/deals/{id}/seed``) and the beacon block is mined, ``draw``
   runs in batches; a deal whose seed never came is sent to ``audit_by_default`` when its draw
@@ -130,8 +130,8 @@ class Settler:
             "deal_id": rec.deal_id, "requester": terms.requester, "missing": missing, "collateral": terms.collateral,
             "deadline": terms.deadline})
         return (f"the requester withheld its inputs: it opened the deal on-chain but {len(missing)} blob(s) never "
-                f"arrived ({', '.join(missing)}), so nothing was run or committed; the contract still lets the "
-                "requester reclaim the miss penalty")
+                f"arrived ({', '.join(missing)}), so nothing was run or committed; the reclaim burns the miss "
+                "penalty (the requester gains nothing from it)")
 
     async def _reclaim_missed(self, now: int) -> None:
         due = [r for r in self.store.in_states("failed")

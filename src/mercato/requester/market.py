@@ -856,7 +856,7 @@ class Market:
         refund, penalty = int(args["refund"]), int(args["penalty"])
         raise ProviderMissedDeadline(
             f"provider {t.provider} committed no result for deal {st.deal_id} by its deadline{said}; reclaimed: "
-            f"{format_musd(refund)} mUSD refunded and {format_musd(penalty)} mUSD of its collateral paid to you "
+            f"{format_musd(refund)} mUSD refunded and {format_musd(penalty)} mUSD of its collateral burned "
             "— run the job again", provider=t.provider, deal_id=st.deal_id, refund=refund, penalty=penalty,
             reclaim_tx="0x" + tx.tx_hash.hex())
 
@@ -886,8 +886,15 @@ class Market:
     async def _challenge(self, deal: Deal) -> None:
         """The result does not open the seal on-chain: send the deal to audit (the escrowed fee
         pays), so the provider must reveal a result that opens its seal to an auditor or lose its
-        stake. A challenge that cannot be sent (window over, already audited) is logged."""
+        stake. The audit's seed is the deal's beacon block hash (SPEC §14.3), so a challenge goes
+        out once that block is mined. A challenge that cannot be sent (window over, already
+        audited) is logged."""
         try:
+            beacon = deal.committed_block + int((await self._call(self.api.parameters))["beacon_delay"])
+            for _ in range(120):  # a block a second on the devnet; a few seconds on real chains
+                if await self._call(self.api.block_number) > beacon:
+                    break
+                await self.sleep(0.5)
             await self._call(self.api.challenge, deal)
             log.warning("result did not match its seal: deal challenged", extra={"deal_id": "0x" + deal.deal_id.hex()})
         except MercatoError as exc:

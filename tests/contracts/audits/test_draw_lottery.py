@@ -8,6 +8,7 @@ from contracts_kit import (
     deal_id_of, deal_tuple, draw, events, lottery_roll, mine_to_beacon, open_and_commit, open_committed, open_deal,
     with_status,
 )
+from contracts_kit import deal_hash
 
 
 def test_draw_clears(market, requester, provider, make_terms):
@@ -15,7 +16,7 @@ def test_draw_clears(market, requester, provider, make_terms):
     drawn = clear(market, deal)
     (log,) = events(market, "DealDrawn")
     assert (log.deal_id, log.audited, log.reason) == (deal_id_of(make_terms()), False, 0)
-    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(market.deal_hash(drawn), "big") >> 64
+    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(deal_hash(drawn), "big") >> 64
     assert market.audit(log.deal_id).phase == 0
 
 
@@ -30,7 +31,7 @@ def test_draw_audits_at_full_probability(market, requester, provider, auditors, 
     view = market.audit(deal_id_of(terms))
     assert (view.phase, view.round, view.dispute, view.seats) == (COMMIT, 1, False, [seat.auditor])
     assert seat.auditor in [a.address for a in auditors]
-    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(market.deal_hash(drawn), "big") >> 64
+    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(deal_hash(drawn), "big") >> 64
 
 
 def test_outcomes_match_the_offchain_roll(market, requester, provider, auditors, make_terms):
@@ -46,7 +47,7 @@ def test_outcomes_match_the_offchain_roll(market, requester, provider, auditors,
     assert [log.audited for log in logs] == expected
     for deal, audited in zip(deals, expected):
         stored = with_status(deal, AUDITED if audited else CLEARED)
-        assert market.lane(provider.address, deal[0][2]) >> 64 == int.from_bytes(market.deal_hash(stored), "big") >> 64
+        assert market.lane(provider.address, deal[0][2]) >> 64 == int.from_bytes(deal_hash(stored), "big") >> 64
 
 
 def test_floor_probability_roll(market, requester, make_terms):

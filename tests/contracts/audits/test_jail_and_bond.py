@@ -4,7 +4,7 @@ import boa
 import pytest
 
 from contracts_kit import (
-    AUDIT_FEE, AUDIT_PARAMS, CHALLENGE_WINDOW, PRICE, add_provider, bond_ok,
+    AUDIT_FEE, AUDIT_PARAMS, CHALLENGE_WINDOW, PRICE, STAKE, add_provider, bond_ok,
     clear, commit_as, deal_tuple, deploy_market, events, fund, min_bond, now, open_and_commit, open_deal,
     past_deadline, reveal_as, start_audit,
 )
@@ -21,7 +21,9 @@ def _jail(market, requester, provider, make_terms):
     assert market.jailed(provider.address)
 
 
-def test_jailed_provider_other_deals_still_settle(market, requester, provider, auditors, make_terms):
+def test_jailed_provider_other_deals_settle_without_paying_it(market, requester, provider, auditors, make_terms):
+    """Jail means stop: the deals a provider proven wrong still has open settle, but an unaudited one pays
+    it nothing (price and fee back to the requester), and a missed one never reverts."""
     cleared = clear(market, open_and_commit(market, make_terms(lane=1), requester))
     late = make_terms(lane=2, deadline=now() + 100, expiry=now() + 50)
     open_deal(market, late, provider)
@@ -30,22 +32,42 @@ def test_jailed_provider_other_deals_still_settle(market, requester, provider, a
     assert market.in_flight(provider.address) == (2 * PRICE, 2)
     info = market.provider_info(provider.address)  # locked = stake - free does not underflow
     assert (info[4], info[5], market.free_stake(provider.address)) == (0, 0, 0)
-    # the cleared deal finalizes: price to earnings, collateral stays forfeit, fee back to the requester
+    # the cleared deal finalizes, but unaudited work of a provider proven wrong is not paid: the price and
+    # the fee go back to the requester, collateral stays forfeit
     balance = market.balance_of(requester.address)
     boa.env.time_travel(seconds=CHALLENGE_WINDOW)
     market.finalize([cleared])
-    assert market.provider_info(provider.address)[8] == PRICE
+    assert events(market, "DealFinalized")
+    assert market.provider_info(provider.address)[8] == 0
+    assert market.reputation(provider.address)[3] == 0  # no volume either
     assert market.free_stake(provider.address) == 0
-    assert market.balance_of(requester.address) == balance + AUDIT_FEE
+    assert market.balance_of(requester.address) == balance + PRICE + AUDIT_FEE
     # the missed deal reclaims with no penalty and never reverts
     boa.env.time_travel(seconds=late["deadline"] - now() + 1)
     market.reclaim([deal_tuple(late)])
     (log,) = events(market, "DealReclaimed")
     assert (log.refund, log.penalty) == (PRICE + AUDIT_FEE, 0)
     assert events(market, "ProviderSlashed") == []
-    assert market.balance_of(requester.address) == balance + AUDIT_FEE + PRICE + AUDIT_FEE
+    assert market.balance_of(requester.address) == balance + PRICE + AUDIT_FEE + PRICE + AUDIT_FEE
     assert market.provider_info(provider.address)[4:6] == (0, 0)
     assert market.in_flight(provider.address) == (0, 0)
+
+
+def test_earnings_unclaimed_at_jailing_are_forfeited(token, market, requester, provider, auditors, make_terms):
+    """A provider paid for earlier deals and then proven wrong claims nothing more: its unclaimed earnings
+    join the forfeited pool (split like its stake), and the market's books still balance."""
+    earlier = clear(market, open_and_commit(market, make_terms(lane=1), requester))
+    boa.env.time_travel(seconds=CHALLENGE_WINDOW)
+    market.finalize([earlier])
+    assert market.provider_info(provider.address)[8] == PRICE
+    held = token.balanceOf(market.address)
+    _jail(market, requester, provider, make_terms)
+    pool = STAKE + PRICE  # its whole stake and its unclaimed earnings
+    assert market.burned() == pool - pool // 2 - pool // 4
+    assert market.provider_info(provider.address)[8] == 0
+    with boa.env.prank(provider.address), boa.reverts("staking: no earnings"):
+        market.claim_earnings()
+    assert token.balanceOf(market.address) == held  # moved between accounts and burned, nothing left the market
 
 
 def test_jailed_provider_cannot_stake_or_open(token, market, requester, provider, auditors, make_terms):

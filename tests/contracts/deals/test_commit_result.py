@@ -1,6 +1,7 @@
 import boa
 
 from contracts_kit import SEAL, block_number, commit, deal_tuple, events, now, open_deal
+from contracts_kit import deal_hash
 
 
 def test_commit_stores_seal(market, provider, make_terms):
@@ -10,7 +11,7 @@ def test_commit_stores_seal(market, provider, make_terms):
     (log,) = events(market, "ResultCommitted")
     assert (log.seal, log.committed_at) == (SEAL, now())
     assert deal[3] == block_number() and deal[4] == 0  # committed_block, UNDRAWN
-    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(market.deal_hash(deal), "big") >> 64
+    assert market.lane(provider.address, 0) >> 64 == int.from_bytes(deal_hash(deal), "big") >> 64
 
 
 def test_not_provider_reverts(market, provider, make_terms):

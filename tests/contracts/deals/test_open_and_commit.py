@@ -1,6 +1,7 @@
 import boa
 
 from contracts_kit import AUDIT_FEE, DEPOSIT, PRICE, SEAL, as_tuple, block_number, deal_tuple, events, make_party, now, open_and_commit, sign
+from contracts_kit import deal_hash
 
 
 def test_opens_and_commits(market, requester, provider, make_terms):
@@ -18,7 +19,7 @@ def test_opens_and_commits(market, requester, provider, make_terms):
         *as_tuple(terms)[:4], terms["jobs_root"], *as_tuple(terms)[5:], SEAL)
     assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     # committed at this block: the lottery's beacon is committed_block + beacon_delay
-    full = market.deal_hash(deal_tuple(terms, SEAL, now(), block_number()))
+    full = deal_hash(deal_tuple(terms, SEAL, now(), block_number()))
     assert market.lane(provider.address, 0) >> 64 == int.from_bytes(full, "big") >> 64
 
 

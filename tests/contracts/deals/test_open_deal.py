@@ -5,6 +5,7 @@ from contracts_kit import (
     AUDIT_FEE, COLLATERAL, DEPOSIT, PRICE, SEED_HASH, STAKE, as_tuple, commit, deal_tuple, events, make_party, now,
     open_deal, settle, sign,
 )
+from contracts_kit import deal_hash
 
 
 def test_open_escrows_price_and_locks_collateral(market, requester, provider, make_terms):
@@ -20,7 +21,7 @@ def test_open_escrows_price_and_locks_collateral(market, requester, provider, ma
     assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     assert market.free_stake(provider.address) == STAKE - COLLATERAL
     assert market.in_flight(provider.address) == (PRICE, 1)
-    stored = market.deal_hash(deal_tuple(terms))
+    stored = deal_hash(deal_tuple(terms))
     assert market.lane(provider.address, 0) == (int.from_bytes(stored, "big") & ~(2**64 - 1)) | 1
 
 

@@ -11,10 +11,13 @@ def test_reclaim_refunds_and_penalizes(market, requester, provider, make_terms):
     penalty = COLLATERAL * MISS_PENALTY_BPS // 10_000
     (log,) = events(market, "DealReclaimed")
     (slash,) = events(market, "ProviderSlashed")
-    # the refund is price + audit fee
-    assert (log.refund, log.penalty, slash.amount, slash.to) == (PRICE + AUDIT_FEE, penalty, penalty, requester.address)
+    # the refund is price + audit fee; the penalty is burned, not paid to the requester (attack class 3: a
+    # requester that opens at the expiry or withholds the inputs forces the miss, and must not profit from it)
+    zero = "0x" + "00" * 20
+    assert (log.refund, log.penalty, slash.amount, slash.to) == (PRICE + AUDIT_FEE, penalty, penalty, zero)
     assert market.in_flight(provider.address) == (0, 0)
-    assert market.balance_of(requester.address) == DEPOSIT + penalty
+    assert market.balance_of(requester.address) == DEPOSIT
+    assert market.burned() == penalty
     assert market.provider_info(provider.address)[4] == STAKE - penalty
     assert market.free_stake(provider.address) == STAKE - penalty
     assert market.reputation(provider.address) == (0, 3, 1, 0)

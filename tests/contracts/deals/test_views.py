@@ -2,7 +2,7 @@ import boa
 from eth_abi import encode
 from eth_utils import keccak
 
-from contracts_kit import as_tuple, sign
+from contracts_kit import open_deal, sign
 
 
 def test_deal_id(market, provider):
@@ -10,13 +10,20 @@ def test_deal_id(market, provider):
 
 
 def test_digests_match_eth_account(market, requester, provider, make_terms):
+    """The off-chain EIP-712 digest (mercato.chain.eip712) is what eth_account signs, and the market
+    accepts the signature: it recovers the same signer from its own digest when the deal opens."""
     from eth_account import Account
-    from eth_account.messages import _hash_eip191_message  # noqa: F401  (presence check)
+
+    from mercato.chain import eip712
+    from mercato.domain.deals import Terms
 
     terms = make_terms()
-    for kind, fn, party in (("Bid", market.bid_digest, provider), ("Acceptance", market.acceptance_digest, requester)):
+    t = Terms(**terms)
+    for kind, party in (("Bid", provider), ("Acceptance", requester)):
         sig = sign(market, kind, terms, party.key)
-        assert Account._recover_hash(fn(as_tuple(terms)), signature=sig) == party.address
+        digest = eip712.digest(kind, t, boa.env.evm.patch.chain_id, market.address)
+        assert Account._recover_hash(digest, signature=sig) == party.address
+    open_deal(market, terms, provider)  # the market's own digest recovers the same signer
 
 
 def test_domain(market):

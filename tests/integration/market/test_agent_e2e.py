@@ -101,7 +101,7 @@ def test_never_commit_is_reclaimed_by_the_requester(spawn_agent, requester: Mark
                                                     deployment: Deployment) -> None:
     # a 60 s deadline 30 s after the expiry, for 50 CU: under the default terms caps (docs/SPEC.md §13)
     agent = spawn_agent("provider2", behaviour="never_commit", min_run_margin_s=0, cu_per_s=10.0)
-    escrow_before = requester.balance_of()
+    escrow_before, burned_before = requester.balance_of(), requester.burned()
     bid, terms, _seed = _bid(agent, requester, 100_000, deadline_s=60, accept_window_s=30)
     requester.open_deal(terms, bytes.fromhex(bid["signature"][2:]))
     assert requester.balance_of() == escrow_before - terms.price - AUDIT_FEE
@@ -113,9 +113,10 @@ def test_never_commit_is_reclaimed_by_the_requester(spawn_agent, requester: Mark
     agent.wait_state(bid["deal_id"], "reclaimed")
     provider = requester.as_account(deployment.keys["provider2"])
     assert provider.reputation().missed == 1
-    # price and audit fee back, and the miss penalty on the collateral on top
+    # price and audit fee back; the miss penalty on the collateral is burned, not paid to the requester
     penalty = terms.collateral * deployment.params.miss_penalty_bps // 10_000
-    assert requester.balance_of() == escrow_before + penalty
+    assert requester.balance_of() == escrow_before
+    assert requester.burned() - burned_before == penalty > 0
 
 
 def test_restart_mid_job_still_commits(spawn_agent, requester: MarketClient) -> None:
