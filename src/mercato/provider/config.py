@@ -163,7 +163,7 @@ class ProviderConfig:
     # their deadline so that the provider can run them and then open_and_commit) is exempt from the two
     # timing rules: the requester could open such a bid at its expiry and reclaim the penalty (bounded by
     # the caps above) until the contract separates the requester's open-by from the provider's
-    allow_batch_expiry_at_deadline: bool = False
+    allow_batch_expiry_at_deadline: bool = True
     # the HTTP API against hostile clients (provider/guard.py): a JSON body's cap (blobs have
     # max_blob_bytes), the clock window of a signed request's timestamp (and of the replay check),
     # and a token bucket per signer (unsigned requests: per client address)

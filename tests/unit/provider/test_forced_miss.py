@@ -97,19 +97,19 @@ async def _quoted_batch(h: Harness, requester: FakeMarket, quote_id: str | None 
     return await _answer(h, requester, spec=spec, quote_id=quote_id, deadline_s=600, accept_window_s=600)
 
 
-async def test_a_quoted_batch_at_its_deadline_is_declined_unless_the_operator_allows_it(
+async def test_a_quoted_batch_at_its_deadline_is_taken_by_default_unless_the_operator_refuses_it(
         make_agent, requester: FakeMarket, tmp_path) -> None:
     """``mercato map``'s batches ask an expiry at the deadline (the provider runs them, then opens
-    them with ``open_and_commit``): declined by default, as any such RFQ; an operator may exempt
-    batches priced by a live bulk quote of its own (``allow_batch_expiry_at_deadline``), never an
-    RFQ naming a quote it did not give."""
+    them with ``open_and_commit``): by default a batch priced by a live bulk quote of this agent's
+    is exempt from the timing rules (so map works on a provider as shipped), never an RFQ naming a
+    quote it did not give; an operator may refuse them all (``allow_batch_expiry_at_deadline = false``)."""
     h: Harness = await make_agent()
-    answer = await _quoted_batch(h, requester)
-    assert answer.decline is not None and answer.decline.code == "expiry", answer
-    allowing: Harness = await make_agent(data_dir=tmp_path / "allowing", allow_batch_expiry_at_deadline=True)
-    forged = await _quoted_batch(allowing, requester, quote_id="not-a-quote-of-ours")
+    assert (await _quoted_batch(h, requester)).bid is not None
+    forged = await _quoted_batch(h, requester, quote_id="not-a-quote-of-ours")
     assert forged.decline is not None and forged.decline.code == "expiry", forged
-    assert (await _quoted_batch(allowing, requester)).bid is not None
+    refusing: Harness = await make_agent(data_dir=tmp_path / "refusing", allow_batch_expiry_at_deadline=False)
+    answer = await _quoted_batch(refusing, requester)
+    assert answer.decline is not None and answer.decline.code == "expiry", answer
 
 
 # the collateral ---------------------------------------------------------------------------------------
