@@ -68,10 +68,6 @@ exports: (
     staking.jailed,
     # clients see each provider's weight in auditor draws
     staking.sortition_weight,
-    # clients see the total weight auditor draws run over
-    staking.sortition_total,
-    # clients evaluate the bond rule exactly as open does
-    staking.bond_allows,
     # clients learn the lowest audit probability a deal may ask for
     staking.audit_floor_bps,
     # clients learn the bond rule's honest-capacity share
@@ -122,8 +118,6 @@ exports: (
     deals.lane,
     # clients compute deal ids exactly as events carry them
     deals.deal_id,
-    # wallets and clients build EIP-712 signatures
-    deals.DOMAIN_SEPARATOR,
     # EIP-5267: wallets discover the signing domain
     eip712.eip712Domain,
     # clients learn the challenge window

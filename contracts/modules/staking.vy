@@ -34,10 +34,12 @@
         open deals, and its other open deals settle without giving their
         collateral back (so locked <= stake and free <= stake stay true).
 
-        Sortition: every provider gets a member index (1..1024) at its first
-        registration; a Fenwick tree over those indices holds each member's
-        stake (zero once jailed, since forfeiting zeroes the stake), so an
-        auditor is drawn stake-weighted in ten reads.
+        Sortition: a registered provider gets a member index (1..65536) once
+        its stake reaches the member minimum (`_join`), and gives it back when
+        its stake goes to zero (unbonded, slashed or forfeited: `_exit`, the
+        last member moving into the freed index); a Fenwick tree over those
+        indices holds each member's stake, so an auditor is drawn
+        stake-weighted in seventeen reads. A registration alone takes no slot.
 """
 
 from . import errors
@@ -124,8 +126,11 @@ _ONE: constant(uint256) = 10**18
 # largest safety margin accepted (100x): keeps lambda * V * 1e18 far inside uint256
 _MAX_LAMBDA_BPS: constant(uint256) = 1_000_000
 # sortition members (a power of two: the tree's root is node _MAX_MEMBERS)
-_MAX_MEMBERS: constant(uint256) = 1024
-_TREE_DEPTH: constant(uint256) = 11
+_MAX_MEMBERS: constant(uint256) = 65536
+_TREE_DEPTH: constant(uint256) = 17
+# the stake a registered provider needs to take a sortition slot (10 tokens of 6 decimals): filling
+# every slot costs 655,360 tokens of stake, and a slot is freed when its stake goes to zero
+_MIN_MEMBER_STAKE: constant(uint256) = 10**7
 
 # _lock results, checked by deals in this order
 LOCK_OK: constant(uint256) = 0
@@ -185,8 +190,9 @@ def __init__(unbond_delay_: uint256, audit_floor_bps_: uint256, collusion_bps_: 
 @external
 def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     """
-    @dev Registers the caller as a provider, or updates its entry. The first
-         registration gives it a sortition index (while fewer than 1024 have one).
+    @dev Registers the caller as a provider, or updates its entry. It takes a
+         sortition slot once registered with at least the member minimum staked
+         (`_join`): a registration alone holds no slot.
     @param endpoint The provider agent's URL for RFQs.
     @param resources An off-chain resource descriptor's hash (or packed summary).
     @param enc_key The provider's X25519 public key for sealed inputs.
@@ -197,14 +203,8 @@ def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     work: uint256 = self._work[msg.sender]
     if work & _REGISTERED == 0:
         self._work[msg.sender] = work | _REGISTERED
-        count: uint256 = self._member_count
-        if count < _MAX_MEMBERS:
-            count += 1
-            self._member_count = count
-            self._index[msg.sender] = count
-            self._members[count] = msg.sender
-            # stake posted before registering starts counting now
-            self._tree_add(count, self._bond[msg.sender] & _U96)
+        # stake posted before registering starts counting now
+        self._join(msg.sender)
         log ProviderRegistered(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
     else:
         log ProviderUpdated(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
@@ -229,7 +229,11 @@ def stake(amount: uint256):
     # stake and free are the low fields, free <= stake <= 2**96 - 1: no carry
     self._bond[msg.sender] = bond + amount
     self._work[msg.sender] = work + amount
-    self._tree_add(self._index[msg.sender], amount)
+    if self._index[msg.sender] == 0:
+        if work & _REGISTERED != 0:
+            self._join(msg.sender)
+    else:
+        self._tree_add(self._index[msg.sender], amount)
     accounts._pull(msg.sender, amount)
     log Staked(provider=msg.sender, amount=amount, stake=stake)
 
@@ -261,6 +265,8 @@ def unbond(amount: uint256):
     self._work[msg.sender] = unsafe_sub(work, amount)
     self._unbond[msg.sender] = (unbond & (_U96 << 128)) | unbonding | (ready_at << 96)
     self._tree_sub(self._index[msg.sender], amount)
+    if bond & _U96 == amount:
+        self._exit(msg.sender)
     log Unbonded(provider=msg.sender, amount=amount, unbonding=unbonding, ready_at=ready_at)
 
 
@@ -546,6 +552,8 @@ def _slash(provider: address, amount: uint256, to: address):
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
     self._work[provider] = work - amount
     self._tree_sub(self._index[provider], amount)
+    if bond & _U96 == amount:
+        self._exit(provider)
     if to == empty(address):
         self.burned += amount
     else:
@@ -576,6 +584,7 @@ def _forfeit_all(provider: address) -> uint256:
     self._bond[provider] = (bond & ~(_U96 | (_U32 << 192))) | (slashed << 192)
     self._unbond[provider] = volume << 128
     self._tree_sub(self._index[provider], stake)
+    self._exit(provider)
     log StakeForfeited(provider=provider, amount=amount)
     return amount
 
@@ -622,6 +631,47 @@ def _member_at(point: uint256) -> address:
                 rest -= node
         step >>= 1
     return self._members[pos + 1]
+
+
+@internal
+def _join(provider: address):
+    """
+    @dev Gives a registered provider a sortition slot once its stake reaches
+         the member minimum (while a slot is free); its whole stake enters the tree.
+    @param provider A registered provider without a slot.
+    """
+    stake: uint256 = self._bond[provider] & _U96
+    count: uint256 = self._member_count
+    if stake < _MIN_MEMBER_STAKE or count == _MAX_MEMBERS:
+        return
+    count += 1
+    self._member_count = count
+    self._index[provider] = count
+    self._members[count] = provider
+    self._tree_add(count, stake)
+
+
+@internal
+def _exit(provider: address):
+    """
+    @dev Frees the slot of a member whose stake (so weight) went to zero: the
+         last member moves into it, so slots stay packed and reusable.
+    @param provider The member (or a non-member: nothing happens).
+    """
+    index: uint256 = self._index[provider]
+    if index == 0:
+        return
+    last: uint256 = self._member_count
+    if index != last:
+        mover: address = self._members[last]
+        weight: uint256 = self._bond[mover] & _U96
+        self._tree_sub(last, weight)
+        self._tree_add(index, weight)
+        self._members[index] = mover
+        self._index[mover] = index
+    self._members[last] = empty(address)
+    self._index[provider] = 0
+    self._member_count = last - 1
 
 
 @internal

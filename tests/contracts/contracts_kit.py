@@ -82,6 +82,8 @@ _TOKEN_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "stable_token.vy"))
 _MARKET_DEPLOYER = boa.load_partial(str(CONTRACTS / "market.vy"))
 # test-only: the market's seal and claim hashes, which the market itself does not export
 AUDIT_MATH_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "audit_math.vy"))
+# test-only: the bond rule on its own (AuditParams' first three fields)
+BOND_RULE_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "bond_rule.vy"))
 
 
 @pytest.fixture(scope="session")

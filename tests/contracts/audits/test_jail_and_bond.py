@@ -4,7 +4,7 @@ import boa
 import pytest
 
 from contracts_kit import (
-    AUDIT_FEE, AUDIT_PARAMS, CHALLENGE_WINDOW, PRICE, STAKE, add_provider, bond_ok,
+    AUDIT_FEE, AUDIT_PARAMS, BOND_RULE_DEPLOYER, CHALLENGE_WINDOW, PRICE, STAKE, add_provider, bond_ok,
     clear, commit_as, deal_tuple, deploy_market, events, fund, min_bond, now, open_and_commit, open_deal,
     past_deadline, reveal_as, start_audit,
 )
@@ -83,7 +83,8 @@ def test_jailed_provider_cannot_stake_or_open(token, market, requester, provider
 def test_bond_rule_boundary(token, market, requester, make_terms):
     exact = min_bond(PRICE, 1)
     assert bond_ok(exact, PRICE, 1) and not bond_ok(exact - 1, PRICE, 1)
-    assert market.bond_allows(exact, PRICE, 1) and not market.bond_allows(exact - 1, PRICE, 1)
+    rule = bond_rule()
+    assert rule.bond_allows(exact, PRICE, 1) and not rule.bond_allows(exact - 1, PRICE, 1)
     at = add_provider(token, market, 0xB1, stake=exact)
     below = add_provider(token, market, 0xB2, stake=exact - 1)
     open_deal(market, make_terms(provider=at.address, collateral=0), at)
@@ -102,7 +103,13 @@ def test_bond_rule_boundary(token, market, requester, make_terms):
     assert market.in_flight(at.address) == (2 * PRICE, 2)
 
 
-def test_bond_rule_matches_python(market):
+def bond_rule():
+    """The staking module's bond rule on its own (contracts/mocks/bond_rule.vy), with the market's parameters."""
+    return BOND_RULE_DEPLOYER.deploy(*AUDIT_PARAMS[:3])
+
+
+def test_bond_rule_matches_python():
+    market = bond_rule()
     for stake, value, n in ((10**9, 10**7, 1), (10**9, 10**8, 40), (123_456_789, 987_654, 7), (1, 0, 0),
                             (2**95, 2**95, 2**32 - 1), (5 * 10**8, 10**7, 300)):
         assert market.bond_allows(stake, value, n) == bond_ok(stake, value, n)

@@ -9,22 +9,63 @@ from contracts_kit import (
 
 
 def test_weights_follow_stake(token, market, provider, auditors):
-    total = market.sortition_total()
-    assert total == sum(market.sortition_weight(p.address) for p in [provider, *auditors])
+    before = [market.sortition_weight(p.address) for p in [provider, *auditors]]
+    assert before == [market.provider_info(p.address)[4] for p in [provider, *auditors]]
     with boa.env.prank(auditors[0].address):
         market.unbond(100)
-    assert market.sortition_total() == total - 100
+    assert market.sortition_weight(auditors[0].address) == before[1] - 100
     assert market.sortition_weight(make_party(0x999).address) == 0
+
+
+MIN_MEMBER_STAKE = 10**7  # staking._MIN_MEMBER_STAKE
 
 
 def test_stake_before_register_counts(token, market):
     late = make_party(0x4242)
-    fund(token, market, late.address, 500)
+    fund(token, market, late.address, MIN_MEMBER_STAKE)
     with boa.env.prank(late.address):
-        market.stake(500)
+        market.stake(MIN_MEMBER_STAKE)
         assert market.sortition_weight(late.address) == 0
         market.register("http://late", b"\0" * 32, b"\0" * 32)
-    assert market.sortition_weight(late.address) == 500
+    assert market.sortition_weight(late.address) == MIN_MEMBER_STAKE
+
+
+def test_class6_a_slot_needs_the_member_minimum_and_registrations_alone_take_none(token, market):
+    """Attack class 6: registering was free and took a sortition slot for good, so 1,024 empty
+    registrations locked every later provider out of auditing. Now a registration holds no slot: a
+    provider takes one when its stake reaches the member minimum."""
+    for i in range(40):  # empty registrations: no stake, no slot
+        with boa.env.prank(make_party(0x6000 + i).address):
+            market.register("http://squatter", b"\0" * 32, b"\0" * 32)
+    small = make_party(0x6100)
+    fund(token, market, small.address, MIN_MEMBER_STAKE)
+    with boa.env.prank(small.address):
+        market.register("http://small", b"\0" * 32, b"\0" * 32)
+        market.stake(MIN_MEMBER_STAKE - 1)
+        assert market.sortition_weight(small.address) == 0  # below the minimum: not drawn
+        market.stake(1)
+    assert market.sortition_weight(small.address) == MIN_MEMBER_STAKE
+    honest = add_provider(token, market, 0x6200, stake=10**10)
+    assert market.sortition_weight(honest.address) == 10**10
+
+
+def test_class6_a_member_leaving_frees_its_slot_and_the_others_keep_their_weight(token, market, make_terms):
+    """A member whose stake goes to zero gives its slot back; the last member moves into it, so the
+    weights of everyone else, and who is drawn, are unchanged."""
+    members = [add_provider(token, market, 0x7000 + i, stake=(i + 1) * 10**9) for i in range(4)]
+    with boa.env.prank(members[0].address):
+        market.unbond((1) * 10**9)  # all of it
+    assert market.sortition_weight(members[0].address) == 0
+    assert [market.sortition_weight(m.address) for m in members[1:]] == [2 * 10**9, 3 * 10**9, 4 * 10**9]
+    # it can come back, and takes a slot again
+    with boa.env.prank(members[0].address):
+        boa.env.time_travel(seconds=60)
+        market.withdraw_stake()
+    fund(token, market, members[0].address, 10**9)
+    with boa.env.prank(members[0].address):
+        market.stake(10**9)
+    assert market.sortition_weight(members[0].address) == 10**9
+    assert [market.sortition_weight(m.address) for m in members[1:]] == [2 * 10**9, 3 * 10**9, 4 * 10**9]
 
 
 def test_draws_are_stake_weighted_and_exclude_parties(token, market):
