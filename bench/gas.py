@@ -4,9 +4,12 @@ Starts its own anvil on a free port with a throw-away state dir, deploys, and pr
 object per measurement; the last line is a summary object. Run: ``python bench/gas.py``.
 
 Every committed deal now goes through the audit lottery (docs/SPEC.md §14), so a lifecycle is
-open_and_commit + draw + finalize. Deals ask for the market's floor (3 %); one the lottery does
-audit is audited for real (a second registered provider re-executes, both reveal) and counted
-on the audited path. ``audited_*`` figures force an audit (audit_bps = 10000).
+open_and_commit + draw + finalize. Deals ask for the market's floor (3 %). The unaudited figures
+are measured on unaudited deals only: once a deal's beacon block is mined the bench computes its
+lottery (it knows the seed), draws and finalizes the deals the lottery clears in the measured
+transactions, and audits the others for real (a second registered provider re-executes, both
+reveal) in separate, unmeasured ones; a single-deal path the lottery audits is measured again on
+the next deal. ``audited_*`` figures force an audit (audit_bps = 10000).
 
 Targets: a batch of 100 jobs <= 30,000 per job. (The single-deal 90,000 target of the first
 milestone predates the lottery's draw transaction; the figure is reported against it.)
@@ -26,8 +29,8 @@ from eth_utils import keccak
 from mercato.chain import MAX_BATCH, Devnet, MarketClient, connect, increase_time
 from mercato.chain.market import chunks
 from mercato.config import RetryPolicy, Settings
-from mercato.domain.deals import AUDITED, Deal, Terms, job_leaf, jobs_root
-from mercato.verification.lottery import seal_of
+from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms, job_leaf, jobs_root
+from mercato.verification.lottery import is_audited, lottery_value, seal_of
 
 PRICE = 2 * 10**6
 COLLATERAL = 38 * 10**6
@@ -47,10 +50,11 @@ class Bench:
     """A requester and a provider on a fresh devnet, with lane/nonce bookkeeping."""
 
     def __init__(self, requester: MarketClient, provider: MarketClient, auditor: MarketClient,
-                 advance: Callable[[int], None]) -> None:
-        self.r, self.p, self.a, self.advance = requester, provider, auditor, advance
+                 advance: Callable[[int], None], blockhash: Callable[[int], bytes]) -> None:
+        self.r, self.p, self.a, self.advance, self.blockhash = requester, provider, auditor, advance, blockhash
         self.nonces: dict[int, int] = {}
         self.audits: list[dict[str, int]] = []  # gas of each audit that happened
+        self.beacon_delay = requester.parameters()["beacon_delay"]
 
     def terms(self, lane: int, jobs: int = 1, deadline: int = 3600, audit_bps: int = FLOOR_BPS) -> Terms:
         nonce = self.nonces[lane] = self.nonces.get(lane, 0) + 1
@@ -69,16 +73,29 @@ class Bench:
         dt = self.p.open_and_commit(t, self.r.sign_acceptance(t), self.seal(t))
         return dt.deal, dt.tx.gas_used
 
+    def audited(self, deal: Deal) -> bool:
+        """What the lottery will say of ``deal``, once its beacon block is mined (we hold the seed)."""
+        beacon = self.blockhash(deal.committed_block + self.beacon_delay)
+        return is_audited(lottery_value(SEED, beacon, deal.deal_id), deal.terms.audit_bps)
+
     def draw(self, deals: list[Deal]) -> tuple[list[Deal], int]:
-        """Mine past the beacon, run the lottery in contract-sized calls: (deals as drawn, gas)."""
+        """Mine past the beacon, run the lottery in contract-sized calls: (deals as drawn, gas). The
+        gas is of the calls drawing deals the lottery clears (or, when every deal is audited, of
+        those); deals it audits are drawn in calls of their own, not counted."""
         self.advance(0)
         self.advance(0)
         self.advance(0)
+        audited = [d for d in deals if self.audited(d)]
+        measured = [d for d in deals if d not in audited] or audited
         drawn, gas = [], 0
-        for batch in chunks(deals):
-            done = self.p.draw(batch, [SEED] * len(batch))
-            drawn += [d.deal for d in done]
-            gas += done[0].tx.gas_used
+        for group in (measured, [d for d in audited if d not in measured]):
+            for batch in chunks(group):
+                done = self.p.draw(batch, [SEED] * len(batch))
+                drawn += [d.deal for d in done]
+                if group is measured:
+                    gas += done[0].tx.gas_used
+        for d in drawn:
+            assert (d.status == AUDITED) == self.audited(d), "the bench's lottery agrees with the chain's"
         return drawn, gas
 
     def audit(self, deal: Deal) -> dict[str, int]:
@@ -94,13 +111,34 @@ class Bench:
 
     def finalize(self, deals: list[Deal]) -> int:
         """Draw, audit what the lottery audits, then finalize in contract-sized calls; the gas of
-        draw + finalize (audit steps are recorded in ``audits``)."""
+        draw + finalize of the deals the lottery cleared (audit steps are recorded in ``audits``,
+        audited deals finalized in calls of their own)."""
         drawn, gas = self.draw(deals)
         for d in drawn:
             if d.status == AUDITED:
                 self.audit(d)
         self.advance(6)
-        return gas + sum(self.p.finalize(batch).gas_used for batch in chunks(drawn))
+        cleared = [d for d in drawn if d.status == CLEARED]
+        rest = [d for d in drawn if d.status != CLEARED]
+        gas += sum(self.p.finalize(batch).gas_used for batch in chunks(cleared))
+        for batch in chunks(rest):
+            self.p.finalize(batch)
+        return gas
+
+    def cleared_single(self, open_one: Callable[[], tuple[Deal, dict[str, int]]]) -> dict[str, int]:
+        """Run a single-deal path until the lottery clears its deal (at the floor, 3 % are audited:
+        those are audited, finalized and measured again on the next deal); its figures."""
+        for _ in range(20):
+            deal, gas = open_one()
+            drawn, gas["draw"] = self.draw([deal])
+            if drawn[0].status == AUDITED:
+                self.audit(drawn[0])
+            self.advance(6)
+            fin = self.p.finalize(drawn).gas_used
+            if drawn[0].status == CLEARED:
+                gas["finalize"] = fin
+                return gas
+        raise SystemExit("the lottery audited 20 deals in a row at the floor: something is wrong")
 
     def warm(self, lanes: range) -> None:
         """Use each lane once so later deals there pay the steady-state price."""
@@ -118,22 +156,27 @@ def lifecycle(b: Bench) -> dict[str, int]:
     gas["stake"] = p.stake(100_000 * 10**6).gas_used
     b.a.register("http://127.0.0.1:7002", b"\x01" * 32, b"\x02" * 32)
     b.a.stake(100_000 * 10**6)
-    for label in ("fresh_lane", "steady"):  # requester-opened path, lane 0 twice
-        t = b.terms(0)
+    lanes = iter(range(500, 600))  # a fresh lane for each try of a fresh-lane path
+
+    def requester_opened(lane: int) -> tuple[Deal, dict[str, int]]:
+        t = b.terms(lane)
         opened = r.open_deal(t, p.sign_bid(t))
         committed = p.commit_result(opened.deal, b.seal(t))
-        fin = b.finalize([committed.deal])
-        gas[f"open_deal_{label}"] = opened.tx.gas_used
-        gas[f"commit_result_{label}"] = committed.tx.gas_used
-        gas[f"finalize_{label}"] = fin
-    for label, lane in (("fresh_lane", 1), ("steady", 1)):  # provider-opened happy path
+        return committed.deal, {"open_deal": opened.tx.gas_used, "commit_result": committed.tx.gas_used}
+
+    def provider_opened(lane: int) -> tuple[Deal, dict[str, int]]:
         deal, oc = b.accept(lane)
-        gas[f"open_and_commit_{label}"] = oc
-        drawn, gas[f"draw_{label}"] = b.draw([deal])
-        b.advance(6)
-        if drawn[0].status == AUDITED:
-            b.audit(drawn[0])
-        gas[f"finalize_after_accept_{label}"] = p.finalize(drawn).gas_used
+        return deal, {"open_and_commit": oc}
+
+    b.warm(range(2))  # the steady-state paths run on lanes 0 and 1, used once before
+    for label, lane in (("fresh_lane", None), ("steady", 0)):  # requester-opened path
+        got = b.cleared_single(lambda lane=lane: requester_opened(next(lanes) if lane is None else lane))
+        gas[f"open_deal_{label}"], gas[f"commit_result_{label}"] = got["open_deal"], got["commit_result"]
+        gas[f"finalize_{label}"] = got["draw"] + got["finalize"]
+    for label, lane in (("fresh_lane", None), ("steady", 1)):  # provider-opened happy path
+        got = b.cleared_single(lambda lane=lane: provider_opened(next(lanes) if lane is None else lane))
+        gas[f"open_and_commit_{label}"], gas[f"draw_{label}"] = got["open_and_commit"], got["draw"]
+        gas[f"finalize_after_accept_{label}"] = got["finalize"]
     # the audited path: the lottery is forced (audit_bps = 10000)
     deal, gas["audited_open_and_commit"] = b.accept(1, audit_bps=10_000)
     drawn, gas["audited_draw"] = b.draw([deal])
@@ -190,7 +233,8 @@ def main() -> int:
             w3 = connect(dep.rpc_url, RetryPolicy(attempts=3))
             r = MarketClient.from_deployment(w3, dep, dep.keys["requester1"])
             p = r.as_account(dep.keys["provider1"])
-            b = Bench(r, p, r.as_account(dep.keys["provider2"]), lambda seconds: increase_time(w3, seconds))
+            b = Bench(r, p, r.as_account(dep.keys["provider2"]), lambda seconds: increase_time(w3, seconds),
+                      lambda n: bytes(w3.eth.get_block(n)["hash"]))
             gas = lifecycle(b)
             for step, used in gas.items():
                 emit(kind="step", step=step, gas=used)
