@@ -172,6 +172,9 @@ _ADVICE = {
     "capacity": "try again when providers have free lanes",
     "bond": "try again when providers' deals in flight settle",
     "escrow": "deposit more (`mercato deposit`)",
+    # the provider would not sign an expiry that leaves too little time to run before the deadline
+    # (or one too far ahead): docs/SPEC.md §13, "Terms a provider refuses"
+    "expiry": "raise deadline_s or lower accept_window_s",
     "error": "check the providers are up (`mercato providers`)",
 }
 
@@ -243,7 +246,8 @@ def no_bids_error(rnd: Round, *, window: float, max_price: int, windows: Sequenc
 def _advice_for(kind: str, reasons: list[str]) -> list[str]:
     if kind in ("silent", "error"):
         return [_ADVICE[kind]]
-    out = [_ADVICE[key] for key in ("price", "collateral", "capacity", "bond", "escrow") if any(key in r for r in reasons)]
+    out = [_ADVICE[key] for key in ("price", "collateral", "expiry", "capacity", "bond", "escrow")
+           if any(r.startswith(key + ":") or key in r for r in reasons)]
     return out
 
 
