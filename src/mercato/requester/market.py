@@ -59,6 +59,7 @@ from mercato.errors import (
     ChainError,
     DeadlineNotPassed,
     LaneBusy,
+    LotteryError,
     MercatoError,
     NoBids,
     ProviderDeclined,
@@ -890,12 +891,14 @@ class Market:
         out once that block is mined. A challenge that cannot be sent (window over, already
         audited) is logged."""
         try:
-            beacon = deal.committed_block + int((await self._call(self.api.parameters))["beacon_delay"])
-            for _ in range(120):  # a block a second on the devnet; a few seconds on real chains
-                if await self._call(self.api.block_number) > beacon:
+            for attempt in range(120):  # a block a second on the devnet; a few seconds on real chains
+                try:
+                    await self._call(self.api.challenge, deal)
                     break
-                await self.sleep(0.5)
-            await self._call(self.api.challenge, deal)
+                except LotteryError as exc:
+                    if "beacon not ready" not in str(exc) or attempt == 119:
+                        raise
+                    await self.sleep(0.5)
             log.warning("result did not match its seal: deal challenged", extra={"deal_id": "0x" + deal.deal_id.hex()})
         except MercatoError as exc:
             log.warning("could not challenge the deal", extra={"deal_id": "0x" + deal.deal_id.hex(), "error": str(exc)})
