@@ -5,6 +5,14 @@ invariants only read state. The model follows SPEC §14 on its own terms (lotter
 outcome from the off-chain roll, audit phases, no-show penalties, forfeits and the
 pool split); only the sortition (who is drawn) is read from the contract, and checked
 (never the provider, the requester or a seat drawn before).
+
+Eight providers (two of which also buy, from others and from themselves), two requesters;
+zero-price deals (bond padding), self-deals, stake moved in and out at any step (before
+draws included, down to zero and back below the member minimum). Besides conservation and
+each account's books it checks the trust rules of issue 15: penalties burned, a jailed
+provider paid only for upheld deals, reputation only for deals worth a unit a job with
+someone else, sortition slots held only from the member minimum to zero stake. Up to
+40 x 50 = 2,000 steps a run.
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 import contracts_kit as c
 
 REQUESTERS = [c.make_party(0x100 + i) for i in range(2)]
-PROVIDERS = [c.make_party(0x200 + i) for i in range(3)]
+PROVIDERS = [c.make_party(0x200 + i) for i in range(8)]
 EVERYONE = [p.address for p in REQUESTERS + PROVIDERS]
 MINT = 10**9
 INITIAL_STAKE = 5 * 10**7
 INITIAL_DEPOSIT = 10**7
+MIN_MEMBER_STAKE = 10**7  # staking._MIN_MEMBER_STAKE: the stake a registered provider needs for a sortition slot
 ROOTS = (c.ROOT, c.WRONG_ROOT)
 NONE, COMMIT, REVEAL, PASSED, FAILED, VOID = range(6)
 # set to a collections.Counter() to see what the runs covered (print it at exit)
@@ -55,6 +64,9 @@ class MarketMachine(RuleBasedStateMachine):
         self.unbonding = {a: (0, 0) for a in EVERYONE}
         self.earned = {a: 0 for a in EVERYONE}
         self.jailed = {a: False for a in EVERYONE}
+        # holds a sortition slot: a registered provider joins at the member minimum and leaves at zero stake
+        self.member = {a: False for a in EVERYONE}
+        self.completed = {a: 0 for a in EVERYONE}  # reputation: jobs of paid deals worth a unit a job, not self-deals
         self.burned = 0
         # (provider, lane) -> {terms, deal, honest, fee_escrowed}
         self.open: dict[tuple, dict] = {}
@@ -69,6 +81,7 @@ class MarketMachine(RuleBasedStateMachine):
                 self.market.stake(INITIAL_STAKE)
             self.wallet[p.address] -= INITIAL_STAKE
             self.stake[p.address] = INITIAL_STAKE
+            self.member[p.address] = True
         for r in REQUESTERS:
             with boa.env.prank(r.address):
                 self.market.deposit(INITIAL_DEPOSIT)
@@ -293,6 +306,8 @@ class MarketMachine(RuleBasedStateMachine):
             self.market.stake(amount)
         self.wallet[who] -= amount
         self.stake[who] += amount
+        if who in {p.address for p in PROVIDERS} and self.stake[who] >= MIN_MEMBER_STAKE:
+            self.member[who] = True
 
     @rule(who=st.sampled_from(EVERYONE), frac=st.floats(0.01, 1))
     def unbond(self, who, frac):
@@ -329,7 +344,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.earned[who] = 0
 
     # deals
-    @rule(r=st.sampled_from(REQUESTERS), p=st.sampled_from(PROVIDERS), lane=st.integers(0, 2),
+    # the requester may be a provider, itself included (self-deals), and the price zero (padding)
+    @rule(r=st.sampled_from(REQUESTERS + PROVIDERS[:2]), p=st.sampled_from(PROVIDERS), lane=st.integers(0, 2),
           price=st.integers(0, 10**5), collateral=st.integers(0, 10**6), jobs=st.integers(1, 100),
           fee=st.integers(0, 10**4), audit_bps=st.sampled_from([300, 10_000, 10_000]), honest=st.booleans(),
           optimistic=st.sampled_from([True, True, False]))
@@ -492,6 +508,8 @@ class MarketMachine(RuleBasedStateMachine):
                 self.available[t["requester"]] += t["price"]  # jail means stop: unaudited work is not paid
             else:
                 self.earned[t["provider"]] += t["price"]
+                if t["price"] >= t["jobs"] and t["requester"] != t["provider"]:
+                    self.completed[t["provider"]] += t["jobs"]
             if v["fee_escrowed"]:
                 self.available[t["requester"]] += t["audit_fee"]
             self.leave(k)
@@ -519,7 +537,10 @@ class MarketMachine(RuleBasedStateMachine):
     def books_match_the_model(self):
         """Conservation, every account's books and every stake's locks, reading each account's
         state once per step (the reads, not the checks, are what the run spends its time on)."""
-        m, providers = self.market, {p.address for p in PROVIDERS}
+        m = self.market
+        for a in EVERYONE:  # a slot is given back the moment the stake reaches zero
+            if self.stake[a] == 0:
+                self.member[a] = False
         held = m.burned()
         assert held == self.burned
         for a in EVERYONE:
@@ -534,7 +555,8 @@ class MarketMachine(RuleBasedStateMachine):
             assert info[6] == self.unbonding[a][0]
             assert m.jailed(a) == self.jailed[a]
             assert m.in_flight(a) == self.flight(a)
-            assert m.sortition_weight(a) == (self.stake[a] if a in providers else 0)
+            assert m.sortition_weight(a) == (self.stake[a] if self.member[a] else 0)
+            assert m.reputation(a)[0] == self.completed[a]
             held += available + m.pending_withdrawal(a)[0] + info[4] + info[6] + info[8]
         # conservation: the market's tokens are exactly what it owes
         held += sum(v["terms"]["price"] + (v["terms"]["audit_fee"] if v["fee_escrowed"] else 0)
@@ -559,6 +581,6 @@ class MarketMachine(RuleBasedStateMachine):
 
 
 MarketMachine.TestCase.settings = settings(
-    settings.default, max_examples=80, stateful_step_count=50, deadline=None
+    settings.default, max_examples=40, stateful_step_count=50, deadline=None
 )
 TestMarket = MarketMachine.TestCase
