@@ -37,9 +37,16 @@ compute = fuel of every audit re-execution (first auditors and committees), so t
 FAILED / cheating deals committed × 100. Cheater net profit: see the ``cheater_economics`` line
 (its formula is printed with it). Gas is every transaction's receipt ``gasUsed``.
 
+Trust figures (issue 15): ``honest_stake_lost`` (slashes and forfeits of providers that never
+cheated), ``wrong_results_called_verified`` (cheating deals whose audit passed: the SDK would say
+"audited") and ``wrong_results_sealed_unflagged`` (cheating deals paid unaudited whose provider is
+not jailed at the end). The adversaries of the issue's done-when (a grinding sybil, a colluding
+requester, a withheld job) are not in this bench yet.
+
 Prints JSON lines: ``kind="setup"``, ``kind="progress"`` every ~50 jobs, one line per figure, and
 a final summary object as the last line (``verification_overhead_pct``, ``cheats_caught_pct``,
-``cheater_net_profit``, ``gas_per_job_unaudited``, ``gas_per_job_audited``).
+``cheater_net_profit``, ``honest_stake_lost``, ``wrong_results_called_verified``,
+``gas_per_job_unaudited``, ``gas_per_job_audited``).
 """
 
 from __future__ import annotations
@@ -364,8 +371,13 @@ class Bench:
                 for job in batch:
                     job.gas["finalize"] = round(tx.gas_used / len(batch))
                     job.gas["finalize_batch"] = len(batch)
+        # jail means stop (SPEC §14.5): a cleared deal of a provider jailed by now refunds its price
+        jailed = {p.address for p in self.providers if p.cheater and self.any.jailed(p.address)}
+        for job in wave:
+            if job.outcome == "cleared" and job.provider.address in jailed:
+                job.outcome = "refunded"
         settled = {j.outcome for j in wave}
-        if not settled <= {"cleared", "passed", "failed", "void"}:
+        if not settled <= {"cleared", "passed", "failed", "void", "refunded"}:
             raise SystemExit(f"unsettled deals in the wave: {settled}")
 
     def progress(self, opened: int) -> None:
@@ -423,8 +435,25 @@ class Bench:
              honest_deals_failed=sum(j.outcome == "failed" for j in self.jobs if not j.cheated),
              void=sum(j.outcome == "void" for j in self.jobs),
              per_deal_catch_probability_pct=self.params["audit_floor_bps"] / 100,
+             refunded_after_jail=sum(j.outcome == "refunded" for j in cheats),
              note="a deal is audited with p = audit_bps; the first catch forfeits the cheater's whole stake and "
-                  "jails it, so it stops getting deals (its other open deals still settle and pay)")
+                  "unclaimed earnings and jails it, so it stops getting deals; its other open deals settle "
+                  "without paying it unless an auditor upheld them (refunded)")
+
+        # what users were told, and what honest parties lost (issue 15's figures)
+        honest = [p for p in self.providers if not p.cheater]
+        honest_lost = sum(int(e["amount"]) for p in honest for e in self.events("ProviderSlashed", provider=p.address))
+        honest_lost += sum(int(e["amount"]) for p in honest for e in self.events("StakeForfeited", provider=p.address))
+        # the SDK says "audited" only for PASSED with a winning claim: a cheat that passed an audit is a wrong
+        # result a user was told was verified; one that cleared is "sealed", flagged once its provider is jailed
+        called_verified = sum(j.outcome == "passed" for j in cheats)
+        unflagged = sum(j.outcome == "cleared" and not jailed[j.provider.address] for j in cheats)
+        emit(kind="trust", honest_stake_lost=honest_lost, wrong_results_called_verified=called_verified,
+             wrong_results_sealed_unflagged=unflagged,
+             note="honest_stake_lost: slashes and forfeits of providers that never cheated; "
+                  "wrong_results_called_verified: cheating deals whose audit PASSED (reported 'audited'); "
+                  "wrong_results_sealed_unflagged: cheating deals paid unaudited whose provider is not jailed "
+                  "at the end (reported 'sealed' with no flag)")
 
         econ = self.cheater_economics(cheaters)
         emit(kind="cheater_economics", formula=CHEAT_FORMULA, **econ)
@@ -439,7 +468,11 @@ class Bench:
             "gas_per_job_unaudited": gas["gas_per_job_unaudited"],
             "gas_per_job_audited": gas["gas_per_job_audited"],
             "target_overhead_pct": TARGET_OVERHEAD_PCT,
-            "meets_targets": overhead <= TARGET_OVERHEAD_PCT and econ["cheater_net_profit"] < 0,
+            "honest_stake_lost": honest_lost,
+            "wrong_results_called_verified": called_verified,
+            "wrong_results_sealed_unflagged": unflagged,
+            "meets_targets": (overhead <= TARGET_OVERHEAD_PCT and econ["cheater_net_profit"] < 0
+                              and honest_lost == 0 and called_verified == 0),
             "jobs": len(self.jobs),
             "providers": len(self.providers),
             "cheaters": len(cheaters),
