@@ -20,6 +20,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("mercato")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "unknown (not installed)"
+    typer.echo(f"mercato {installed}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print mercato's version and exit.")) -> None:
+    """Mercato: a decentralized compute marketplace."""
+
+
 app.add_typer(_devnet.app, name="devnet")
 app.add_typer(_provider.app, name="provider")
 app.add_typer(_keys.app, name="keys")
