@@ -1,7 +1,11 @@
-"""`mercato provider start|status`: run a provider agent against the deployed Market.
+"""`mercato provider …`: run a provider agent against the deployed Market, and manage its money.
 
     mercato provider start --config examples/provider.toml
     mercato provider status --config examples/provider.toml
+    mercato provider money --config examples/provider.toml            # stake, earnings, reputation
+    mercato provider claim --config examples/provider.toml            # earnings to the wallet
+    mercato provider unbond 100 --config examples/provider.toml       # free stake out, after a delay
+    mercato provider withdraw-stake --config examples/provider.toml   # ... once the delay is over
 
 The chain comes from the usual settings (MERCATO_HOME, MERCATO_DEPLOYMENT, MERCATO_RPC_URL, …);
 everything about the agent from its TOML file. Ctrl-C or SIGTERM stop it cleanly: uvicorn
@@ -120,3 +124,92 @@ def status(config: ConfigOption, port: PortOption = None) -> None:
     for key, value in info.items():
         table.add_row(escape(key), escape(str(value)))
     console.print(table)
+
+
+# money: what the provider holds on-chain, and moving it -----------------------------------------
+def _client(config: Path, settings_file: Path | None) -> Any:
+    """The provider's own market client, from its config's account and the usual chain settings."""
+    from mercato.chain import Deployment, MarketClient, connect
+    from mercato.chain.keys import Unlocker
+    from mercato.provider import ProviderConfig
+
+    settings = Settings.load(settings_file, os.environ)
+    cfg = ProviderConfig.load(config)
+    dep = Deployment.load(settings.deployment_path)
+    rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
+    w3 = connect(rpc_url, settings.retry)
+    key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)
+    return MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin, timeout=settings.tx_timeout,
+                                        ledger=settings.home / "txs")
+
+
+def _musd(units: int) -> str:
+    from mercato.requester.money import format_musd
+
+    return f"{format_musd(units)} mUSD"
+
+
+@app.command()
+@clean_errors()
+def money(config: ConfigOption, settings_file: SettingsOption = None) -> None:
+    """Show the provider's stake (free, locked, unbonding), claimable earnings and reputation."""
+    import datetime as dt
+
+    client = _client(config, settings_file)
+    info, rep = client.provider_info(), client.reputation()
+    table = Table.grid(padding=(0, 2))
+    table.add_row("account", client.address)
+    table.add_row("registered", "yes" if info.registered else "no (mercato provider start registers it)")
+    table.add_row("stake", f"{_musd(info.stake)} ({_musd(info.stake - info.locked)} free, "
+                           f"{_musd(info.locked)} locked by open deals)")
+    if info.unbonding:
+        when = dt.datetime.fromtimestamp(info.unbond_ready_at).isoformat(sep=" ", timespec="seconds")
+        table.add_row("unbonding", f"{_musd(info.unbonding)}, withdrawable from {when} (chain time)")
+    table.add_row("earnings", f"{_musd(info.earnings)} claimable (`mercato provider claim`)")
+    table.add_row("reputation", f"{rep.completed} jobs completed, {rep.missed} missed, slashed {rep.slashed} "
+                                f"times, {_musd(rep.volume)} earned in all")
+    if client.jailed():
+        table.add_row("[red]jailed[/red]", "proven wrong by an audit: its stake was forfeited for good")
+    console.print(table)
+
+
+@app.command()
+@clean_errors()
+def claim(config: ConfigOption, settings_file: SettingsOption = None) -> None:
+    """Move the provider's earnings to its wallet."""
+    client = _client(config, settings_file)
+    amount = client.provider_info().earnings
+    if amount == 0:
+        console.print("nothing to claim: no earnings since the last claim")
+        return
+    tx = client.claim_earnings()
+    console.print(f"[green]claimed[/green] {_musd(amount)} (tx 0x{bytes(tx.tx_hash).hex()})")
+
+
+@app.command()
+@clean_errors(ValueError)
+def unbond(amount: Annotated[str, typer.Argument(help="mUSD of free stake to unbond, e.g. 100")],
+           config: ConfigOption, settings_file: SettingsOption = None) -> None:
+    """Start taking free stake out; `mercato provider withdraw-stake` completes it after the unbonding delay.
+    A running agent tops its stake back up to its config's `stake` at start: lower that first."""
+    import datetime as dt
+
+    from mercato.requester.money import parse_musd
+
+    units = parse_musd(amount, what="AMOUNT")
+    client = _client(config, settings_file)
+    client.unbond(units)
+    info = client.provider_info()
+    when = dt.datetime.fromtimestamp(info.unbond_ready_at).isoformat(sep=" ", timespec="seconds")
+    console.print(f"[green]unbonding[/green] {_musd(info.unbonding)} in all; withdrawable from {when} (chain time); "
+                  f"stake left {_musd(info.stake)}")
+
+
+@app.command("withdraw-stake")
+@clean_errors()
+def withdraw_stake(config: ConfigOption, settings_file: SettingsOption = None) -> None:
+    """Move unbonded stake whose delay is over to the provider's wallet."""
+    client = _client(config, settings_file)
+    amount = client.provider_info().unbonding
+    tx = client.withdraw_stake()
+    console.print(f"[green]withdrew[/green] {_musd(amount)} of stake (tx 0x{bytes(tx.tx_hash).hex()})")
