@@ -64,6 +64,9 @@ class Agent:
             f'[provider]\naccount = "{name}"\nport = {self.port}\ndata_dir = "{data}"\nstake = 20_000_000_000\n'
             f'lanes = 4\n[pricing]\nprice_per_cu = {price}\nutilization_markup = 0\n'
             f"[intervals]\npoll_interval_s = 0.3\nhousekeeping_interval_s = 0.3\n"
+            # the missed-deadline act asks an 8 s deadline 4 s after the expiry, to stay short: the default
+            # terms caps (a 30 s margin at 1 CU/s, docs/SPEC.md §13) would refuse it as a forced-miss risk
+            f"[terms]\nmin_run_margin_s = 2\ncu_per_s = 10\n"
             f'[testing]\nbehaviour = "{behaviour}"\n')
         env = dict(os.environ, MERCATO_HOME=str(net.settings.home), MERCATO_DEPLOYMENT=str(net.settings.deployment_path))
         self.log = work / f"{name}.log"
@@ -238,10 +241,13 @@ def main() -> int:
         held = after["Market contract"]["wallet"]
         # every deal is settled, so nothing is locked and the Market owes exactly what it holds
         settled = all(chain.provider_info(dep.accounts[n]).locked == 0 for n in names)
+        # penalties are burned: kept by the Market forever, owed to nobody (the missed deal's, here)
+        burned = chain.burned()
         owed = sum(r["escrow"] + r["stake"] + r["earnings"] for n, r in after.items() if n != "Market contract")
-        ok = total_before == total_after and held == owed and settled
+        ok = total_before == total_after and held == owed + burned and settled
         console.print(f"tokens across these accounts: before {money(total_before)} = after {money(total_after)}; "
-                      f"the Market holds {money(held)} = escrow + stake + earnings {money(owed)}: "
+                      f"the Market holds {money(held)} = escrow + stake + earnings {money(owed)} "
+                      f"+ burned penalties {money(burned)}: "
                       + ("[green]balances add up[/green]" if ok else "[red]MISMATCH[/red]"))
         if explorer is not None:
             console.print(f"explorer: {explorer.url} (stops with the demo; `mercato explorer` serves a running devnet)")
