@@ -94,12 +94,33 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
     client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
                                           timeout=settings.tx_timeout, ledger=settings.home / "txs")
+    _preflight(client, w3, cfg.stake, config)
     events = LogEventSource(client, start_block=dep.block, lookback_blocks=FRESH_LOOKBACK_BLOCKS)
     agent = ProviderAgent(cfg, client, events=events,
                           clock=wall_clock_floor(client), box_key=BoxKey.derive(key))
     server = uvicorn.Server(uvicorn.Config(create_app(agent), host=cfg.host, port=cfg.port, log_config=None,
                                            access_log=False, lifespan="on"))
     server.run()
+
+
+def _preflight(client: Any, w3: Any, stake: int, config: Path) -> None:
+    """The two most common start-up failures, as one line each before anything is sent: an account
+    with no gas, and a `stake` the wallet cannot top up to (the agent stakes up to it at start)."""
+    from mercato.errors import ConfigError
+    from mercato.requester.money import format_musd
+
+    try:
+        gas, staked, wallet = w3.eth.get_balance(client.address), client.provider_info().stake, client.token_balance()
+    except Exception:  # noqa: BLE001 - the node is out right now: the agent's start-up waits for it (--rpc-wait)
+        return
+    if gas == 0:
+        raise ConfigError(f"the provider's account {client.address} holds no native token to pay gas with: "
+                          "fund it first")
+    missing = max(0, stake - staked)
+    if missing > wallet:
+        raise ConfigError(f"`stake` in {config} asks {format_musd(missing)} mUSD more than the account "
+                          f"{client.address} has staked, but its wallet holds {format_musd(wallet)} mUSD: lower "
+                          "`stake` or fund the account")
 
 
 @app.command()

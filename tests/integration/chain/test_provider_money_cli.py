@@ -42,3 +42,23 @@ def test_a_provider_sees_and_moves_its_money(tmp_path: Path, devnet: Devnet, cli
     assert me.token_balance() - before == 250 * 10**6
     too_much = runner.invoke(app, ["provider", "unbond", "5000", "--config", str(config)], env=env)
     assert too_much.exit_code == 1 and "Traceback" not in too_much.output
+
+
+def test_start_refuses_in_one_line_a_stake_the_wallet_cannot_pay_or_an_account_without_gas(
+        tmp_path: Path, devnet: Devnet, clients: dict[str, MarketClient]) -> None:
+    """The most common onboarding errors used to end in a 78-line traceback from the agent's start-up."""
+    env = {"MERCATO_HOME": str(devnet.settings.home), "MERCATO_DEPLOYMENT": str(devnet.settings.deployment_path),
+           "MERCATO_RPC_URL": None, "COLUMNS": "200"}
+    wallet = clients["provider8"].token_balance()
+    greedy = tmp_path / "greedy.toml"
+    greedy.write_text(f'[provider]\naccount = "provider8"\nport = 7088\ndata_dir = "{tmp_path / "g"}"\n'
+                      f"stake = {wallet + 1}\n")
+    result = CliRunner().invoke(app, ["provider", "start", "--config", str(greedy)], env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "lower `stake` or fund the account" in result.output
+    assert clients["provider8"].provider_info().stake == 0  # nothing was sent
+    broke = tmp_path / "broke.toml"
+    broke.write_text(f'[provider]\naccount = "0x{"42" * 32}"\nport = 7089\ndata_dir = "{tmp_path / "b"}"\n')
+    result = CliRunner().invoke(app, ["provider", "start", "--config", str(broke)], env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "holds no native token to pay gas with" in result.output
