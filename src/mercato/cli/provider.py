@@ -75,8 +75,7 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     """Register, stake and serve the provider API until Ctrl-C / SIGTERM."""
     import uvicorn
 
-    from mercato.chain import Deployment, MarketClient
-    from mercato.chain.keys import Unlocker
+    from mercato.chain import Deployment
     from mercato.domain.sealing import BoxKey
     from mercato.provider import LogEventSource, ProviderAgent, ProviderConfig, create_app
     from mercato.provider.watcher import FRESH_LOOKBACK_BLOCKS
@@ -88,12 +87,9 @@ def start(config: ConfigOption, settings_file: SettingsOption = None, port: Port
     if port is not None:
         cfg = cfg.with_(port=port)
     dep = Deployment.load(settings.deployment_path)
-    rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
     configure_logging(log_level)
-    w3 = _connect_waiting(rpc_url, settings, dep.chain_id, rpc_wait)
-    key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)  # keystore:NAME too
-    client = MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
-                                          timeout=settings.tx_timeout, ledger=settings.home / "txs")
+    w3 = _connect_waiting(_rpc_url(settings, dep), settings, dep.chain_id, rpc_wait)
+    key, client = _own_client(settings, dep, cfg.account, config, w3)
     _preflight(client, w3, cfg.stake, config)
     events = LogEventSource(client, start_block=dep.block, lookback_blocks=FRESH_LOOKBACK_BLOCKS)
     agent = ProviderAgent(cfg, client, events=events,
@@ -148,20 +144,30 @@ def status(config: ConfigOption, port: PortOption = None) -> None:
 
 
 # money: what the provider holds on-chain, and moving it -----------------------------------------
+def _rpc_url(settings: Settings, dep: Any) -> str:
+    """MERCATO_RPC_URL when set, else the node the deployment file names."""
+    return settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
+
+
+def _own_client(settings: Settings, dep: Any, account: str, config: Path, w3: Any) -> tuple[Any, Any]:
+    """The provider's key (its config's account: a dev name, keystore:NAME, …) and its market client."""
+    from mercato.chain import MarketClient
+    from mercato.chain.keys import Unlocker
+
+    key = dep.key_of(account, unlock=Unlocker.from_settings(settings), origin=config)
+    return key, MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin,
+                                             timeout=settings.tx_timeout, ledger=settings.home / "txs")
+
+
 def _client(config: Path, settings_file: Path | None) -> Any:
     """The provider's own market client, from its config's account and the usual chain settings."""
-    from mercato.chain import Deployment, MarketClient, connect
-    from mercato.chain.keys import Unlocker
+    from mercato.chain import Deployment, connect
     from mercato.provider import ProviderConfig
 
     settings = Settings.load(settings_file, os.environ)
-    cfg = ProviderConfig.load(config)
     dep = Deployment.load(settings.deployment_path)
-    rpc_url = settings.rpc_url if "MERCATO_RPC_URL" in os.environ else dep.rpc_url
-    w3 = connect(rpc_url, settings.retry)
-    key = dep.key_of(cfg.account, unlock=Unlocker.from_settings(settings), origin=config)
-    return MarketClient.from_deployment(w3, dep, key, gas_margin=settings.gas_margin, timeout=settings.tx_timeout,
-                                        ledger=settings.home / "txs")
+    return _own_client(settings, dep, ProviderConfig.load(config).account, config,
+                       connect(_rpc_url(settings, dep), settings.retry))[1]
 
 
 def _musd(units: int) -> str:
