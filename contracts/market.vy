@@ -4,12 +4,14 @@
 @title Mercato market
 @custom:contract-name market
 @license MIT
-@notice The one deployed contract of the Mercato settlement plane:
-        requester escrow (accounts), provider registry, stake, bond rule
-        and sortition (staking), deals on provider lanes (deals), and the
-        lottery, blind audits, disputes, slashing and settlement (audits),
-        with EIP-712 domain "Mercato" version "1". No owner, no admin:
-        every parameter is fixed at deployment. See docs/SPEC.md.
+@notice The money core of the Mercato settlement plane: requester escrow
+        (accounts), provider registry, stake, bond rule and sortition
+        (staking), deals on provider lanes (deals), and the lottery and
+        settlement (settlement), with EIP-712 domain "Mercato" version "1".
+        The audit game lives beside it in the court (court.vy), which this
+        constructor creates from a blueprint and which reaches money only
+        through `penalize` and `close_audit`. No owner, no admin: every
+        parameter is fixed at deployment. See docs/SPEC.md.
 """
 
 from ethereum.ercs import IERC20
@@ -17,14 +19,14 @@ from ethereum.ercs import IERC20
 from .modules import accounts
 from .modules import staking
 from .modules import deals
-from .modules import audits
+from .modules import settlement
 from snekmate.utils import eip712_domain_separator as eip712
 
 initializes: accounts
 initializes: staking[accounts := accounts]
 initializes: eip712
 initializes: deals[accounts := accounts, staking := staking, eip712 := eip712]
-initializes: audits[accounts := accounts, staking := staking, book := deals]
+initializes: settlement[accounts := accounts, staking := staking, book := deals]
 
 
 exports: (
@@ -81,35 +83,25 @@ exports: (
     # providers commit a result seal for a deal opened by the requester
     deals.commit_result,
     # anyone settles drawn deals after the challenge window
-    audits.finalize,
+    settlement.finalize,
     # anyone runs the lottery with the requester's seeds
-    audits.draw,
+    settlement.draw,
     # anyone audits a deal nobody drew in time
-    audits.audit_by_default,
+    settlement.audit_by_default,
     # requesters have a deal audited within the challenge window
-    audits.challenge,
-    # drawn auditors commit their blind result seal
-    audits.commit_audit,
-    # provider and auditors reveal their executions
-    audits.reveal,
-    # anyone moves an audit past a phase deadline
-    audits.advance,
-    # agents read an audit's phase, seats, seals and claims
-    audits.audit,
-    # clients rank providers and auditors by audit outcomes
-    audits.audit_record,
-    # clients avoid workloads found non-deterministic
-    audits.is_flagged,
+    settlement.challenge,
     # clients learn the lottery's beacon delay (blocks)
-    audits.beacon_delay,
+    settlement.beacon_delay,
     # clients learn how long draw is accepted (blocks)
-    audits.draw_blocks,
-    # agents learn each audit phase's length (seconds)
-    audits.audit_period,
-    # clients learn the dispute committee size
-    audits.committee_size,
-    # clients learn the first-auditor rounds before a pass by default
-    audits.MAX_AUDIT_ROUNDS,
+    settlement.draw_blocks,
+    # clients find the court that runs the audit game
+    settlement.court,
+    # the court reads a sortition seat (a view, open to all)
+    settlement.seat_at,
+    # the court burns a missed seat's penalty (the court only)
+    settlement.penalize,
+    # the court applies a verdict (the court only)
+    settlement.close_audit,
     # clients read how much forfeited stake was burned
     staking.burned,
     # anyone unwinds deals whose deadline passed uncommitted
@@ -134,7 +126,8 @@ def __init__(
     unbond_delay: uint256,
     withdrawal_delay: uint256,
     miss_penalty_bps: uint256,
-    audit: audits.AuditParams,
+    audit: settlement.AuditParams,
+    court_blueprint: address,
 ):
     """
     @dev Deploys the market; every parameter is final.
@@ -144,9 +137,11 @@ def __init__(
     @param withdrawal_delay Seconds between `request_withdrawal` and `withdraw`.
     @param miss_penalty_bps Share of a missed deal's collateral paid to the requester.
     @param audit The lottery, audit and bond-rule parameters (SPEC §14.1).
+    @param court_blueprint An EIP-5202 blueprint of court.vy; the court is created from it here.
     """
+    court: address = create_from_blueprint(court_blueprint, audit.audit_period, audit.committee_size)
     accounts.__init__(token, withdrawal_delay)
     staking.__init__(unbond_delay, audit.audit_floor_bps, audit.collusion_bps, audit.bond_lambda_bps)
     eip712.__init__("Mercato", "1")
     deals.__init__(challenge_window, miss_penalty_bps)
-    audits.__init__(audit.beacon_delay, audit.draw_blocks, audit.audit_period, audit.committee_size)
+    settlement.__init__(audit.beacon_delay, audit.draw_blocks, court)

@@ -1,21 +1,20 @@
 # pragma version ~=0.4.3
 """
-@title Lottery, blind audits, disputes, slashing and settlement
+@title Blind audits, disputes and verdicts
 @custom:contract-name audits
 @license MIT
-@notice Every committed deal goes through a lottery before it can be paid
-        (SPEC §14). `draw` reveals the requester's seed; with the beacon
-        (the hash of block committed_block + beacon_delay) it decides whether
-        the deal is audited. An audited deal is re-executed blind by a
-        stake-weighted auditor (commit, then reveal); a mismatch goes to a
-        committee; the minority of all executions forfeits its whole stake
-        and is jailed. `finalize` pays CLEARED deals and deals whose audit
-        PASSED once the challenge window is over.
+@notice The court's game (SPEC §14): an AUDITED deal, handed over by the
+        Market (`open_audit`), is re-executed blind by a stake-weighted
+        auditor (commit, then reveal); a mismatch goes to a committee; the
+        minority of all executions forfeits its whole stake and is jailed.
+        The court holds no money: penalties and verdicts are applied by the
+        Market (`penalize`, `close_audit`), which alone may call
+        `open_audit`, and which reads `verdict` to pay a deal that PASSED.
 
         Storage (the audited path is rare; it favours clarity over packing):
             _audits[deal_id]      one `Audit` record per audited deal: the deal's
-                                  money fields (so commit/reveal/advance take only
-                                  the id), the phase machine and up to six seats
+                                  money fields as the Market handed them over,
+                                  the phase machine and up to six seats
                                   (seat 0 = the first auditor of the current
                                   round, seats 1.. = the dispute committee),
                                   each with its committed seal and revealed claim
@@ -24,30 +23,17 @@
                                   passed | failed << 32 | disputes_lost << 64 |
                                   audits_done << 96 | no_shows << 128
             _flagged[jobs_root]   true once an audit of that workload was VOID
-            (staking.burned       forfeited and penalty stake kept by the contract forever)
 
-        Like the deal functions, nothing here calls out (blockhash and
-        keccak are not calls), so no function takes the reentrancy lock.
+        The only calls out go to the Market, whose code is fixed.
 """
 
 from . import errors
 
-from . import accounts
-from . import staking
-from . import deals as book
-uses: accounts
-uses: staking
-uses: book
 
-
-struct AuditParams:
-    audit_floor_bps: uint256
-    collusion_bps: uint256
-    bond_lambda_bps: uint256
-    beacon_delay: uint256
-    draw_blocks: uint256
-    audit_period: uint256
-    committee_size: uint256
+interface Market:
+    def seat_at(provider: address, seed: uint256) -> address: view
+    def penalize(deal_id: bytes32, seat: address, fee: uint256, whole: bool) -> uint256: nonpayable
+    def close_audit(deal_id: bytes32, requester: address, provider: address, lane: uint256, nonce: uint256, price: uint256, collateral: uint256, fee: uint256, outcome: uint256, losers: DynArray[address, 7], provers: DynArray[address, 6], fee_to: address): nonpayable
 
 
 struct Audit:
@@ -97,13 +83,6 @@ struct AuditView:
     claims: DynArray[bytes32, _SEATS]
 
 
-event DealDrawn:
-    deal_id: indexed(bytes32)
-    audited: bool
-    # 0 lottery, 1 default (seed withheld), 2 challenge
-    reason: uint256
-
-
 event AuditorDrawn:
     deal_id: indexed(bytes32)
     auditor: indexed(address)
@@ -137,26 +116,9 @@ event AuditResolved:
     claim: bytes32
 
 
-# every payment to an auditor (the audit fee, a prover's share) or to the
-# requester from a forfeited pool
-event BountyPaid:
-    deal_id: indexed(bytes32)
-    to: indexed(address)
-    amount: uint256
-
-
-event Burned:
-    deal_id: indexed(bytes32)
-    amount: uint256
-
-
 event WorkloadFlagged:
     jobs_root: indexed(bytes32)
     deal_id: bytes32
-
-
-event DealFinalized:
-    deal_id: indexed(bytes32)
 
 
 PHASE_NONE: constant(uint256) = 0
@@ -166,23 +128,15 @@ PHASE_PASSED: constant(uint256) = 3
 PHASE_FAILED: constant(uint256) = 4
 PHASE_VOID: constant(uint256) = 5
 
-REASON_LOTTERY: constant(uint256) = 0
-REASON_DEFAULT: constant(uint256) = 1
-REASON_CHALLENGE: constant(uint256) = 2
-
 # first-auditor draws before an unanswered audit passes by default
 MAX_AUDIT_ROUNDS: public(constant(uint256)) = 3
 
 _MAX_COMMITTEE: constant(uint256) = 5
 _SEATS: constant(uint256) = _MAX_COMMITTEE + 1
 _MAX_TRIES: constant(uint256) = 64
-_MAX_DRAW_BLOCKS: constant(uint256) = 240
 _MAX_PERIOD: constant(uint256) = 365 * 86400
 _BPS: constant(uint256) = 10_000
-_NONCE_MASK: constant(uint256) = 2**64 - 1
-_HASH_MASK: constant(uint256) = max_value(uint256) - (2**64 - 1)
 _U32: constant(uint256) = 2**32 - 1
-_MAX_BATCH: constant(uint256) = 32
 
 # audit_record fields (bit offsets)
 _PASSED: constant(uint256) = 0
@@ -192,8 +146,7 @@ _DONE: constant(uint256) = 96
 _NO_SHOW: constant(uint256) = 128
 
 
-beacon_delay: public(immutable(uint256))
-draw_blocks: public(immutable(uint256))
+market: public(immutable(Market))
 audit_period: public(immutable(uint256))
 committee_size: public(immutable(uint256))
 
@@ -204,116 +157,79 @@ _flagged: HashMap[bytes32, bool]
 
 
 @deploy
-def __init__(beacon_delay_: uint256, draw_blocks_: uint256, audit_period_: uint256, committee_size_: uint256):
+def __init__(audit_period_: uint256, committee_size_: uint256):
     """
-    @dev Fixes the lottery and audit timing forever (the bond rule's
-         parameters live in staking).
-    @param beacon_delay_ k: the lottery's beacon is the hash of block committed_block + k.
-    @param draw_blocks_ Blocks after the beacon block during which `draw` is accepted (1..240).
+    @dev Fixes the audit timing forever; the deployer (the Market's
+         constructor, through its blueprint) is the Market.
     @param audit_period_ Seconds for each commit and each reveal phase (<= 365 days).
     @param committee_size_ Auditors drawn on a mismatch (1..5).
     """
-    if not (draw_blocks_ != 0 and draw_blocks_ <= _MAX_DRAW_BLOCKS):
-        errors._fail("audits: draw window out of range")
     if audit_period_ > _MAX_PERIOD:
         errors._fail("audits: period too long")
     if not (committee_size_ != 0 and committee_size_ <= _MAX_COMMITTEE):
         errors._fail("audits: committee out of range")
-    beacon_delay = beacon_delay_
-    draw_blocks = draw_blocks_
+    market = Market(msg.sender)
     audit_period = audit_period_
     committee_size = committee_size_
 
 
 @external
-def draw(deals: DynArray[book.Deal, _MAX_BATCH], seeds: DynArray[bytes32, _MAX_BATCH]):
+def open_audit(
+    deal_id: bytes32,
+    requester: address,
+    provider: address,
+    lane: uint256,
+    nonce: uint256,
+    jobs_root: bytes32,
+    price: uint256,
+    collateral: uint256,
+    fee: uint256,
+    seal: bytes32,
+    randomness: bytes32,
+):
     """
-    @dev Runs the lottery of committed, undrawn deals: with
-         r = keccak256(abi_encode(seed, blockhash(committed_block + k), deal_id))
-         a deal is audited iff r mod 10000 < audit_bps (status AUDITED, an
-         audit starts with randomness r), else CLEARED. Anyone may call once
-         the beacon block is past and within `draw_blocks` after it. All or nothing.
-    @param deals The deals as stored (committed, status UNDRAWN).
-    @param seeds The requester's secret seed of each deal (keccak256(seed) = seed_hash).
+    @dev The Market only: creates the audit record of a deal it just marked
+         AUDITED and draws the first auditor (round 1).
+    @param deal_id The deal's id.
+    @param requester The deal's requester.
+    @param provider The deal's provider.
+    @param lane The deal's lane.
+    @param nonce The deal's nonce.
+    @param jobs_root The deal's jobs root.
+    @param price The deal's price.
+    @param collateral The deal's collateral.
+    @param fee The deal's audit fee.
+    @param seal The provider's committed seal.
+    @param randomness The audit's randomness (sortition seed).
     """
-    if len(deals) != len(seeds):
-        errors._fail("deals: length mismatch")
-    for i: uint256 in range(len(deals), bound=_MAX_BATCH):
-        # index, no local copy of the Deal (see deals._MAX_BATCH)
-        word: uint256 = self._committed_word(deals[i])
-        if deals[i].status != book.UNDRAWN:
-            errors._fail("deals: already drawn")
-        if keccak256(seeds[i]) != deals[i].terms.seed_hash:
-            errors._fail("deals: bad seed")
-        beacon_block: uint256 = deals[i].committed_block + beacon_delay
-        if block.number <= beacon_block:
-            errors._fail("deals: beacon not ready")
-        if block.number > beacon_block + draw_blocks:
-            errors._fail("deals: draw window over")
-        deal_id: bytes32 = book._deal_id(deals[i].terms.provider, deals[i].terms.lane, deals[i].terms.nonce)
-        # draw_blocks <= 240: the beacon block is inside blockhash's 256-block window
-        r: bytes32 = keccak256(abi_encode(seeds[i], blockhash(beacon_block), deal_id))
-        if convert(r, uint256) % _BPS < deals[i].terms.audit_bps:
-            self._restatus(deals[i], word, book.AUDITED)
-            log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_LOTTERY)
-            self._start(deals[i], deal_id, r)
-        else:
-            self._restatus(deals[i], word, book.CLEARED)
-            log DealDrawn(deal_id=deal_id, audited=False, reason=REASON_LOTTERY)
+    if msg.sender != market.address:
+        errors._fail("audits: not the market")
+    self._audits[deal_id].requester = requester
+    self._audits[deal_id].provider = provider
+    self._audits[deal_id].lane = lane
+    self._audits[deal_id].nonce = nonce
+    self._audits[deal_id].jobs_root = jobs_root
+    self._audits[deal_id].price = price
+    self._audits[deal_id].collateral = collateral
+    self._audits[deal_id].fee = fee
+    self._audits[deal_id].seal = seal
+    self._audits[deal_id].randomness = randomness
+    self._audits[deal_id].round = 1
+    self._open_round(deal_id)
 
 
 @external
-def audit_by_default(deal: book.Deal):
+@view
+def verdict(deal_id: bytes32) -> (uint256, bytes32):
     """
-    @dev Starts an audit of a committed deal nobody drew in time (a requester
-         withholding its seed gains nothing). Anyone, once
-         block.number > committed_block + k + draw_blocks. Randomness is
-         keccak256(abi_encode(blockhash(s), deal_id)) with s the latest block
-         of the schedule committed_block + k + draw_blocks + 256 * m that is
-         below block.number (`_anchor`): fixed in advance, not picked by the caller.
-    @param deal The deal as stored (committed, status UNDRAWN).
+    @dev What the Market needs to pay a deal: the audit's phase and winning
+         claim (zero for a pass by default: nobody upheld the result).
+    @param deal_id The deal.
+    @return uint256 The phase (PHASE_PASSED = 3 once passed).
+    @return bytes32 The winning claim.
     """
-    word: uint256 = self._committed_word(deal)
-    if deal.status != book.UNDRAWN:
-        errors._fail("deals: already drawn")
-    last: uint256 = deal.committed_block + beacon_delay + draw_blocks
-    if block.number <= last:
-        errors._fail("deals: draw window open")
-    deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(last)), deal_id))
-    self._restatus(deal, word, book.AUDITED)
-    log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_DEFAULT)
-    self._start(deal, deal_id, r)
+    return self._audits[deal_id].phase, self._audits[deal_id].claim
 
-
-@external
-def challenge(deal: book.Deal):
-    """
-    @dev The requester starts an audit (paid by the escrowed fee) of a
-         committed deal that is UNDRAWN or CLEARED, while
-         now < committed_at + challenge_window, once the deal's beacon block
-         (committed_block + k) is past. Randomness is
-         keccak256(abi_encode(blockhash(s), deal_id, 2)) with s the latest
-         block of the schedule committed_block + k + 256 * m below
-         block.number (`_anchor`): the requester chooses whether to
-         challenge, not which block seats its auditor.
-    @param deal The deal as stored.
-    """
-    if msg.sender != deal.terms.requester:
-        errors._fail("deals: not requester")
-    word: uint256 = self._committed_word(deal)
-    if deal.status == book.AUDITED:
-        errors._fail("deals: already audited")
-    if block.timestamp >= deal.committed_at + book.challenge_window:
-        errors._fail("deals: challenge window over")
-    beacon_block: uint256 = deal.committed_block + beacon_delay
-    if block.number <= beacon_block:
-        errors._fail("deals: beacon not ready")
-    deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(beacon_block)), deal_id, REASON_CHALLENGE))
-    self._restatus(deal, word, book.AUDITED)
-    log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_CHALLENGE)
-    self._start(deal, deal_id, r)
 
 
 @external
@@ -430,56 +346,6 @@ def advance(deal_id: bytes32):
 
 
 @external
-def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
-    """
-    @dev Settles committed deals whose challenge window is over and which are
-         CLEARED (the audit fee goes back to the requester) or AUDITED with
-         the audit PASSED (the fee was paid at resolution): pays each provider
-         the price (into earnings), unlocks the collateral and frees the lane
-         (keeping its nonce). Anyone may call; all or nothing.
-    @param deals The deals as stored.
-    """
-    for i: uint256 in range(len(deals), bound=_MAX_BATCH):
-        # index, not `for deal in deals`, and no local copy of the Deal: the
-        # hash is taken in _hash_bits' frame, low in memory (see deals._MAX_BATCH)
-        provider: address = deals[i].terms.provider
-        lane: uint256 = deals[i].terms.lane
-        nonce: uint256 = deals[i].terms.nonce
-        bits: uint256 = book._hash_bits(deals[i])
-        word: uint256 = book._lanes[provider][lane]
-        # written right after the read (one slot computation); a failing check reverts it
-        book._lanes[provider][lane] = word & _NONCE_MASK
-        book._require_open(word, nonce, bits)
-        if deals[i].seal == empty(bytes32):
-            errors._fail("deals: not committed")
-        status: uint256 = deals[i].status
-        deal_id: bytes32 = book._deal_id(provider, lane, nonce)
-        if status == book.AUDITED:
-            if self._audits[deal_id].phase != PHASE_PASSED:
-                errors._fail("deals: audit pending")
-        else:
-            if status != book.CLEARED:
-                errors._fail("deals: not drawn")
-        if block.timestamp < deals[i].committed_at + book.challenge_window:
-            errors._fail("deals: challenge window open")
-        jobs: uint256 = deals[i].terms.jobs
-        if deals[i].terms.requester == provider:
-            jobs = 0
-        refund: uint256 = 0
-        upheld: bool = False
-        if status == book.CLEARED:
-            refund = deals[i].terms.audit_fee
-        else:
-            upheld = self._audits[deal_id].claim != empty(bytes32)
-        # jail means stop: a provider proven wrong is paid only for deals an auditor upheld
-        if not staking._settle(provider, deals[i].terms.collateral, deals[i].terms.price, jobs, upheld):
-            refund += deals[i].terms.price
-        if refund != 0:
-            accounts._credit(deals[i].terms.requester, refund)
-        log DealFinalized(deal_id=deal_id)
-
-
-@external
 @view
 def audit(deal_id: bytes32) -> AuditView:
     """
@@ -548,74 +414,6 @@ def is_flagged(jobs_root: bytes32) -> bool:
 
 
 @internal
-@view
-def _committed_word(deal: book.Deal) -> uint256:
-    """
-    @dev Reverts unless `deal` is its lane's open deal and committed.
-    @param deal The deal.
-    @return uint256 Its lane word.
-    """
-    word: uint256 = book._lanes[deal.terms.provider][deal.terms.lane]
-    book._require_open(word, deal.terms.nonce, book._hash_bits(deal))
-    if deal.seal == empty(bytes32):
-        errors._fail("deals: not committed")
-    return word
-
-
-@internal
-@view
-def _anchor(first: uint256) -> uint256:
-    """
-    @dev The block whose hash seeds an audit started late: the latest of
-         first, first + 256, first + 512, ... below block.number, always
-         inside blockhash's 256-block window. The schedule is fixed when the
-         deal commits, so a caller can at best wait 256 blocks for another
-         candidate instead of choosing among every block.
-    @param first The schedule's first block (< block.number).
-    @return uint256 The block number.
-    """
-    return first + (block.number - 1 - first) // 256 * 256
-
-
-@internal
-def _restatus(deal: book.Deal, word: uint256, status: uint256):
-    """
-    @dev Rewrites the lane word for `deal` with a new status (the hash of
-         the Deal changes with it; the nonce stays).
-    @param deal The deal as stored.
-    @param word Its lane word.
-    @param status CLEARED or AUDITED.
-    """
-    # abi_encode of the fields is abi_encode(Deal(...)) byte for byte (all static)
-    bits: uint256 = convert(
-        keccak256(abi_encode(deal.terms, deal.seal, deal.committed_at, deal.committed_block, status)), uint256
-    ) & _HASH_MASK
-    book._lanes[deal.terms.provider][deal.terms.lane] = bits | (word & _NONCE_MASK)
-
-
-@internal
-def _start(deal: book.Deal, deal_id: bytes32, randomness: bytes32):
-    """
-    @dev Creates the audit record and draws the first auditor (round 1).
-    @param deal The deal (now AUDITED).
-    @param deal_id Its id.
-    @param randomness The audit's randomness (sortition seed).
-    """
-    self._audits[deal_id].requester = deal.terms.requester
-    self._audits[deal_id].provider = deal.terms.provider
-    self._audits[deal_id].lane = deal.terms.lane
-    self._audits[deal_id].nonce = deal.terms.nonce
-    self._audits[deal_id].jobs_root = deal.terms.jobs_root
-    self._audits[deal_id].price = deal.terms.price
-    self._audits[deal_id].collateral = deal.terms.collateral
-    self._audits[deal_id].fee = deal.terms.audit_fee
-    self._audits[deal_id].seal = deal.seal
-    self._audits[deal_id].randomness = randomness
-    self._audits[deal_id].round = 1
-    self._open_round(deal_id)
-
-
-@internal
 def _open_round(deal_id: bytes32):
     """
     @dev Draws a (new) first auditor into seat 0 and opens its commit phase;
@@ -642,8 +440,8 @@ def _open_round(deal_id: bytes32):
 def _draw_seat(deal_id: bytes32) -> address:
     """
     @dev Stake-weighted sortition over everyone's stake but the deal's
-         provider's: a point keccak256(abi_encode(randomness, counter)) mod
-         (total - the provider's weight) is read on the line with the
+         provider's: the Market's `seat_at` reads the point
+         keccak256(abi_encode(randomness, counter)) on the line with the
          provider's interval cut out, so no stake share, however large, lets
          a provider be drawn for its own deal or make the draw fail. Up to
          64 candidates are tried only to skip the requester and those
@@ -652,23 +450,16 @@ def _draw_seat(deal_id: bytes32) -> address:
     @return address The auditor, or the zero address when none was found
             (nobody else holds stake: the audit cannot be done independently).
     """
-    start: uint256 = 0
-    length: uint256 = 0
-    start, length = staking._interval(self._audits[deal_id].provider)
-    # the provider's interval lies inside the total
-    total: uint256 = staking._total_weight() - length
-    if total == 0:
-        return empty(address)
     randomness: bytes32 = self._audits[deal_id].randomness
     counter: uint256 = self._audits[deal_id].draws
+    provider: address = self._audits[deal_id].provider
     requester: address = self._audits[deal_id].requester
     found: address = empty(address)
     for _: uint256 in range(_MAX_TRIES):
-        point: uint256 = convert(keccak256(abi_encode(randomness, counter)), uint256) % total
+        candidate: address = staticcall market.seat_at(provider, convert(keccak256(abi_encode(randomness, counter)), uint256))
         counter += 1
-        if point >= start:
-            point += length
-        candidate: address = staking._member_at(point)
+        if candidate == empty(address):
+            break
         if candidate != requester and not self._drawn[deal_id][candidate]:
             self._drawn[deal_id][candidate] = True
             found = candidate
@@ -754,18 +545,11 @@ def _miss_seat(deal_id: bytes32, j: uint256):
     @param j The seat index.
     """
     seat: address = self._audits[deal_id].seats[j]
-    penalty: uint256 = 0
-    if self._audits[deal_id].seals[j] != empty(bytes32):
-        penalty = staking._forfeit_all(seat)
-        staking.burned += penalty
-    else:
-        penalty = min(staking._free(seat), self._audits[deal_id].fee)
-        if penalty != 0:
-            staking._slash(seat, penalty, empty(address))
+    penalty: uint256 = extcall market.penalize(
+        deal_id, seat, self._audits[deal_id].fee, self._audits[deal_id].seals[j] != empty(bytes32)
+    )
     self._count(seat, _NO_SHOW)
     log AuditorMissed(deal_id=deal_id, auditor=seat, penalty=penalty)
-    if penalty != 0:
-        log Burned(deal_id=deal_id, amount=penalty)
 
 
 @internal
@@ -904,21 +688,26 @@ def _resolve(deal_id: bytes32, outcome: uint256, winner: bytes32):
     """
     @dev PASSED or FAILED with `winner`: every revealed seat whose claim
          differs (and, on FAILED, the provider) forfeits its whole stake and
-         is jailed; the pool P splits P/2 among the provers (seats holding
-         the winning claim, equal shares), P/4 to the requester, the rest
-         burned (the provers' half goes to the requester when there is none).
-         The audit fee goes to the first auditor if it held the winning
-         claim, else back to the requester. FAILED refunds the price and
-         frees the lane; PASSED waits for `finalize`.
+         is jailed, and the Market splits the pool among the provers (seats
+         holding the winning claim), the requester and the burn
+         (`close_audit`). The audit fee goes to the first auditor if it held
+         the winning claim, else back to the requester. FAILED refunds the
+         price and frees the lane; PASSED waits for `finalize`.
     @param deal_id The audited deal.
     @param outcome PHASE_PASSED or PHASE_FAILED.
     @param winner The winning claim (zero on FAILED when nobody revealed).
     """
-    requester: address = self._audits[deal_id].requester
     provider: address = self._audits[deal_id].provider
     seats: uint256 = len(self._audits[deal_id].seats)
-    pool: uint256 = 0
+    losers: DynArray[address, _SEATS + 1] = []
     provers: DynArray[address, _SEATS] = []
+    if outcome == PHASE_FAILED:
+        losers.append(provider)
+        self._count(provider, _FAILED)
+        if self._audits[deal_id].dispute:
+            self._count(provider, _LOST)
+    else:
+        self._count(provider, _PASSED)
     for j: uint256 in range(_SEATS):
         if j >= seats:
             break
@@ -930,46 +719,12 @@ def _resolve(deal_id: bytes32, outcome: uint256, winner: bytes32):
             provers.append(seat)
             self._count(seat, _DONE)
         else:
-            pool += staking._forfeit_all(seat)
+            losers.append(seat)
             self._count(seat, _LOST)
-    if outcome == PHASE_FAILED:
-        pool += staking._forfeit_all(provider)
-        self._count(provider, _FAILED)
-        if self._audits[deal_id].dispute:
-            self._count(provider, _LOST)
-    else:
-        self._count(provider, _PASSED)
-
-    to_requester: uint256 = 0
-    fee: uint256 = self._audits[deal_id].fee
+    fee_to: address = empty(address)
     if seats != 0 and winner != empty(bytes32) and self._audits[deal_id].claims[0] == winner:
-        self._pay(deal_id, self._audits[deal_id].seats[0], fee)
-    else:
-        to_requester = fee
-    if pool != 0:
-        half: uint256 = pool // 2
-        quarter: uint256 = pool // 4
-        paid: uint256 = quarter
-        if len(provers) == 0:
-            paid += half
-            self._pay(deal_id, requester, half + quarter)
-        else:
-            share: uint256 = half // len(provers)
-            for prover: address in provers:
-                self._pay(deal_id, prover, share)
-            paid += share * len(provers)
-            self._pay(deal_id, requester, quarter)
-        burnt: uint256 = pool - paid
-        staking.burned += burnt
-        log Burned(deal_id=deal_id, amount=burnt)
-    if outcome == PHASE_FAILED:
-        price: uint256 = self._audits[deal_id].price
-        to_requester += price
-        book._lanes[provider][self._audits[deal_id].lane] = self._audits[deal_id].nonce
-        staking._leave(provider, price)
-    if to_requester != 0:
-        accounts._credit(requester, to_requester)
-    self._audits[deal_id].phase = outcome
+        fee_to = self._audits[deal_id].seats[0]
+    self._close(deal_id, outcome, losers, provers, fee_to)
     self._audits[deal_id].claim = winner
     log AuditResolved(deal_id=deal_id, outcome=outcome, claim=winner)
 
@@ -981,16 +736,9 @@ def _void(deal_id: bytes32):
          unlocked, nobody slashed for the mismatch, lane freed, jobs_root flagged.
     @param deal_id The audited deal.
     """
-    requester: address = self._audits[deal_id].requester
-    provider: address = self._audits[deal_id].provider
-    price: uint256 = self._audits[deal_id].price
     jobs_root: bytes32 = self._audits[deal_id].jobs_root
-    accounts._credit(requester, price + self._audits[deal_id].fee)
-    staking._unlock(provider, self._audits[deal_id].collateral)
-    staking._leave(provider, price)
-    book._lanes[provider][self._audits[deal_id].lane] = self._audits[deal_id].nonce
+    self._close(deal_id, PHASE_VOID, [], [], empty(address))
     self._flagged[jobs_root] = True
-    self._audits[deal_id].phase = PHASE_VOID
     log WorkloadFlagged(jobs_root=jobs_root, deal_id=deal_id)
     log AuditResolved(deal_id=deal_id, outcome=PHASE_VOID, claim=empty(bytes32))
 
@@ -998,29 +746,40 @@ def _void(deal_id: bytes32):
 @internal
 def _pass_by_default(deal_id: bytes32):
     """
-    @dev Nobody answered (or could be drawn): the audit passes and the fee
-         goes back to the requester; the deal finalizes normally.
+    @dev Nobody answered (or could be drawn): the audit passes with no
+         upheld claim and the fee goes back to the requester; the deal
+         finalizes normally (a jailed provider is not paid for it).
     @param deal_id The audited deal.
     """
-    fee: uint256 = self._audits[deal_id].fee
-    if fee != 0:
-        accounts._credit(self._audits[deal_id].requester, fee)
-    self._audits[deal_id].phase = PHASE_PASSED
+    self._close(deal_id, PHASE_PASSED, [], [], empty(address))
     log AuditResolved(deal_id=deal_id, outcome=PHASE_PASSED, claim=empty(bytes32))
 
 
 @internal
-def _pay(deal_id: bytes32, to: address, amount: uint256):
+def _close(deal_id: bytes32, outcome: uint256, losers: DynArray[address, _SEATS + 1], provers: DynArray[address, _SEATS], fee_to: address):
     """
-    @dev Credits `amount` to `to`'s escrow account (withdrawable like a requester's balance).
-    @param deal_id The audited deal (for the event).
-    @param to The receiver.
-    @param amount Token base units.
+    @dev Records the outcome (before the call out), then has the Market apply it.
+    @param deal_id The audited deal.
+    @param outcome PHASE_PASSED, PHASE_FAILED or PHASE_VOID.
+    @param losers Accounts that forfeit their stake.
+    @param provers Seats that held the winning claim.
+    @param fee_to Who earned the audit fee, or the zero address.
     """
-    if amount == 0:
-        return
-    accounts._credit(to, amount)
-    log BountyPaid(deal_id=deal_id, to=to, amount=amount)
+    self._audits[deal_id].phase = outcome
+    extcall market.close_audit(
+        deal_id,
+        self._audits[deal_id].requester,
+        self._audits[deal_id].provider,
+        self._audits[deal_id].lane,
+        self._audits[deal_id].nonce,
+        self._audits[deal_id].price,
+        self._audits[deal_id].collateral,
+        self._audits[deal_id].fee,
+        outcome,
+        losers,
+        provers,
+        fee_to,
+    )
 
 
 @internal

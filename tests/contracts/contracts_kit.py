@@ -80,6 +80,7 @@ _TERMS_TYPE = [
 
 _TOKEN_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "stable_token.vy"))
 _MARKET_DEPLOYER = boa.load_partial(str(CONTRACTS / "market.vy"))
+_COURT_DEPLOYER = boa.load_partial(str(CONTRACTS / "court.vy"))
 # test-only: the market's seal and claim hashes, which the market itself does not export
 AUDIT_MATH_DEPLOYER = boa.load_partial(str(CONTRACTS / "mocks" / "audit_math.vy"))
 # test-only: the bond rule on its own (AuditParams' first three fields)
@@ -94,6 +95,12 @@ def token_deployer():
 @pytest.fixture(scope="session")
 def market_deployer():
     return _MARKET_DEPLOYER
+
+
+@pytest.fixture
+def court_blueprint():
+    """A blueprint of the court, the Market constructor's last argument."""
+    return _COURT_DEPLOYER.deploy_as_blueprint().address
 
 
 def deterministic_block_hashes() -> None:
@@ -122,9 +129,45 @@ def deploy_market(token, audit=AUDIT_PARAMS, **overrides):
              "committee_size")
     params = tuple(overrides.pop(n, v) for n, v in zip(names, audit))
     assert not overrides, overrides
-    return _MARKET_DEPLOYER.deploy(
-        token.address, CHALLENGE_WINDOW, UNBOND_DELAY, WITHDRAWAL_DELAY, MISS_PENALTY_BPS, params
+    blueprint = _COURT_DEPLOYER.deploy_as_blueprint()
+    core = _MARKET_DEPLOYER.deploy(
+        token.address, CHALLENGE_WINDOW, UNBOND_DELAY, WITHDRAWAL_DELAY, MISS_PENALTY_BPS, params, blueprint.address
     )
+    return Market(core, _COURT_DEPLOYER.at(core.court()))
+
+
+# what the court (contracts/court.vy) exports; everything else is the Market's
+COURT_FUNCTIONS = frozenset({
+    "open_audit", "verdict", "commit_audit", "reveal", "advance", "audit", "audit_record", "is_flagged",
+    "audit_period", "committee_size", "MAX_AUDIT_ROUNDS", "market",
+})
+
+
+class Market:
+    """The deployed pair, the Market (money core) and its court, as one object for tests: the court's
+    functions go to the court, the rest to the Market; `get_logs` and `_computation` are those of the
+    contract called last (a call's logs include those its callee emitted, decoded by address)."""
+
+    def __init__(self, core, court) -> None:
+        self.__dict__.update(core=core, court=court, _last=core)
+
+    def __getattr__(self, name: str):
+        target = self.court if name in COURT_FUNCTIONS else self.core
+        attr = getattr(target, name)
+        if callable(attr):
+            self.__dict__["_last"] = target
+        return attr
+
+    @property
+    def address(self):
+        return self.core.address
+
+    @property
+    def _computation(self):
+        return self._last._computation
+
+    def get_logs(self, *args, **kwargs):
+        return self._last.get_logs(*args, **kwargs)
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "deals: length mismatch": (e.LotteryError, "pass one seed per deal, in the same order"),
     "deals: already drawn": (e.LotteryError, "nothing to do: the lottery of this deal has run"),
     "deals: bad seed": (e.LotteryError, "pass the 32-byte seed whose keccak256 is the terms' seed_hash"),
+    "deals: not the court": (e.AuditError, "only the Market's court applies penalties and verdicts"),
     "deals: beacon not ready": (
         e.LotteryError, "wait until block committed_block + beacon_delay has been mined, then draw"),
     "deals: draw window over": (
@@ -111,6 +112,7 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "audits: draw window out of range": (e.AuditError, "deploy with 1 <= draw_blocks <= 240"),
     "audits: period too long": (e.AuditError, "deploy with a shorter audit_period"),
     "audits: committee out of range": (e.AuditError, "deploy with 1 <= committee_size <= 5"),
+    "audits: not the market": (e.AuditError, "only the Market hands deals to its court"),
     "audits: wrong phase": (e.AuditError, "the audit is not in the phase this step belongs to (see `audit`)"),
     "audits: phase over": (e.AuditError, "the phase's deadline passed: call advance"),
     "audits: phase not over": (e.AuditError, "wait until the phase's deadline has passed, then advance"),

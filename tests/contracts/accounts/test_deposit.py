@@ -35,7 +35,7 @@ def test_deposit_above_uint128_reverts(token, market):
         market.deposit(2**128)
 
 
-def test_token_returning_false_reverts(market_deployer):
+def test_token_returning_false_reverts(market_deployer, court_blueprint):
     bad = boa.loads(
         """
 @external
@@ -43,19 +43,19 @@ def transferFrom(a: address, b: address, c: uint256) -> bool:
     return False
 """
     )
-    m = market_deployer.deploy(bad.address, 5, 60, 30, 5000, AUDIT_PARAMS)
+    m = market_deployer.deploy(bad.address, 5, 60, 30, 5000, AUDIT_PARAMS, court_blueprint)
     with boa.reverts("accounts: token transfer failed"):
         m.deposit(1)
 
 
-def test_constructor_checks(market_deployer, token):
+def test_constructor_checks(market_deployer, court_blueprint, token):
     with boa.reverts("accounts: zero token"):
-        market_deployer.deploy(boa.eval("empty(address)"), 5, 60, 30, 5000, AUDIT_PARAMS)
+        market_deployer.deploy(boa.eval("empty(address)"), 5, 60, 30, 5000, AUDIT_PARAMS, court_blueprint)
     with boa.reverts("accounts: delay too long"):
-        market_deployer.deploy(token.address, 5, 60, 365 * 86400 + 1, 5000, AUDIT_PARAMS)
+        market_deployer.deploy(token.address, 5, 60, 365 * 86400 + 1, 5000, AUDIT_PARAMS, court_blueprint)
     with boa.reverts("staking: delay too long"):
-        market_deployer.deploy(token.address, 5, 365 * 86400 + 1, 30, 5000, AUDIT_PARAMS)
+        market_deployer.deploy(token.address, 5, 365 * 86400 + 1, 30, 5000, AUDIT_PARAMS, court_blueprint)
     with boa.reverts("deals: window too long"):
-        market_deployer.deploy(token.address, 365 * 86400 + 1, 60, 30, 5000, AUDIT_PARAMS)
+        market_deployer.deploy(token.address, 365 * 86400 + 1, 60, 30, 5000, AUDIT_PARAMS, court_blueprint)
     with boa.reverts("deals: penalty above 100%"):
-        market_deployer.deploy(token.address, 5, 60, 30, 10_001, AUDIT_PARAMS)
+        market_deployer.deploy(token.address, 5, 60, 30, 10_001, AUDIT_PARAMS, court_blueprint)

@@ -28,7 +28,7 @@ def test_before_ready_reverts(market, requester):
             market.withdraw()
 
 
-def test_token_transfer_failure_reverts(market_deployer):
+def test_token_transfer_failure_reverts(market_deployer, court_blueprint):
     bad = boa.loads(
         """
 @external
@@ -40,7 +40,7 @@ def transfer(a: address, c: uint256) -> bool:
     return False
 """
     )
-    m = market_deployer.deploy(bad.address, 5, 60, 0, 5000, AUDIT_PARAMS)
+    m = market_deployer.deploy(bad.address, 5, 60, 0, 5000, AUDIT_PARAMS, court_blueprint)
     m.deposit(5)
     m.request_withdrawal(5)
     with boa.reverts("accounts: token transfer failed"):

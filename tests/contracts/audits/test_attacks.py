@@ -133,3 +133,24 @@ def test_class9_free_and_self_deals_add_no_reputation(token, market, requester, 
     completed, missed, slashed, volume = market.reputation(provider.address)
     assert completed == 3  # the paid deal's jobs only
     assert volume == 2 * PRICE  # earnings still count every price paid
+
+
+def test_recut_nobody_but_the_court_reaches_money_and_nobody_but_the_market_opens_audits(market, requester, provider,
+                                                                                          make_terms, auditors):
+    """The re-cut's trust boundary: the court's doors into money (`penalize`, `close_audit`) and the
+    Market's door into the court (`open_audit`) refuse every other caller, including the parties of a live
+    audit, who would otherwise burn an auditor's stake, pay themselves a pool or restart an audit."""
+    deal, deal_id = start_audit(market, make_terms(), requester)
+    seat = audit_view(market, deal_id)["seats"][0]
+    for attacker in (requester.address, provider.address, seat):
+        with boa.env.prank(attacker):
+            with boa.reverts("deals: not the court"):
+                market.penalize(deal_id, seat, 10**30, True)
+            with boa.reverts("deals: not the court"):
+                market.close_audit(deal_id, attacker, provider.address, 0, 1, PRICE, 0, AUDIT_FEE, 4,
+                                   [seat], [attacker], attacker)
+            with boa.reverts("audits: not the market"):
+                market.open_audit(deal_id, attacker, provider.address, 0, 1, b"\0" * 32, PRICE, 0, AUDIT_FEE,
+                                  b"\1" * 32, b"\2" * 32)
+    assert market.free_stake(seat) == STAKE
+    assert audit_view(market, deal_id)["seats"][0] == seat
