@@ -12,9 +12,11 @@
         parameter is fixed at deployment. See docs/SPEC.md §14.
 """
 
+from .modules import sortition
 from .modules import audits
 
-initializes: audits
+initializes: sortition
+initializes: audits[sortition := sortition]
 
 
 exports: (
@@ -42,15 +44,25 @@ exports: (
     audits.MAX_AUDIT_ROUNDS,
     # clients find the Market this court serves
     audits.market,
+    # the Market reports each change of a provider's stake (the Market only)
+    audits.set_weight,
+    # clients see each provider's weight in this epoch's auditor draws
+    audits.sortition_weight,
+    # providers see what their stake counts for from the next epoch
+    audits.next_sortition_weight,
+    # clients learn how long sortition weights stay fixed (blocks)
+    sortition.epoch_blocks,
 )
 
 
 @deploy
-def __init__(audit_period: uint256, committee_size: uint256):
+def __init__(audit_period: uint256, committee_size: uint256, epoch_blocks: uint256):
     """
     @dev Deployed by the Market's constructor (from a blueprint): the
          deployer is the Market.
     @param audit_period Seconds for each commit and each reveal phase.
     @param committee_size Auditors drawn on a mismatch (1..5).
+    @param epoch_blocks Blocks during which sortition weights stay fixed (1..256).
     """
+    sortition.__init__(epoch_blocks)
     audits.__init__(audit_period, committee_size)

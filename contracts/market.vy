@@ -68,8 +68,6 @@ exports: (
     staking.in_flight,
     # clients see who forfeited its stake for good
     staking.jailed,
-    # clients see each provider's weight in auditor draws
-    staking.sortition_weight,
     # clients learn the lowest audit probability a deal may ask for
     staking.audit_floor_bps,
     # clients learn the bond rule's honest-capacity share
@@ -96,8 +94,6 @@ exports: (
     settlement.draw_blocks,
     # clients find the court that runs the audit game
     settlement.court,
-    # the court reads a sortition seat (a view, open to all)
-    settlement.seat_at,
     # the court burns a missed seat's penalty (the court only)
     settlement.penalize,
     # the court applies a verdict (the court only)
@@ -139,9 +135,9 @@ def __init__(
     @param audit The lottery, audit and bond-rule parameters (SPEC §14.1).
     @param court_blueprint An EIP-5202 blueprint of court.vy; the court is created from it here.
     """
-    court: address = create_from_blueprint(court_blueprint, audit.audit_period, audit.committee_size)
+    court: address = create_from_blueprint(court_blueprint, audit.audit_period, audit.committee_size, audit.epoch_blocks)
     accounts.__init__(token, withdrawal_delay)
-    staking.__init__(unbond_delay, audit.audit_floor_bps, audit.collusion_bps, audit.bond_lambda_bps)
+    staking.__init__(unbond_delay, audit.audit_floor_bps, audit.collusion_bps, audit.bond_lambda_bps, court)
     eip712.__init__("Mercato", "1")
     deals.__init__(challenge_window, miss_penalty_bps)
     settlement.__init__(audit.beacon_delay, audit.draw_blocks, court)

@@ -30,4 +30,4 @@ def __init__(audit_floor_bps_: uint256, collusion_bps_: uint256, bond_lambda_bps
     """
     # any non-zero token: the rule never moves money
     accounts.__init__(IERC20(self), 0)
-    staking.__init__(0, audit_floor_bps_, collusion_bps_, bond_lambda_bps_)
+    staking.__init__(0, audit_floor_bps_, collusion_bps_, bond_lambda_bps_, empty(address))

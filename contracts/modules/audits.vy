@@ -28,10 +28,11 @@
 """
 
 from . import errors
+from . import sortition
+uses: sortition
 
 
 interface Market:
-    def seat_at(provider: address, seed: uint256) -> address: view
     def penalize(deal_id: bytes32, seat: address, fee: uint256, whole: bool) -> uint256: nonpayable
     def close_audit(deal_id: bytes32, requester: address, provider: address, lane: uint256, nonce: uint256, price: uint256, collateral: uint256, fee: uint256, outcome: uint256, losers: DynArray[address, 7], provers: DynArray[address, 6], fee_to: address): nonpayable
 
@@ -229,6 +230,42 @@ def verdict(deal_id: bytes32) -> (uint256, bytes32):
     @return bytes32 The winning claim.
     """
     return self._audits[deal_id].phase, self._audits[deal_id].claim
+
+
+@external
+def set_weight(provider: address, stake: uint256):
+    """
+    @dev The Market only, on every change of a provider's stake: its
+         sortition weight from the next epoch on (sortition.vy).
+    @param provider The provider.
+    @param stake Its stake (zero when unregistered or jailed).
+    """
+    if msg.sender != market.address:
+        errors._fail("audits: not the market")
+    sortition._set_weight(provider, stake)
+
+
+@external
+@view
+def sortition_weight(provider: address) -> uint256:
+    """
+    @dev The provider's weight in auditor draws this epoch.
+    @param provider Any address.
+    @return uint256 Token base units (zero for a non-member).
+    """
+    return sortition._weight(provider)
+
+
+@external
+@view
+def next_sortition_weight(provider: address) -> uint256:
+    """
+    @dev The provider's weight in auditor draws from the next epoch on
+         (what its stake counts for once this epoch's draws are over).
+    @param provider Any address.
+    @return uint256 Token base units (zero for a non-member).
+    """
+    return sortition._next_weight(provider)
 
 
 
@@ -439,27 +476,38 @@ def _open_round(deal_id: bytes32):
 @internal
 def _draw_seat(deal_id: bytes32) -> address:
     """
-    @dev Stake-weighted sortition over everyone's stake but the deal's
-         provider's: the Market's `seat_at` reads the point
-         keccak256(abi_encode(randomness, counter)) on the line with the
-         provider's interval cut out, so no stake share, however large, lets
-         a provider be drawn for its own deal or make the draw fail. Up to
+    @dev Stake-weighted sortition over the current epoch's weights, all but
+         the deal's provider's: a point
+         keccak256(abi_encode(randomness, counter, beacon)) mod
+         (total - the provider's weight), with beacon the hash of the block
+         before the epoch began, is read on the line with the provider's
+         interval cut out. So no stake share, however large, lets a provider
+         be drawn for its own deal or make the draw fail, and no stake moved
+         after the randomness is known changes the seat. Up to
          64 candidates are tried only to skip the requester and those
          already drawn for the deal.
     @param deal_id The audited deal.
     @return address The auditor, or the zero address when none was found
             (nobody else holds stake: the audit cannot be done independently).
     """
+    start: uint256 = 0
+    length: uint256 = 0
+    start, length = sortition._interval(self._audits[deal_id].provider)
+    # the provider's interval lies inside the total
+    total: uint256 = sortition._total() - length
+    if total == 0:
+        return empty(address)
     randomness: bytes32 = self._audits[deal_id].randomness
+    beacon: bytes32 = sortition._beacon()
     counter: uint256 = self._audits[deal_id].draws
-    provider: address = self._audits[deal_id].provider
     requester: address = self._audits[deal_id].requester
     found: address = empty(address)
     for _: uint256 in range(_MAX_TRIES):
-        candidate: address = staticcall market.seat_at(provider, convert(keccak256(abi_encode(randomness, counter)), uint256))
+        point: uint256 = convert(keccak256(abi_encode(randomness, counter, beacon)), uint256) % total
         counter += 1
-        if candidate == empty(address):
-            break
+        if point >= start:
+            point += length
+        candidate: address = sortition._member_at(point)
         if candidate != requester and not self._drawn[deal_id][candidate]:
             self._drawn[deal_id][candidate] = True
             found = candidate

@@ -13,10 +13,8 @@
         alone; `finalize` pays CLEARED deals, and AUDITED deals whose audit
         the court reports PASSED, once the challenge window is over.
 
-        The court holds no money. It reaches money through three doors,
+        The court holds no money. It reaches money through two doors,
         each callable by the court only:
-            seat_at       (a view, open to all) the staker at a sortition point
-                          with a provider's own stake cut out of the line
             penalize      burn a seat's penalty (min(free stake, fee), or the
                           whole stake of a seat that committed and went silent)
             close_audit   apply a verdict: forfeit the losers' stake, split the
@@ -48,6 +46,7 @@ struct AuditParams:
     draw_blocks: uint256
     audit_period: uint256
     committee_size: uint256
+    epoch_blocks: uint256
 
 
 interface Court:
@@ -160,10 +159,10 @@ def audit_by_default(deal: book.Deal):
     """
     @dev Starts an audit of a committed deal nobody drew in time (a requester
          withholding its seed gains nothing). Anyone, once
-         block.number > committed_block + k + draw_blocks. Randomness is
-         keccak256(abi_encode(blockhash(s), deal_id)) with s the latest block
-         of the schedule committed_block + k + draw_blocks + 256 * m that is
-         below block.number (`_anchor`): fixed in advance, not picked by the caller.
+         block.number > committed_block + k + draw_blocks. The audit's
+         randomness is keccak256(abi_encode(deal_id, 1)): its seats come
+         from the court's epoch beacon (the hash of the block before the
+         epoch began), so a caller picks at most which epoch, never which block.
     @param deal The deal as stored (committed, status UNDRAWN).
     """
     word: uint256 = self._committed_word(deal)
@@ -173,7 +172,7 @@ def audit_by_default(deal: book.Deal):
     if block.number <= last:
         errors._fail("deals: draw window open")
     deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(last)), deal_id))
+    r: bytes32 = keccak256(abi_encode(deal_id, REASON_DEFAULT))
     self._restatus(deal, word, book.AUDITED)
     log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_DEFAULT)
     self._start(deal, deal_id, r)
@@ -185,11 +184,10 @@ def challenge(deal: book.Deal):
     @dev The requester starts an audit (paid by the escrowed fee) of a
          committed deal that is UNDRAWN or CLEARED, while
          now < committed_at + challenge_window, once the deal's beacon block
-         (committed_block + k) is past. Randomness is
-         keccak256(abi_encode(blockhash(s), deal_id, 2)) with s the latest
-         block of the schedule committed_block + k + 256 * m below
-         block.number (`_anchor`): the requester chooses whether to
-         challenge, not which block seats its auditor.
+         (committed_block + k) is past. The audit's randomness is
+         keccak256(abi_encode(deal_id, 2)): its seats come from the court's
+         epoch beacon, so the requester chooses whether to challenge, and at
+         most in which epoch, never which block seats its auditor.
     @param deal The deal as stored.
     """
     if msg.sender != deal.terms.requester:
@@ -203,7 +201,7 @@ def challenge(deal: book.Deal):
     if block.number <= beacon_block:
         errors._fail("deals: beacon not ready")
     deal_id: bytes32 = book._deal_id(deal.terms.provider, deal.terms.lane, deal.terms.nonce)
-    r: bytes32 = keccak256(abi_encode(blockhash(self._anchor(beacon_block)), deal_id, REASON_CHALLENGE))
+    r: bytes32 = keccak256(abi_encode(deal_id, REASON_CHALLENGE))
     self._restatus(deal, word, book.AUDITED)
     log DealDrawn(deal_id=deal_id, audited=True, reason=REASON_CHALLENGE)
     self._start(deal, deal_id, r)
@@ -260,33 +258,6 @@ def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
         if refund != 0:
             accounts._credit(deals[i].terms.requester, refund)
         log DealFinalized(deal_id=deal_id)
-
-
-@external
-@view
-def seat_at(provider: address, seed: uint256) -> address:
-    """
-    @dev Stake-weighted sortition with `provider`'s own interval cut out of
-         the line: the point seed mod (total - provider's weight) is read on
-         the line without the provider, so no stake share, however large,
-         lets a provider be drawn for its own deal. The court calls this
-         once per candidate it tries.
-    @param provider The audited deal's provider.
-    @param seed keccak256(abi_encode(randomness, counter)) as uint256.
-    @return address The staker at the point, or the zero address when nobody
-            else holds sortition weight.
-    """
-    start: uint256 = 0
-    length: uint256 = 0
-    start, length = staking._interval(provider)
-    # the provider's interval lies inside the total
-    total: uint256 = staking._total_weight() - length
-    if total == 0:
-        return empty(address)
-    point: uint256 = seed % total
-    if point >= start:
-        point += length
-    return staking._member_at(point)
 
 
 @external
@@ -403,21 +374,6 @@ def _committed_word(deal: book.Deal) -> uint256:
     if deal.seal == empty(bytes32):
         errors._fail("deals: not committed")
     return word
-
-
-@internal
-@view
-def _anchor(first: uint256) -> uint256:
-    """
-    @dev The block whose hash seeds an audit started late: the latest of
-         first, first + 256, first + 512, ... below block.number, always
-         inside blockhash's 256-block window. The schedule is fixed when the
-         deal commits, so a caller can at best wait 256 blocks for another
-         candidate instead of choosing among every block.
-    @param first The schedule's first block (< block.number).
-    @return uint256 The block number.
-    """
-    return first + (block.number - 1 - first) // 256 * 256
 
 
 @internal

@@ -1,6 +1,6 @@
 # pragma version ~=0.4.3
 """
-@title Provider registry, stake, earnings, reputation, bond rule and sortition
+@title Provider registry, stake, earnings, reputation and bond rule
 @custom:contract-name staking
 @license MIT
 @notice Providers register an endpoint, stake collateral, and are paid
@@ -34,18 +34,20 @@
         open deals, and its other open deals settle without giving their
         collateral back (so locked <= stake and free <= stake stay true).
 
-        Sortition: a registered provider gets a member index (1..65536) once
-        its stake reaches the member minimum (`_join`), and gives it back when
-        its stake goes to zero (unbonded, slashed or forfeited: `_exit`, the
-        last member moving into the freed index); a Fenwick tree over those
-        indices holds each member's stake, so an auditor is drawn
-        stake-weighted in seventeen reads. A registration alone takes no slot.
+        Sortition lives in the court (modules/sortition.vy): every change of
+        a registered provider's stake (register, stake, unbond, slash,
+        forfeit) is reported to it (`_weigh`), and it applies the member
+        minimum and fixes weights per epoch. A registration alone weighs nothing.
 """
 
 from . import errors
 
 from . import accounts
 uses: accounts
+
+
+interface Court:
+    def set_weight(provider: address, stake: uint256): nonpayable
 
 
 struct ProviderInfo:
@@ -125,12 +127,6 @@ _BPS: constant(uint256) = 10_000
 _ONE: constant(uint256) = 10**18
 # largest safety margin accepted (100x): keeps lambda * V * 1e18 far inside uint256
 _MAX_LAMBDA_BPS: constant(uint256) = 1_000_000
-# sortition members (a power of two: the tree's root is node _MAX_MEMBERS)
-_MAX_MEMBERS: constant(uint256) = 65536
-_TREE_DEPTH: constant(uint256) = 17
-# the stake a registered provider needs to take a sortition slot (10 tokens of 6 decimals): filling
-# every slot costs 655,360 tokens of stake, and a slot is freed when its stake goes to zero
-_MIN_MEMBER_STAKE: constant(uint256) = 10**7
 
 # _lock results, checked by deals in this order
 LOCK_OK: constant(uint256) = 0
@@ -146,6 +142,8 @@ collusion_bps: public(immutable(uint256))
 bond_lambda_bps: public(immutable(uint256))
 # 1 - p_min * d in 18-decimal fixed point
 _MISS_ONE: immutable(uint256)
+# the court, told of every change of stake (its sortition weights)
+_court: immutable(Court)
 
 # forfeited and penalty stake kept by the contract forever (audit forfeits, no-show and miss penalties)
 burned: public(uint256)
@@ -155,21 +153,17 @@ _bond: HashMap[address, uint256]
 _unbond: HashMap[address, uint256]
 _profiles: HashMap[address, Profile]
 
-# sortition: member index (1-based) <-> address, Fenwick tree of stakes
-_index: HashMap[address, uint256]
-_members: HashMap[uint256, address]
-_member_count: uint256
-_tree: HashMap[uint256, uint256]
-
 
 @deploy
-def __init__(unbond_delay_: uint256, audit_floor_bps_: uint256, collusion_bps_: uint256, bond_lambda_bps_: uint256):
+def __init__(unbond_delay_: uint256, audit_floor_bps_: uint256, collusion_bps_: uint256, bond_lambda_bps_: uint256,
+             court_: address):
     """
     @dev Fixes the unbonding delay and the bond rule's parameters forever.
     @param unbond_delay_ Seconds between `unbond` and `withdraw_stake`.
     @param audit_floor_bps_ p_min: the lowest audit probability a deal may ask for (1..10000).
     @param collusion_bps_ d: the share of audit capacity assumed honest (<= 10000).
     @param bond_lambda_bps_ lambda: the bond rule's safety margin (10000..1000000).
+    @param court_ The court (its sortition weights follow stake).
     """
     if unbond_delay_ > _MAX_DELAY:
         errors._fail("staking: delay too long")
@@ -185,14 +179,14 @@ def __init__(unbond_delay_: uint256, audit_floor_bps_: uint256, collusion_bps_: 
     bond_lambda_bps = bond_lambda_bps_
     # p_min * d = floor/1e4 * d/1e4, scaled to 1e18
     _MISS_ONE = _ONE - audit_floor_bps_ * collusion_bps_ * 10**10
+    _court = Court(court_)
 
 
 @external
 def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     """
-    @dev Registers the caller as a provider, or updates its entry. It takes a
-         sortition slot once registered with at least the member minimum staked
-         (`_join`): a registration alone holds no slot.
+    @dev Registers the caller as a provider, or updates its entry. Its stake
+         counts in sortition from its first registration on (`_weigh`).
     @param endpoint The provider agent's URL for RFQs.
     @param resources An off-chain resource descriptor's hash (or packed summary).
     @param enc_key The provider's X25519 public key for sealed inputs.
@@ -204,7 +198,7 @@ def register(endpoint: String[256], resources: bytes32, enc_key: bytes32):
     if work & _REGISTERED == 0:
         self._work[msg.sender] = work | _REGISTERED
         # stake posted before registering starts counting now
-        self._join(msg.sender)
+        self._weigh(msg.sender)
         log ProviderRegistered(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
     else:
         log ProviderUpdated(provider=msg.sender, endpoint=endpoint, resources=resources, enc_key=enc_key)
@@ -229,11 +223,7 @@ def stake(amount: uint256):
     # stake and free are the low fields, free <= stake <= 2**96 - 1: no carry
     self._bond[msg.sender] = bond + amount
     self._work[msg.sender] = work + amount
-    if self._index[msg.sender] == 0:
-        if work & _REGISTERED != 0:
-            self._join(msg.sender)
-    else:
-        self._tree_add(self._index[msg.sender], amount)
+    self._weigh(msg.sender)
     accounts._pull(msg.sender, amount)
     log Staked(provider=msg.sender, amount=amount, stake=stake)
 
@@ -264,9 +254,7 @@ def unbond(amount: uint256):
     self._bond[msg.sender] = unsafe_sub(bond, amount)
     self._work[msg.sender] = unsafe_sub(work, amount)
     self._unbond[msg.sender] = (unbond & (_U96 << 128)) | unbonding | (ready_at << 96)
-    self._tree_sub(self._index[msg.sender], amount)
-    if bond & _U96 == amount:
-        self._exit(msg.sender)
+    self._weigh(msg.sender)
     log Unbonded(provider=msg.sender, amount=amount, unbonding=unbonding, ready_at=ready_at)
 
 
@@ -377,30 +365,6 @@ def jailed(provider: address) -> bool:
     @return bool Jailed.
     """
     return self._work[provider] & _JAILED != 0
-
-
-@external
-@view
-def sortition_weight(provider: address) -> uint256:
-    """
-    @dev The provider's weight in auditor draws: its stake if it holds a
-         sortition index (zero when jailed, whose stake is zero), else zero.
-    @param provider Any address.
-    @return uint256 Token base units.
-    """
-    if self._index[provider] == 0:
-        return 0
-    return self._bond[provider] & _U96
-
-
-@external
-@view
-def sortition_total() -> uint256:
-    """
-    @dev Total weight in the sortition tree (the stake of every member).
-    @return uint256 Token base units.
-    """
-    return self._tree[_MAX_MEMBERS]
 
 
 @external
@@ -551,9 +515,7 @@ def _slash(provider: address, amount: uint256, to: address):
     # stake >= free >= amount, both low fields: no borrow
     self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
     self._work[provider] = work - amount
-    self._tree_sub(self._index[provider], amount)
-    if bond & _U96 == amount:
-        self._exit(provider)
+    self._weigh(provider)
     if to == empty(address):
         self.burned += amount
     else:
@@ -583,8 +545,7 @@ def _forfeit_all(provider: address) -> uint256:
     self._work[provider] = (work & ~_U96) | _JAILED
     self._bond[provider] = (bond & ~(_U96 | (_U32 << 192))) | (slashed << 192)
     self._unbond[provider] = volume << 128
-    self._tree_sub(self._index[provider], stake)
-    self._exit(provider)
+    self._weigh(provider)
     log StakeForfeited(provider=provider, amount=amount)
     return amount
 
@@ -601,135 +562,18 @@ def _free(provider: address) -> uint256:
 
 
 @internal
-@view
-def _total_weight() -> uint256:
+def _weigh(provider: address):
     """
-    @dev Sum of all members' sortition weights (the tree's root node).
-    @return uint256 Token base units.
+    @dev Tells the court the provider's stake as sortition weighs it: its
+         stake while registered and not jailed, else zero (the court applies
+         the member minimum and the epoch delay).
+    @param provider The provider.
     """
-    return self._tree[_MAX_MEMBERS]
-
-
-@internal
-@view
-def _member_at(point: uint256) -> address:
-    """
-    @dev The member whose stake interval holds `point`: the smallest index i
-         with prefix_sum(i) > point (Fenwick descent, ten reads).
-    @param point A number below `_total_weight()`.
-    @return address The member.
-    """
-    pos: uint256 = 0
-    rest: uint256 = point
-    step: uint256 = _MAX_MEMBERS
-    for _: uint256 in range(_TREE_DEPTH):
-        nxt: uint256 = pos + step
-        if nxt <= _MAX_MEMBERS:
-            node: uint256 = self._tree[nxt]
-            if node <= rest:
-                pos = nxt
-                rest -= node
-        step >>= 1
-    return self._members[pos + 1]
-
-
-@internal
-def _join(provider: address):
-    """
-    @dev Gives a registered provider a sortition slot once its stake reaches
-         the member minimum (while a slot is free); its whole stake enters the tree.
-    @param provider A registered provider without a slot.
-    """
-    stake: uint256 = self._bond[provider] & _U96
-    count: uint256 = self._member_count
-    if stake < _MIN_MEMBER_STAKE or count == _MAX_MEMBERS:
-        return
-    count += 1
-    self._member_count = count
-    self._index[provider] = count
-    self._members[count] = provider
-    self._tree_add(count, stake)
-
-
-@internal
-def _exit(provider: address):
-    """
-    @dev Frees the slot of a member whose stake (so weight) went to zero: the
-         last member moves into it, so slots stay packed and reusable.
-    @param provider The member (or a non-member: nothing happens).
-    """
-    index: uint256 = self._index[provider]
-    if index == 0:
-        return
-    last: uint256 = self._member_count
-    if index != last:
-        mover: address = self._members[last]
-        weight: uint256 = self._bond[mover] & _U96
-        self._tree_sub(last, weight)
-        self._tree_add(index, weight)
-        self._members[index] = mover
-        self._index[mover] = index
-    self._members[last] = empty(address)
-    self._index[provider] = 0
-    self._member_count = last - 1
-
-
-@internal
-@view
-def _interval(who: address) -> (uint256, uint256):
-    """
-    @dev Where `who`'s weight sits on the sortition line: the sum of the
-         weights of the members indexed before it, and its own weight
-         (both zero for a non-member).
-    @param who Any address.
-    @return uint256 The interval's start.
-    @return uint256 Its length (the member's stake).
-    """
-    index: uint256 = self._index[who]
-    if index == 0:
-        return 0, 0
-    start: uint256 = 0
-    i: uint256 = index - 1
-    for _: uint256 in range(_TREE_DEPTH):
-        if i == 0:
-            break
-        start += self._tree[i]
-        i = i & (i - 1)
-    return start, self._bond[who] & _U96
-
-
-@internal
-def _tree_add(index: uint256, amount: uint256):
-    """
-    @dev Adds `amount` to member `index`'s weight (no-op for index 0 or amount 0).
-    @param index The member index (1..1024), or 0 for none.
-    @param amount Token base units.
-    """
-    if index == 0 or amount == 0:
-        return
-    i: uint256 = index
-    for _: uint256 in range(_TREE_DEPTH):
-        if i > _MAX_MEMBERS:
-            break
-        self._tree[i] += amount
-        i += i & unsafe_sub(0, i)
-
-
-@internal
-def _tree_sub(index: uint256, amount: uint256):
-    """
-    @dev Subtracts `amount` from member `index`'s weight (no-op for index 0 or amount 0).
-    @param index The member index (1..1024), or 0 for none.
-    @param amount Token base units, at most the member's weight.
-    """
-    if index == 0 or amount == 0:
-        return
-    i: uint256 = index
-    for _: uint256 in range(_TREE_DEPTH):
-        if i > _MAX_MEMBERS:
-            break
-        self._tree[i] -= amount
-        i += i & unsafe_sub(0, i)
+    work: uint256 = self._work[provider]
+    weight: uint256 = 0
+    if work & _REGISTERED != 0 and work & _JAILED == 0:
+        weight = self._bond[provider] & _U96
+    extcall _court.set_weight(provider, weight)
 
 
 @internal

@@ -37,7 +37,11 @@ BEACON_DELAY = 2
 DRAW_BLOCKS = 200
 AUDIT_PERIOD = 20
 COMMITTEE_SIZE = 5
-AUDIT_PARAMS = (AUDIT_FLOOR_BPS, COLLUSION_BPS, BOND_LAMBDA_BPS, BEACON_DELAY, DRAW_BLOCKS, AUDIT_PERIOD, COMMITTEE_SIZE)
+# sortition weights are fixed per epoch of this many blocks (the devnet's 1: a stake counts from the next
+# block); the tests of steering deploy with 256
+EPOCH_BLOCKS = 1
+AUDIT_PARAMS = (AUDIT_FLOOR_BPS, COLLUSION_BPS, BOND_LAMBDA_BPS, BEACON_DELAY, DRAW_BLOCKS, AUDIT_PERIOD, COMMITTEE_SIZE,
+                EPOCH_BLOCKS)
 MAX_AUDIT_ROUNDS = 3
 
 # the requester's secret lottery seed and its commitment in Terms
@@ -126,7 +130,7 @@ def token():
 def deploy_market(token, audit=AUDIT_PARAMS, **overrides):
     """A market with the test parameters; override any AuditParams field by name."""
     names = ("audit_floor_bps", "collusion_bps", "bond_lambda_bps", "beacon_delay", "draw_blocks", "audit_period",
-             "committee_size")
+             "committee_size", "epoch_blocks")
     params = tuple(overrides.pop(n, v) for n, v in zip(names, audit))
     assert not overrides, overrides
     blueprint = _COURT_DEPLOYER.deploy_as_blueprint()
@@ -139,7 +143,8 @@ def deploy_market(token, audit=AUDIT_PARAMS, **overrides):
 # what the court (contracts/court.vy) exports; everything else is the Market's
 COURT_FUNCTIONS = frozenset({
     "open_audit", "verdict", "commit_audit", "reveal", "advance", "audit", "audit_record", "is_flagged",
-    "audit_period", "committee_size", "MAX_AUDIT_ROUNDS", "market",
+    "audit_period", "committee_size", "MAX_AUDIT_ROUNDS", "market", "set_weight", "sortition_weight", "next_sortition_weight",
+    "epoch_blocks",
 })
 
 
@@ -266,6 +271,7 @@ def provider(token, market) -> Party:
     with boa.env.prank(party.address):
         market.register("https://provider.example:7070", b"\x01" * 32, b"\x02" * 32)
         market.stake(STAKE)
+    next_epoch(market)
     return party
 
 
@@ -452,13 +458,21 @@ def past_deadline(market, deal_id: bytes) -> None:
     boa.env.time_travel(seconds=audit_view(market, deal_id)["deadline"] - now() + 1)
 
 
+def next_epoch(market) -> None:
+    """Mine to the first block of the next sortition epoch (timestamps unchanged): every weight change
+    made so far counts in draws from there on."""
+    blocks = market.epoch_blocks()
+    boa.env.time_travel(blocks=blocks - block_number() % blocks, block_delta=0)
+
+
 def add_provider(token, market, seed: int, stake: int = STAKE) -> Party:
-    """Register and stake a provider (an auditor candidate)."""
+    """Register and stake a provider (an auditor candidate), drawable from the next epoch, mined to."""
     party = make_party(seed)
     fund(token, market, party.address, stake)
     with boa.env.prank(party.address):
         market.register("http://auditor", b"\0" * 32, b"\0" * 32)
         market.stake(stake)
+    next_epoch(market)
     return party
 
 

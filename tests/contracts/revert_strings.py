@@ -82,6 +82,7 @@ AUDITS = (
     "audits: period too long",
     "audits: committee out of range",
     "audits: not the market",
+    "audits: epoch out of range",
     "audits: wrong phase",
     "audits: phase over",
     "audits: phase not over",

@@ -11,7 +11,7 @@ zero-price deals (bond padding), self-deals, stake moved in and out at any step 
 draws included, down to zero and back below the member minimum). Besides conservation and
 each account's books it checks the trust rules of issue 15: penalties burned, a jailed
 provider paid only for upheld deals, reputation only for deals worth a unit a job with
-someone else, sortition slots held only from the member minimum to zero stake. Up to
+someone else, sortition weight only from the member minimum (and from the next epoch). Up to
 40 x 50 = 2,000 steps a run.
 """
 
@@ -64,8 +64,6 @@ class MarketMachine(RuleBasedStateMachine):
         self.unbonding = {a: (0, 0) for a in EVERYONE}
         self.earned = {a: 0 for a in EVERYONE}
         self.jailed = {a: False for a in EVERYONE}
-        # holds a sortition slot: a registered provider joins at the member minimum and leaves at zero stake
-        self.member = {a: False for a in EVERYONE}
         self.completed = {a: 0 for a in EVERYONE}  # reputation: jobs of paid deals worth a unit a job, not self-deals
         self.burned = 0
         # (provider, lane) -> {terms, deal, honest, fee_escrowed}
@@ -81,7 +79,6 @@ class MarketMachine(RuleBasedStateMachine):
                 self.market.stake(INITIAL_STAKE)
             self.wallet[p.address] -= INITIAL_STAKE
             self.stake[p.address] = INITIAL_STAKE
-            self.member[p.address] = True
         for r in REQUESTERS:
             with boa.env.prank(r.address):
                 self.market.deposit(INITIAL_DEPOSIT)
@@ -306,8 +303,6 @@ class MarketMachine(RuleBasedStateMachine):
             self.market.stake(amount)
         self.wallet[who] -= amount
         self.stake[who] += amount
-        if who in {p.address for p in PROVIDERS} and self.stake[who] >= MIN_MEMBER_STAKE:
-            self.member[who] = True
 
     @rule(who=st.sampled_from(EVERYONE), frac=st.floats(0.01, 1))
     def unbond(self, who, frac):
@@ -532,15 +527,19 @@ class MarketMachine(RuleBasedStateMachine):
     def time_travel(self, seconds):
         boa.env.time_travel(seconds=seconds)
 
+    def sortition_weight(self, a) -> int:
+        """What `a`'s stake counts for in draws from the next epoch: a registered provider's stake from the
+        member minimum on, nothing when jailed."""
+        registered = a in {p.address for p in PROVIDERS}
+        counts = registered and not self.jailed[a] and self.stake[a] >= MIN_MEMBER_STAKE
+        return self.stake[a] if counts else 0
+
     # invariants
     @invariant()
     def books_match_the_model(self):
         """Conservation, every account's books and every stake's locks, reading each account's
         state once per step (the reads, not the checks, are what the run spends its time on)."""
         m = self.market
-        for a in EVERYONE:  # a slot is given back the moment the stake reaches zero
-            if self.stake[a] == 0:
-                self.member[a] = False
         held = m.burned()
         assert held == self.burned
         for a in EVERYONE:
@@ -555,7 +554,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert info[6] == self.unbonding[a][0]
             assert m.jailed(a) == self.jailed[a]
             assert m.in_flight(a) == self.flight(a)
-            assert m.sortition_weight(a) == (self.stake[a] if self.member[a] else 0)
+            assert m.next_sortition_weight(a) == self.sortition_weight(a)
             assert m.reputation(a)[0] == self.completed[a]
             held += available + m.pending_withdrawal(a)[0] + info[4] + info[6] + info[8]
         # conservation: the market's tokens are exactly what it owes

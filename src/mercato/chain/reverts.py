@@ -113,6 +113,7 @@ REVERTS: dict[str, tuple[type[e.ContractRevert], str]] = {
     "audits: period too long": (e.AuditError, "deploy with a shorter audit_period"),
     "audits: committee out of range": (e.AuditError, "deploy with 1 <= committee_size <= 5"),
     "audits: not the market": (e.AuditError, "only the Market hands deals to its court"),
+    "audits: epoch out of range": (e.AuditError, "deploy with 1 <= epoch_blocks <= 256"),
     "audits: wrong phase": (e.AuditError, "the audit is not in the phase this step belongs to (see `audit`)"),
     "audits: phase over": (e.AuditError, "the phase's deadline passed: call advance"),
     "audits: phase not over": (e.AuditError, "wait until the phase's deadline has passed, then advance"),

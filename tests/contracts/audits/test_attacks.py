@@ -1,6 +1,7 @@
 """Attackers against the audit game (issue "Trust layer v2"), each trying and losing.
 
 Each test names the attack class of the review it covers:
+  1  auditor draws can be ground by moving stake after the randomness is known
   2  penalties flow to a party who can cause them
   5  dominant stake escapes audits
   7  the caller picks the randomness
@@ -10,12 +11,22 @@ Each test names the attack class of the review it covers:
 """
 
 import boa
+import pytest
 from eth_utils import keccak
 from contracts_kit import (
     AUDIT_FEE, BEACON_DELAY, CHALLENGE_WINDOW, DEPOSIT, DRAW_BLOCKS, MAX_AUDIT_ROUNDS, PASSED, PRICE, STAKE, add_provider,
-    audit_view, block_number, clear, commit_as, deal_id_of, events, fund, make_party, open_and_commit,
-    open_committed, past_deadline, reveal_as, start_audit,
+    audit_view, block_number, clear, commit_as, deal_id_of, deploy_market, events, fund, make_party, next_epoch,
+    open_and_commit, open_committed, past_deadline, reveal_as, start_audit,
 )
+
+# the production epoch: sortition weights fixed for 256 blocks, the longest blockhash can reach back
+EPOCH = 256
+
+
+@pytest.fixture
+def market(token):
+    """These attackers meet a market deployed as production would be (the kit's default epoch is one block)."""
+    return deploy_market(token, epoch_blocks=EPOCH)
 
 
 def _absolute_block_hashes() -> None:
@@ -41,28 +52,78 @@ _FIELDS = ("requester", "provider", "lane", "nonce", "jobs_root", "jobs", "price
 
 def test_class7_a_challenger_cannot_pick_its_auditor_by_timing(market, requester, auditors, make_terms):
     """Before: challenge seeded the draw with blockhash(block.number - 1), so a requester could send it at
-    whichever block seated the auditor it wanted. Now every block of a 256-block span seats the same one."""
+    whichever block seated the auditor it wanted. Now seats come from the epoch's beacon: every block of an
+    epoch (256 here) seats the same auditor."""
+    next_epoch(market)
     deal = open_committed(market, make_terms(), requester)
     beacon = deal[3] + BEACON_DELAY
-    seats = {_first_seat_if_challenged_at(market, requester, deal, beacon + d) for d in (1, 2, 3, 5, 8, 13, 40, 90)}
+    seats = {_first_seat_if_challenged_at(market, requester, deal, beacon + d) for d in (1, 2, 3, 5, 8, 13, 40, 90, 250)}
     assert len(seats) == 1
     assert seats.pop() in {a.address for a in auditors}
 
 
 def test_class7_a_late_default_audit_cannot_pick_its_auditor_by_timing(market, requester, auditors, make_terms):
     """Before: once 256 blocks had passed, audit_by_default used the previous block's hash, so whoever sent
-    it chose among every later block. Now the seed block comes from a schedule fixed when the deal committed."""
+    it chose among every later block. Now every block of an epoch seats the same auditor."""
     deal = open_committed(market, make_terms(audit_bps=10_000), requester)
     last = deal[3] + BEACON_DELAY + DRAW_BLOCKS
+    start = (last // EPOCH + 1) * EPOCH  # the first epoch that begins after the draw window
     deal_id = deal_id_of(make_terms())
     seats = set()
-    for d in (300, 301, 350, 420, 511):  # all past last + 256, all before last + 512
+    for d in (0, 1, 50, 120, 255):
         with boa.env.anchor():
-            boa.env.time_travel(blocks=last + d - block_number(), block_delta=0)
+            boa.env.time_travel(blocks=start + d - block_number(), block_delta=0)
             _absolute_block_hashes()
             market.audit_by_default(deal)
             seats.add(audit_view(market, deal_id)["seats"][0])
     assert len(seats) == 1
+
+
+def _seat_after_move(market, sybil, deal, move: int) -> str:
+    """The first seat of a default audit of `deal` after `sybil` moves its stake by `move` base units in the
+    same epoch, just before the call (the chain is rolled back after)."""
+    with boa.env.anchor():
+        with boa.env.prank(sybil.address):
+            if move > 0:
+                market.stake(move)
+            elif move < 0:
+                market.unbond(-move)
+        market.audit_by_default(deal)
+        return audit_view(market, deal_id_of(dict(zip(_FIELDS, deal[0]))))["seats"][0]
+
+
+def test_class1_stake_moved_after_the_randomness_is_known_changes_no_seat(token, market, requester, provider,
+                                                                          auditors, make_terms):
+    """Before: seats were drawn over the live stake tree from randomness public before the draw, so a
+    cheating provider moved its sybil's stake by a few base units until the sybil was seated (measured: a
+    1.6 % sybil seated after a 41-unit change). Now a draw reads the weights fixed when its epoch began and
+    is seeded by the hash of the block before it, so every move the sybil makes seats the same auditor."""
+    sybil = add_provider(token, market, 0x5B1, stake=STAKE // 60)
+    fund(token, market, sybil.address, 10**6)
+    deal = open_committed(market, make_terms(audit_bps=10_000), requester)
+    last = deal[3] + BEACON_DELAY + DRAW_BLOCKS
+    boa.env.time_travel(blocks=last + 1 - block_number(), block_delta=0)
+    _absolute_block_hashes()
+    # the default audit's randomness is public now: the attacker tries every move it can afford
+    honest = _seat_after_move(market, sybil, deal, 0)
+    seats = {_seat_after_move(market, sybil, deal, move) for move in (*range(1, 60), *range(-1, -60, -1), 10**6)}
+    assert seats == {honest}
+    assert honest != provider.address
+
+
+def test_class1_a_stake_change_waits_for_the_next_epoch(token, market, requester, provider, auditors, make_terms):
+    """The weight a draw uses is the one at the start of its epoch: a top-up (or a withdrawal) made during
+    the epoch counts only from the next one, whose seed nobody knew when the change was made."""
+    a = auditors[0]
+    before = market.sortition_weight(a.address)
+    fund(token, market, a.address, STAKE)
+    with boa.env.prank(a.address):
+        market.stake(STAKE)
+    assert market.sortition_weight(a.address) == before
+    boa.env.time_travel(blocks=EPOCH - 1 - block_number() % EPOCH, block_delta=0)
+    assert market.sortition_weight(a.address) == before  # the epoch's last block
+    boa.env.time_travel(blocks=1, block_delta=0)
+    assert market.sortition_weight(a.address) == before + STAKE
 
 
 def test_class5_a_dominant_provider_is_audited_by_someone_else(token, market, requester, provider, make_terms):

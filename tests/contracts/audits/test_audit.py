@@ -5,7 +5,7 @@ import boa
 from contracts_kit import (
     AUDIT_FEE, AUDIT_PERIOD, AUDITED, CHALLENGE_WINDOW, COLLATERAL, COMMIT, DEPOSIT, FAILED, FUEL, MAX_AUDIT_ROUNDS,
     PASSED, PRICE, REVEAL, ROOT, STAKE, WRONG_ROOT, commit_as, events, make_party, past_deadline, reveal_as,
-    claim_of, salt_of, seal_for, start_audit, with_status,
+    claim_of, next_epoch, salt_of, seal_for, start_audit, with_status,
 )
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -162,7 +162,9 @@ def test_auditor_commits_but_does_not_reveal(market, requester, provider, audito
     (missed,) = events(market, "AuditorMissed")
     (forfeit,) = events(market, "StakeForfeited")
     assert (missed.auditor, missed.penalty) == (first, STAKE) and (forfeit.provider, forfeit.amount) == (first, STAKE)
-    assert market.jailed(first) and market.sortition_weight(first) == 0
+    assert market.jailed(first)
+    next_epoch(market)
+    assert market.sortition_weight(first) == 0
     assert market.burned() == STAKE and market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     view = market.audit(deal_id)
     assert (view.phase, view.round) == (COMMIT, 2)
@@ -197,6 +199,7 @@ def test_provider_no_reveal_fails(market, token, requester, provider, auditors, 
     assert market.in_flight(provider.address) == (0, 0)
     assert market.audit_record(provider.address) == (0, 1, 0, 0, 0)
     assert market.audit_record(auditor) == (0, 0, 0, 1, 0)
+    next_epoch(market)
     assert market.sortition_weight(provider.address) == 0
     with boa.reverts("deals: already settled"):
         market.finalize([deal])

@@ -6,7 +6,7 @@ import pytest
 from contracts_kit import (
     AUDIT_FEE, AUDIT_PARAMS, BOND_RULE_DEPLOYER, CHALLENGE_WINDOW, PRICE, STAKE, add_provider, bond_ok,
     clear, commit_as, deal_tuple, deploy_market, events, fund, min_bond, now, open_and_commit, open_deal,
-    past_deadline, reveal_as, start_audit,
+    next_epoch, past_deadline, reveal_as, start_audit,
 )
 
 
@@ -77,6 +77,7 @@ def test_jailed_provider_cannot_stake_or_open(token, market, requester, provider
         market.stake(10)
     with boa.reverts("deals: provider jailed"):
         open_and_commit(market, make_terms(lane=3, collateral=0), requester)
+    next_epoch(market)
     assert market.sortition_weight(provider.address) == 0
 
 
@@ -132,6 +133,8 @@ def test_bond_rule_matches_python():
         (5, 365 * 86400 + 1, "audits: period too long"),
         (6, 0, "audits: committee out of range"),
         (6, 6, "audits: committee out of range"),
+        (7, 0, "audits: epoch out of range"),
+        (7, 257, "audits: epoch out of range"),
     ],
 )
 def test_constructor_checks(token, index, value, reason):
@@ -143,6 +146,6 @@ def test_constructor_checks(token, index, value, reason):
 
 def test_parameters_are_public(market):
     assert (market.audit_floor_bps(), market.collusion_bps(), market.bond_lambda_bps(), market.beacon_delay(),
-            market.draw_blocks(), market.audit_period(), market.committee_size()) == AUDIT_PARAMS
+            market.draw_blocks(), market.audit_period(), market.committee_size(), market.epoch_blocks()) == AUDIT_PARAMS
     assert market.MAX_AUDIT_ROUNDS() == 3 and market.burned() == 0
 

@@ -1,23 +1,26 @@
-"""Stake-weighted sortition over the Fenwick tree (SPEC §14.4)."""
+"""Stake-weighted sortition over the Fenwick tree, weights fixed per epoch (SPEC §14.4)."""
 
 import boa
 from eth_utils import keccak
 
 from contracts_kit import (
-    DEPOSIT, PRICE, SEED_HASH, add_provider, deal_id_of, events, fund, make_party, mine_to_beacon, open_and_commit,
+    DEPOSIT, PRICE, SEED_HASH, add_provider, deal_id_of, events, fund, make_party, mine_to_beacon, next_epoch,
+    open_and_commit,
 )
 
 
-def test_weights_follow_stake(token, market, provider, auditors):
+def test_weights_follow_stake_from_the_next_epoch(token, market, provider, auditors):
     before = [market.sortition_weight(p.address) for p in [provider, *auditors]]
     assert before == [market.provider_info(p.address)[4] for p in [provider, *auditors]]
     with boa.env.prank(auditors[0].address):
         market.unbond(100)
+    assert market.sortition_weight(auditors[0].address) == before[1]  # this epoch's draws are fixed
+    next_epoch(market)
     assert market.sortition_weight(auditors[0].address) == before[1] - 100
     assert market.sortition_weight(make_party(0x999).address) == 0
 
 
-MIN_MEMBER_STAKE = 10**7  # staking._MIN_MEMBER_STAKE
+MIN_MEMBER_STAKE = 10**7  # sortition._MIN_MEMBER_STAKE
 
 
 def test_stake_before_register_counts(token, market):
@@ -25,8 +28,11 @@ def test_stake_before_register_counts(token, market):
     fund(token, market, late.address, MIN_MEMBER_STAKE)
     with boa.env.prank(late.address):
         market.stake(MIN_MEMBER_STAKE)
-        assert market.sortition_weight(late.address) == 0
+    next_epoch(market)
+    assert market.sortition_weight(late.address) == 0
+    with boa.env.prank(late.address):
         market.register("http://late", b"\0" * 32, b"\0" * 32)
+    next_epoch(market)
     assert market.sortition_weight(late.address) == MIN_MEMBER_STAKE
 
 
@@ -42,29 +48,37 @@ def test_class6_a_slot_needs_the_member_minimum_and_registrations_alone_take_non
     with boa.env.prank(small.address):
         market.register("http://small", b"\0" * 32, b"\0" * 32)
         market.stake(MIN_MEMBER_STAKE - 1)
-        assert market.sortition_weight(small.address) == 0  # below the minimum: not drawn
+    next_epoch(market)
+    assert market.sortition_weight(small.address) == 0  # below the minimum: not drawn
+    with boa.env.prank(small.address):
         market.stake(1)
+    next_epoch(market)
     assert market.sortition_weight(small.address) == MIN_MEMBER_STAKE
     honest = add_provider(token, market, 0x6200, stake=10**10)
     assert market.sortition_weight(honest.address) == 10**10
 
 
 def test_class6_a_member_leaving_frees_its_slot_and_the_others_keep_their_weight(token, market, make_terms):
-    """A member whose stake goes to zero gives its slot back; the last member moves into it, so the
-    weights of everyone else, and who is drawn, are unchanged."""
+    """A member whose stake goes to zero gives its slot back (reused once its last epoch is over); the
+    weights of everyone else are unchanged, and it can come back."""
     members = [add_provider(token, market, 0x7000 + i, stake=(i + 1) * 10**9) for i in range(4)]
     with boa.env.prank(members[0].address):
         market.unbond((1) * 10**9)  # all of it
+    assert market.sortition_weight(members[0].address) == 10**9  # still its interval for this epoch
+    next_epoch(market)
     assert market.sortition_weight(members[0].address) == 0
     assert [market.sortition_weight(m.address) for m in members[1:]] == [2 * 10**9, 3 * 10**9, 4 * 10**9]
-    # it can come back, and takes a slot again
+    # a newcomer takes the freed slot; the old member comes back on another
+    newcomer = add_provider(token, market, 0x7100, stake=5 * 10**9)
     with boa.env.prank(members[0].address):
         boa.env.time_travel(seconds=60)
         market.withdraw_stake()
     fund(token, market, members[0].address, 10**9)
     with boa.env.prank(members[0].address):
         market.stake(10**9)
+    next_epoch(market)
     assert market.sortition_weight(members[0].address) == 10**9
+    assert market.sortition_weight(newcomer.address) == 5 * 10**9
     assert [market.sortition_weight(m.address) for m in members[1:]] == [2 * 10**9, 3 * 10**9, 4 * 10**9]
 
 

@@ -1,6 +1,6 @@
 import boa
 
-from contracts_kit import COLLATERAL, PRICE, STAKE, UNBOND_DELAY, events, min_bond, now, open_deal
+from contracts_kit import COLLATERAL, PRICE, STAKE, UNBOND_DELAY, events, min_bond, next_epoch, now, open_deal
 
 
 def test_unbond_moves_free_stake(market, provider):
@@ -12,6 +12,8 @@ def test_unbond_moves_free_stake(market, provider):
         market.unbond(50)
     info = market.provider_info(provider.address)
     assert (info[4], info[6], info[7]) == (STAKE - 150, 150, now() + UNBOND_DELAY)
+    assert market.sortition_weight(provider.address) == STAKE  # fixed for this epoch's draws
+    next_epoch(market)
     assert market.sortition_weight(provider.address) == STAKE - 150
 
 
