@@ -155,8 +155,8 @@ def open_deal(terms: Terms, bid_signature: Bytes[65]) -> bytes32:
     """
     if msg.sender != terms.requester:
         errors._fail("deals: not requester")
-    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
-    self._check_audit_terms(terms.seed_hash, terms.audit_bps, terms.audit_fee)
+    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price | terms.audit_fee)
+    self._check_audit_terms(terms.seed_hash, terms.audit_bps)
     if block.timestamp > terms.expiry:
         errors._fail("deals: bid expired")
     self._check_signature(self._digest(_BID_TYPEHASH, terms), bid_signature, terms.provider)
@@ -175,8 +175,8 @@ def open_and_commit(terms: Terms, acceptance_signature: Bytes[65], seal: bytes32
     """
     if msg.sender != terms.provider:
         errors._fail("deals: not provider")
-    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price)
-    self._check_audit_terms(terms.seed_hash, terms.audit_bps, terms.audit_fee)
+    self._check_terms(terms.jobs, terms.expiry, terms.deadline, terms.nonce, terms.price | terms.audit_fee)
+    self._check_audit_terms(terms.seed_hash, terms.audit_bps)
     if block.timestamp > terms.expiry:
         errors._fail("deals: acceptance expired")
     if seal == empty(bytes32):
@@ -304,7 +304,7 @@ def DOMAIN_SEPARATOR() -> bytes32:
 
 @internal
 @view
-def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint256, price: uint256):
+def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint256, amounts: uint256):
     """
     @dev Checks on terms alone, shared by both ways of opening (fields, not
          the struct, so nothing is copied).
@@ -312,7 +312,7 @@ def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint2
     @param expiry terms.expiry
     @param deadline terms.deadline
     @param nonce terms.nonce
-    @param price terms.price
+    @param amounts terms.price | terms.audit_fee (each must fit 96 bits: one check for both)
     """
     if jobs == 0:
         errors._fail("deals: no jobs")
@@ -320,25 +320,22 @@ def _check_terms(jobs: uint256, expiry: uint256, deadline: uint256, nonce: uint2
         errors._fail("deals: expiry after deadline")
     if nonce > _NONCE_MASK:
         errors._fail("deals: nonce out of range")
-    if price > _U96:
+    if amounts > _U96:
         errors._fail("deals: amount out of range")
 
 
 @internal
 @view
-def _check_audit_terms(seed_hash: bytes32, audit_bps: uint256, audit_fee: uint256):
+def _check_audit_terms(seed_hash: bytes32, audit_bps: uint256):
     """
     @dev The audit terms (SPEC §14.2), checked after `_check_terms`.
     @param seed_hash terms.seed_hash: keccak256 of the requester's secret seed.
     @param audit_bps terms.audit_bps: the audit probability, floor..10000.
-    @param audit_fee terms.audit_fee: what one audit pays its auditor.
     """
     if seed_hash == empty(bytes32):
         errors._fail("deals: no seed")
     if not (audit_bps >= staking.audit_floor_bps and audit_bps <= _BPS):
         errors._fail("deals: audit probability out of range")
-    if audit_fee > _U96:
-        errors._fail("deals: amount out of range")
 
 
 @internal
