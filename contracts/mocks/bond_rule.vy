@@ -31,3 +31,14 @@ def __init__(audit_floor_bps_: uint256, collusion_bps_: uint256, bond_lambda_bps
     # any non-zero token: the rule never moves money
     accounts.__init__(IERC20(self), 0)
     staking.__init__(0, audit_floor_bps_, collusion_bps_, bond_lambda_bps_, empty(address))
+
+
+@external
+@pure
+def price_code(price: uint256) -> uint256:
+    """
+    @dev The code the market stores for the largest price in flight (test-only export).
+    @param price Token base units (< 2**96).
+    @return uint256 The 32-bit code.
+    """
+    return staking._code(price)

@@ -241,7 +241,8 @@ def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
         else:
             if status != book.CLEARED:
                 errors._fail("deals: not drawn")
-        if block.timestamp < deals[i].committed_at + book.challenge_window:
+        # committed_at is a past block's timestamp (the hash proves it), the window at most a year: no overflow
+        if block.timestamp < unsafe_add(deals[i].committed_at, book.challenge_window):
             errors._fail("deals: challenge window open")
         jobs: uint256 = deals[i].terms.jobs
         if deals[i].terms.requester == provider:

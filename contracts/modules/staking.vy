@@ -12,9 +12,10 @@
         and finalizing it each read and write slots A and B only.
             slot A `_work`:   free u96 | volume u96 << 96 | completed u32 << 192 | missed u30 << 224
                               | jailed bit << 254 | registered bit << 255
-            slot B `_bond`:   stake u96 | value in flight u96 << 96 | slashed u32 << 192
+            slot B `_bond`:   stake u96 | value in flight u96 << 96 | largest price code u32 << 192
                               | deals in flight u32 << 224
             slot C `_unbond`: unbonding u96 | unbond_ready_at u32 << 96 | withdrawn u96 << 128
+                              | slashed u32 << 224
         free is stake not locked by open deals, so locked = stake - free;
         every change to stake (stake, unbond, slash, forfeit) changes free by
         the same amount, and free <= stake always. volume is lifetime earnings
@@ -26,8 +27,16 @@
         provider's open deals live in slot B beside the stake the bond rule
         weighs them against, so opening reads one more slot and never makes
         a zero slot non-zero (stake is non-zero while deals are in flight).
-        Opening requires B * (1 - (1 - p_min * d)^N) >= lambda * V in 18-decimal
-        fixed point; `unbond` must keep it for what is in flight.
+        The rule counts deals on value, not by number (attack class 4: zero-
+        price self-deals used to raise N and lower the bond): with m the
+        largest price opened since the value in flight was last zero (kept
+        in slot B as a 32-bit code, a 24-bit mantissa and an exponent,
+        rounded up, so m is never below the true largest price; a stale
+        code is ignored when the value in flight is zero), N_eff =
+        max(1, V // m). Opening requires
+        B * (1 - (1 - p_min * d)^N_eff) >= lambda * V in 18-decimal fixed
+        point; `unbond` must keep it for what is in flight. A deal of price
+        zero adds nothing to V and so nothing to N_eff.
 
         A provider whose whole stake is forfeited (`_forfeit_all`) is jailed
         for good: stake, free and unbonding go to zero, it cannot stake or
@@ -120,6 +129,7 @@ event StakeForfeited:
 _U30: constant(uint256) = 2**30 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U96: constant(uint256) = 2**96 - 1
+_U24: constant(uint256) = 2**24 - 1
 _REGISTERED: constant(uint256) = 1 << 255
 _JAILED: constant(uint256) = 1 << 254
 _MAX_DELAY: constant(uint256) = 365 * 86400
@@ -244,7 +254,8 @@ def unbond(amount: uint256):
         errors._fail("staking: insufficient free stake")
     bond: uint256 = self._bond[msg.sender]
     # stake >= free >= amount: no borrow
-    if not self._bond_ok(unsafe_sub(bond & _U96, amount), (bond >> 96) & _U96, bond >> 224):
+    flight: uint256 = (bond >> 96) & _U96
+    if not self._bond_ok(unsafe_sub(bond & _U96, amount), flight, self._deals_on_value(flight, (bond >> 192) & _U32)):
         errors._fail("staking: bond in use")
     unbond: uint256 = self._unbond[msg.sender]
     unbonding: uint256 = (unbond & _U96) + amount
@@ -253,7 +264,7 @@ def unbond(amount: uint256):
     ready_at: uint256 = block.timestamp + unbond_delay
     self._bond[msg.sender] = unsafe_sub(bond, amount)
     self._work[msg.sender] = unsafe_sub(work, amount)
-    self._unbond[msg.sender] = (unbond & (_U96 << 128)) | unbonding | (ready_at << 96)
+    self._unbond[msg.sender] = (unbond & ~(_U96 | (_U32 << 96))) | unbonding | (ready_at << 96)
     self._weigh(msg.sender)
     log Unbonded(provider=msg.sender, amount=amount, unbonding=unbonding, ready_at=ready_at)
 
@@ -270,7 +281,7 @@ def withdraw_stake():
         errors._fail("staking: nothing unbonding")
     if block.timestamp < (word >> 96) & _U32:
         errors._fail("staking: unbond not ready")
-    self._unbond[msg.sender] = word & (_U96 << 128)
+    self._unbond[msg.sender] = word & ~_U96
     accounts._push(msg.sender, amount)
     log StakeWithdrawn(provider=msg.sender, amount=amount)
 
@@ -283,7 +294,7 @@ def claim_earnings():
     """
     volume: uint256 = (self._work[msg.sender] >> 96) & _U96
     unbond: uint256 = self._unbond[msg.sender]
-    amount: uint256 = volume - (unbond >> 128)
+    amount: uint256 = volume - ((unbond >> 128) & _U96)
     if amount == 0:
         errors._fail("staking: no earnings")
     self._unbond[msg.sender] = (unbond & ~(_U96 << 128)) | (volume << 128)
@@ -313,7 +324,7 @@ def provider_info(provider: address) -> ProviderInfo:
         locked=(bond & _U96) - (work & _U96),
         unbonding=unbond & _U96,
         unbond_ready_at=(unbond >> 96) & _U32,
-        earnings=((work >> 96) & _U96) - (unbond >> 128),
+        earnings=((work >> 96) & _U96) - ((unbond >> 128) & _U96),
     )
 
 
@@ -340,20 +351,23 @@ def reputation(provider: address) -> (uint256, uint256, uint256, uint256):
     @return uint256 volume: lifetime earnings in token base units.
     """
     work: uint256 = self._work[provider]
-    return (work >> 192) & _U32, (work >> 224) & _U30, (self._bond[provider] >> 192) & _U32, (work >> 96) & _U96
+    return (work >> 192) & _U32, (work >> 224) & _U30, self._unbond[provider] >> 224, (work >> 96) & _U96
 
 
 @external
 @view
-def in_flight(provider: address) -> (uint256, uint256):
+def in_flight(provider: address) -> (uint256, uint256, uint256):
     """
     @dev What the bond rule weighs against the provider's stake.
     @param provider Any address.
     @return uint256 V: total price of its open deals.
     @return uint256 N: number of its open deals.
+    @return uint256 m: the largest price the rule counts (rounded up; zero when V is zero);
+            the rule uses N_eff = max(1, V // m) deals.
     """
     bond: uint256 = self._bond[provider]
-    return (bond >> 96) & _U96, bond >> 224
+    flight: uint256 = (bond >> 96) & _U96
+    return flight, bond >> 224, self._decode((bond >> 192) & _U32 * convert(flight != 0, uint256))
 
 
 @external
@@ -400,9 +414,17 @@ def _lock(provider: address, collateral: uint256, price: uint256) -> uint256:
     if work & _U96 < collateral:
         return LOCK_NO_FREE_STAKE
     bond: uint256 = self._bond[provider]
-    flight: uint256 = ((bond >> 96) & _U96) + price
-    count: uint256 = (bond >> 224) + 1
-    if flight > _U96 or count > _U32 or not self._bond_ok(bond & _U96, flight, count):
+    before: uint256 = (bond >> 96) & _U96
+    # both below 2**96 (price checked by deals), the count below 2**32: no overflow; range checked below
+    flight: uint256 = unsafe_add(before, price)
+    count: uint256 = unsafe_add(bond >> 224, 1)
+    # the largest price m counts from when the value in flight was last zero; N_eff = max(1, V // m)
+    deals: uint256 = 1
+    if before != 0 or price > _U24:
+        bond, deals = self._count_on_value(bond, before, price, flight)
+    else:
+        bond = (bond & ~(_U32 << 192)) | (price << 192)
+    if flight > _U96 or count > _U32 or not self._bond_ok(bond & _U96, flight, deals):
         return LOCK_BOND_TOO_SMALL
     # free is the low field and collateral <= free: no borrow
     self._work[provider] = unsafe_sub(work, collateral)
@@ -435,7 +457,8 @@ def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint25
             self._leave(provider, price)
             return False
         collateral = 0
-    if ((work >> 96) & _U96) + price > _U96:
+    # both below 2**96: no overflow
+    if unsafe_add((work >> 96) & _U96, price) > _U96:
         errors._fail("staking: amount too large")
     counted: uint256 = jobs
     if price < jobs:
@@ -451,14 +474,15 @@ def _settle(provider: address, collateral: uint256, price: uint256, jobs: uint25
 @internal
 def _leave(provider: address, price: uint256):
     """
-    @dev Takes one deal of `price` out of the provider's value in flight.
+    @dev Takes one deal of `price` out of the provider's value in flight
+         (the largest price's code stays; `_lock` ignores it once V is zero).
     @param provider The provider.
     @param price The deal's price (counted in when it opened).
     """
     bond: uint256 = self._bond[provider]
-    # checked: both fields hold at least this deal
-    flight: uint256 = ((bond >> 96) & _U96) - price
-    count: uint256 = (bond >> 224) - 1
+    # both fields hold at least this deal (added when it opened, taken out once): no borrow
+    flight: uint256 = unsafe_sub((bond >> 96) & _U96, price)
+    count: uint256 = unsafe_sub(bond >> 224, 1)
     self._bond[provider] = (bond & (_U96 | (_U32 << 192))) | (flight << 96) | (count << 224)
 
 
@@ -510,10 +534,10 @@ def _slash(provider: address, amount: uint256, to: address):
     work: uint256 = self._work[provider]
     if work & _U96 < amount:
         errors._fail("staking: insufficient free stake")
-    bond: uint256 = self._bond[provider]
-    slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
+    unbond: uint256 = self._unbond[provider]
+    self._unbond[provider] = (unbond & ~(_U32 << 224)) | (self._saturate(unbond >> 224, 1, _U32) << 224)
     # stake >= free >= amount, both low fields: no borrow
-    self._bond[provider] = ((bond & ~(_U32 << 192)) - amount) | (slashed << 192)
+    self._bond[provider] = self._bond[provider] - amount
     self._work[provider] = work - amount
     self._weigh(provider)
     if to == empty(address):
@@ -540,11 +564,11 @@ def _forfeit_all(provider: address) -> uint256:
     stake: uint256 = bond & _U96
     volume: uint256 = (work >> 96) & _U96
     # earnings = volume - withdrawn: all of it, by marking everything withdrawn
-    amount: uint256 = stake + (unbond & _U96) + volume - (unbond >> 128)
-    slashed: uint256 = self._saturate((bond >> 192) & _U32, 1, _U32)
+    amount: uint256 = stake + (unbond & _U96) + volume - ((unbond >> 128) & _U96)
+    slashed: uint256 = self._saturate(unbond >> 224, 1, _U32)
     self._work[provider] = (work & ~_U96) | _JAILED
-    self._bond[provider] = (bond & ~(_U96 | (_U32 << 192))) | (slashed << 192)
-    self._unbond[provider] = volume << 128
+    self._bond[provider] = bond & ~_U96
+    self._unbond[provider] = (volume << 128) | (slashed << 224)
     self._weigh(provider)
     log StakeForfeited(provider=provider, amount=amount)
     return amount
@@ -597,6 +621,98 @@ def _bond_ok(stake: uint256, in_flight: uint256, deals: uint256) -> bool:
 
 @internal
 @pure
+def _count_on_value(bond: uint256, before: uint256, price: uint256, flight: uint256) -> (uint256, uint256):
+    """
+    @dev Slot B with the largest price's code raised to cover `price` (a code
+         left from before the value in flight was last zero is ignored), and
+         N_eff = max(1, V // m) for the value in flight `flight`.
+    @param bond Slot B before the deal.
+    @param before V before the deal.
+    @param price The new deal's price.
+    @param flight V with the new deal.
+    @return uint256 Slot B with the new code (other fields unchanged).
+    @return uint256 N_eff.
+    """
+    code: uint256 = 0
+    if before != 0:
+        code = (bond >> 192) & _U32
+    if price > self._decode(code):
+        code = self._code(price)
+    return (bond & ~(_U32 << 192)) | (code << 192), self._deals_on_value(flight, code)
+
+
+@internal
+@pure
+def _deals_on_value(flight: uint256, code: uint256) -> uint256:
+    """
+    @dev N_eff: how many deals of the largest price the value in flight is
+         worth, at least one (zero-price and cheap deals add no count).
+    @param flight V, token base units.
+    @param code The largest price's code.
+    @return uint256 max(1, V // m) (1 when m is zero).
+    """
+    m: uint256 = self._decode(code)
+    if m == 0 or flight < 2 * m:
+        return 1
+    return flight // m
+
+
+@internal
+@pure
+def _decode(code: uint256) -> uint256:
+    """
+    @dev The price a code stands for: mantissa (bits 0..23) << exponent (bits 24..31).
+    @param code A price code.
+    @return uint256 Token base units.
+    """
+    return (code & _U24) << (code >> 24)
+
+
+@internal
+@pure
+def _code(price: uint256) -> uint256:
+    """
+    @dev The code of the smallest mantissa-and-exponent value at least
+         `price` (exact below 2**24; relative error below 2**-23 above).
+         verification/bond.py mirrors it.
+    @param price Token base units (< 2**96).
+    @return uint256 The code.
+    """
+    if price <= _U24:
+        return price
+    # bit length of price, by halving
+    bits: uint256 = 1
+    rest: uint256 = price
+    if rest >> 64 != 0:
+        rest >>= 64
+        bits += 64
+    if rest >> 32 != 0:
+        rest >>= 32
+        bits += 32
+    if rest >> 16 != 0:
+        rest >>= 16
+        bits += 16
+    if rest >> 8 != 0:
+        rest >>= 8
+        bits += 8
+    if rest >> 4 != 0:
+        rest >>= 4
+        bits += 4
+    if rest >> 2 != 0:
+        rest >>= 2
+        bits += 2
+    if rest >> 1 != 0:
+        bits += 1
+    exponent: uint256 = bits - 24
+    mantissa: uint256 = (price + (1 << exponent) - 1) >> exponent
+    if mantissa == 2**24:
+        mantissa = 2**23
+        exponent += 1
+    return mantissa | (exponent << 24)
+
+
+@internal
+@pure
 def _pow(base: uint256, exponent: uint256) -> uint256:
     """
     @dev base^exponent in 18-decimal fixed point by squaring, lowest bit first;
@@ -628,4 +744,5 @@ def _saturate(counter: uint256, add: uint256, cap: uint256) -> uint256:
     @param cap The counter's largest value (2**32 - 1 or 2**30 - 1).
     @return uint256 The new counter.
     """
-    return min(counter + min(add, cap), cap)
+    # counter <= cap < 2**32 and min(add, cap) <= cap: no overflow
+    return min(unsafe_add(counter, min(add, cap)), cap)

@@ -24,6 +24,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import contracts_kit as c
 
+from mercato.verification.bond import deals_on_value, next_largest_price
+
 REQUESTERS = [c.make_party(0x100 + i) for i in range(2)]
 PROVIDERS = [c.make_party(0x200 + i) for i in range(8)]
 EVERYONE = [p.address for p in REQUESTERS + PROVIDERS]
@@ -64,7 +66,9 @@ class MarketMachine(RuleBasedStateMachine):
         self.unbonding = {a: (0, 0) for a in EVERYONE}
         self.earned = {a: 0 for a in EVERYONE}
         self.jailed = {a: False for a in EVERYONE}
-        self.completed = {a: 0 for a in EVERYONE}  # reputation: jobs of paid deals worth a unit a job, not self-deals
+        self.completed = {a: 0 for a in EVERYONE}
+        # the largest price opened since the value in flight was last zero (rounded as the contract codes it)
+        self.largest = {a: 0 for a in EVERYONE}  # reputation: jobs of paid deals worth a unit a job, not self-deals
         self.burned = 0
         # (provider, lane) -> {terms, deal, honest, fee_escrowed}
         self.open: dict[tuple, dict] = {}
@@ -309,8 +313,8 @@ class MarketMachine(RuleBasedStateMachine):
         amount = int((self.stake[who] - self.locked(who)) * frac)
         if amount == 0:
             return
-        value, n = self.flight(who)
-        if not c.bond_ok(self.stake[who] - amount, value, n):
+        value, _ = self.flight(who)
+        if not c.bond_ok(self.stake[who] - amount, value, deals_on_value(value, self.largest[who])):
             with boa.env.prank(who), boa.reverts("staking: bond in use"):
                 self.market.unbond(amount)
             return
@@ -350,12 +354,14 @@ class MarketMachine(RuleBasedStateMachine):
             return
         if self.stake[p.address] - self.locked(p.address) < collateral:
             return
-        value, n = self.flight(p.address)
+        value, _ = self.flight(p.address)
+        largest = next_largest_price(self.largest[p.address], value, price)
         t = c.now()
         terms = dict(requester=r.address, provider=p.address, lane=lane, nonce=self.nonce.get(key, 0) + 1,
                      jobs_root=b"\x11" * 32, jobs=jobs, price=price, collateral=collateral,
                      deadline=t + 100, expiry=t + 50, seed_hash=c.SEED_HASH, audit_bps=audit_bps, audit_fee=fee)
-        if not c.bond_ok(self.stake[p.address], value + price, n + 1):
+        # class 4: the rule counts deals on value (N_eff = max(1, V // m)), not by number
+        if not c.bond_ok(self.stake[p.address], value + price, deals_on_value(value + price, largest)):
             with boa.reverts("deals: bond too small"):
                 c.open_deal(self.market, terms, p)
             return
@@ -368,6 +374,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.nonce[key] = terms["nonce"]
         self.open[key] = {"terms": terms, "deal": deal, "root": root, "fee_escrowed": True}
         self.available[r.address] -= price + fee
+        self.largest[p.address] = largest
 
     @precondition(lambda self: any(v["deal"][2] == 0 for v in self.open.values()))
     @rule(data=st.data())
@@ -553,7 +560,8 @@ class MarketMachine(RuleBasedStateMachine):
             assert m.free_stake(a) == self.stake[a] - self.locked(a)
             assert info[6] == self.unbonding[a][0]
             assert m.jailed(a) == self.jailed[a]
-            assert m.in_flight(a) == self.flight(a)
+            value, count = self.flight(a)
+            assert m.in_flight(a) == (value, count, self.largest[a] if value else 0)
             assert m.next_sortition_weight(a) == self.sortition_weight(a)
             assert m.reputation(a)[0] == self.completed[a]
             held += available + m.pending_withdrawal(a)[0] + info[4] + info[6] + info[8]

@@ -46,12 +46,16 @@ __all__ = [
     "BondParams",
     "Number",
     "bond_ok",
+    "code_price",
+    "deals_on_value",
     "detection_wad",
     "exact",
     "max_deals_at_price",
     "max_value_in_flight",
     "min_bond",
     "min_stake",
+    "next_largest_price",
+    "price_code",
     "wad_mul",
     "wad_pow",
 ]
@@ -162,6 +166,46 @@ def bond_ok(stake: int, n: int, value: int, params: BondParams = DEVNET) -> bool
     if stake < 0 or value < 0:
         raise ValueError("stake and value must not be negative")
     return stake * detection_wad(n, params) * _BPS >= params.bond_lambda_bps * value * WAD
+
+
+_U24 = 2**24 - 1
+
+
+def price_code(price: int) -> int:
+    """``price_code(5) == 5``, ``code_price(price_code(2**24 + 1)) == 2**24 + 2``: the contract's 32-bit code
+    of the smallest value ``mantissa << exponent`` (24-bit mantissa) at least ``price`` (exact below 2**24)."""
+    if not 0 <= price < 2**96:
+        raise ValueError(f"price must be within 0..2**96 - 1, got {price}")
+    if price <= _U24:
+        return price
+    exponent = price.bit_length() - 24
+    mantissa = -(-price >> exponent)  # ceil(price / 2**exponent)
+    if mantissa == 2**24:
+        mantissa, exponent = 2**23, exponent + 1
+    return mantissa | (exponent << 24)
+
+
+def code_price(code: int) -> int:
+    """``code_price(price_code(p)) >= p``: the price a code stands for."""
+    return (code & _U24) << (code >> 24)
+
+
+def next_largest_price(largest: int, value_before: int, price: int) -> int:
+    """The largest price m the contract counts after opening a deal of ``price``: the deal's own (rounded up
+    as the contract stores it) when nothing of value was in flight, else the larger of the two.
+
+    ``largest`` is m as ``in_flight`` reports it (already rounded)."""
+    if value_before == 0 or price > largest:
+        return code_price(price_code(price))
+    return largest
+
+
+def deals_on_value(value: int, largest: int) -> int:
+    """``deals_on_value(10, 2) == 5``: N_eff = max(1, V // m), the deals the bond rule counts (attack class 4:
+    zero-price and cheap deals add value, not count; ``largest`` is m, 0 when nothing is in flight)."""
+    if largest == 0 or value < 2 * largest:
+        return 1
+    return value // largest
 
 
 def max_value_in_flight(stake: int, n: int, params: BondParams = DEVNET) -> int:

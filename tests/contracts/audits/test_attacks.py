@@ -3,6 +3,7 @@
 Each test names the attack class of the review it covers:
   1  auditor draws can be ground by moving stake after the randomness is known
   2  penalties flow to a party who can cause them
+  4  zero-price deals pad the bond
   5  dominant stake escapes audits
   7  the caller picks the randomness
   8  committee liars hold a free option (in test_audit.py / test_dispute.py: a committed, silent
@@ -15,8 +16,8 @@ import pytest
 from eth_utils import keccak
 from contracts_kit import (
     AUDIT_FEE, BEACON_DELAY, CHALLENGE_WINDOW, DEPOSIT, DRAW_BLOCKS, MAX_AUDIT_ROUNDS, PASSED, PRICE, STAKE, add_provider,
-    audit_view, block_number, clear, commit_as, deal_id_of, deploy_market, events, fund, make_party, next_epoch,
-    open_and_commit, open_committed, past_deadline, reveal_as, start_audit,
+    audit_view, block_number, clear, commit_as, deal_id_of, deploy_market, events, fund, make_party, min_bond,
+    next_epoch, open_and_commit, open_committed, past_deadline, reveal_as, start_audit,
 )
 
 # the production epoch: sortition weights fixed for 256 blocks, the longest blockhash can reach back
@@ -215,3 +216,43 @@ def test_recut_nobody_but_the_court_reaches_money_and_nobody_but_the_market_open
                                   b"\1" * 32, b"\2" * 32)
     assert market.free_stake(seat) == STAKE
     assert audit_view(market, deal_id)["seats"][0] == seat
+
+
+USDC = 10**6
+
+
+def test_class4_zero_price_deals_no_longer_pad_the_bond(token, market, requester, make_terms):
+    """Before: the bond rule counted open deals by number, so zero-price deals raised N and lowered the bond a
+    stake had to post: 51 free deals let 200 USDC of stake open a 100 USDC deal whose rule alone needs
+    5,556. The rule now counts deals on value (N_eff = max(1, V // m), m the largest price): the padding adds
+    no value and no count, and the big deal is refused."""
+    padder = add_provider(token, market, 0xBAD4, stake=200 * USDC)
+    for lane in range(51):
+        open_and_commit(market, make_terms(provider=padder.address, lane=lane, price=0, audit_fee=0, collateral=0),
+                        requester)
+    assert market.in_flight(padder.address) == (0, 51, 0)
+    big = make_terms(provider=padder.address, lane=60, price=100 * USDC, audit_fee=0, collateral=0)
+    with boa.reverts("deals: bond too small"):
+        open_and_commit(market, big, requester)
+    # the stake the rule needs for that one deal opens it, padding or not
+    need = min_bond(100 * USDC, 1)
+    assert 5_555 * USDC < need < 5_557 * USDC
+    fund(token, market, padder.address, need - 200 * USDC)
+    with boa.env.prank(padder.address):
+        market.stake(need - 200 * USDC)
+    open_and_commit(market, big, requester)
+    assert market.in_flight(padder.address) == (100 * USDC, 52, 100 * USDC)
+
+
+def test_class4_cheap_deals_add_value_not_count(token, market, requester, make_terms):
+    """Padding with one-base-unit deals instead: each adds a unit of value and almost nothing to N_eff, so the
+    big deal still needs (nearly) the stake it needs alone."""
+    padder = add_provider(token, market, 0xBAD5, stake=200 * USDC)
+    big = make_terms(provider=padder.address, lane=0, price=100 * USDC, audit_fee=0, collateral=0)
+    for lane in range(1, 61):  # 60: by number, the old rule let 200 USDC carry them and the big deal
+        open_and_commit(market, make_terms(provider=padder.address, lane=lane, price=1, audit_fee=0, collateral=0),
+                        requester)
+    with boa.reverts("deals: bond too small"):
+        open_and_commit(market, big, requester)
+    value, count, largest = market.in_flight(padder.address)
+    assert (value, count, largest) == (60, 60, 1)

@@ -196,7 +196,7 @@ def test_provider_no_reveal_fails(market, token, requester, provider, auditors, 
     assert market.jailed(provider.address)
     assert market.provider_info(provider.address)[4:7] == (0, 0, 0)
     assert market.lane(provider.address, 0) & ((1 << 64) - 1) == 1 and market.lane(provider.address, 0) >> 64 == 0
-    assert market.in_flight(provider.address) == (0, 0)
+    assert market.in_flight(provider.address) == (0, 0, 0)
     assert market.audit_record(provider.address) == (0, 1, 0, 0, 0)
     assert market.audit_record(auditor) == (0, 0, 0, 1, 0)
     next_epoch(market)

@@ -100,7 +100,7 @@ def test_committee_no_show_voids(market, requester, provider, auditors, make_ter
     assert market.balance_of(requester.address) == DEPOSIT
     assert not market.jailed(first) and not market.jailed(provider.address)
     assert market.free_stake(provider.address) == STAKE
-    assert market.in_flight(provider.address) == (0, 0)
+    assert market.in_flight(provider.address) == (0, 0, 0)
     assert market.lane(provider.address, 0) == 1
     assert market.burned() == COMMITTEE_SIZE * AUDIT_FEE
 

@@ -3,6 +3,8 @@
 import boa
 import pytest
 
+from mercato.verification.bond import code_price, price_code
+
 from contracts_kit import (
     AUDIT_FEE, AUDIT_PARAMS, BOND_RULE_DEPLOYER, CHALLENGE_WINDOW, PRICE, STAKE, add_provider, bond_ok,
     clear, commit_as, deal_tuple, deploy_market, events, fund, min_bond, now, open_and_commit, open_deal,
@@ -27,9 +29,9 @@ def test_jailed_provider_other_deals_settle_without_paying_it(market, requester,
     cleared = clear(market, open_and_commit(market, make_terms(lane=1), requester))
     late = make_terms(lane=2, deadline=now() + 100, expiry=now() + 50)
     open_deal(market, late, provider)
-    assert market.in_flight(provider.address) == (2 * PRICE, 2)
+    assert market.in_flight(provider.address) == (2 * PRICE, 2, PRICE)
     _jail(market, requester, provider, make_terms)
-    assert market.in_flight(provider.address) == (2 * PRICE, 2)
+    assert market.in_flight(provider.address) == (2 * PRICE, 2, PRICE)
     info = market.provider_info(provider.address)  # locked = stake - free does not underflow
     assert (info[4], info[5], market.free_stake(provider.address)) == (0, 0, 0)
     # the cleared deal finalizes, but unaudited work of a provider proven wrong is not paid: the price and
@@ -50,7 +52,7 @@ def test_jailed_provider_other_deals_settle_without_paying_it(market, requester,
     assert events(market, "ProviderSlashed") == []
     assert market.balance_of(requester.address) == balance + PRICE + AUDIT_FEE + PRICE + AUDIT_FEE
     assert market.provider_info(provider.address)[4:6] == (0, 0)
-    assert market.in_flight(provider.address) == (0, 0)
+    assert market.in_flight(provider.address) == (0, 0, 0)
 
 
 def test_earnings_unclaimed_at_jailing_are_forfeited(token, market, requester, provider, auditors, make_terms):
@@ -89,7 +91,7 @@ def test_bond_rule_boundary(token, market, requester, make_terms):
     at = add_provider(token, market, 0xB1, stake=exact)
     below = add_provider(token, market, 0xB2, stake=exact - 1)
     open_deal(market, make_terms(provider=at.address, collateral=0), at)
-    assert market.in_flight(at.address) == (PRICE, 1)
+    assert market.in_flight(at.address) == (PRICE, 1, PRICE)
     with boa.reverts("deals: bond too small"):
         open_deal(market, make_terms(provider=below.address, collateral=0), below)
     # a second deal needs the bound for N = 2 and 2 * PRICE
@@ -101,7 +103,7 @@ def test_bond_rule_boundary(token, market, requester, make_terms):
     with boa.env.prank(at.address):
         market.stake(need - exact)
     open_deal(market, make_terms(provider=at.address, lane=1, collateral=0), at)
-    assert market.in_flight(at.address) == (2 * PRICE, 2)
+    assert market.in_flight(at.address) == (2 * PRICE, 2, PRICE)
 
 
 def bond_rule():
@@ -118,6 +120,20 @@ def test_bond_rule_matches_python():
     for value, n in ((1_500_000, 1), (10**7, 2), (10**7, 3), (123_457, 10), (10**9, 57), (10**6, 1000), (7, 99)):
         need = min_bond(value, n)
         assert market.bond_allows(need, value, n) and not market.bond_allows(need - 1, value, n)
+
+
+def test_largest_price_code_matches_python():
+    """The 32-bit code of the largest price in flight (attack class 4's m): the contract and
+    verification/bond.py agree to the unit, and the code never stands for less than the price."""
+    market = bond_rule()
+    prices = [0, 1, 2 * 10**6, 2**24 - 1, 2**24, 2**24 + 1, 2**25 - 1, 2**25 + 3, 10**18, 123_456_789_012_345,
+              2**95 + 12_345, 2**96 - 1]
+    prices += [(0x9E3779B97F4A7C15 * i) % 2**96 for i in range(1, 60)]
+    for price in prices:
+        code = market.price_code(price)
+        assert code == price_code(price)
+        assert code < 2**32 and price <= code_price(code)
+        assert (code_price(code) - price) * 2**23 <= price  # rounded up by less than 2**-23 of the price
 
 
 @pytest.mark.parametrize(

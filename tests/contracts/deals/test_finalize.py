@@ -18,7 +18,7 @@ def test_finalize_pays_and_frees_lane(market, requester, provider, make_terms):
     assert market.reputation(provider.address) == (1, 0, 0, PRICE)
     # a CLEARED deal gives the audit fee back; nothing is left in flight
     assert market.balance_of(requester.address) == DEPOSIT - PRICE
-    assert market.in_flight(provider.address) == (0, 0)
+    assert market.in_flight(provider.address) == (0, 0, 0)
 
 
 def test_batch_of_lanes(market, requester, provider, make_terms):

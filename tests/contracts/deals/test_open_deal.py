@@ -20,7 +20,7 @@ def test_open_escrows_price_and_locks_collateral(market, requester, provider, ma
     # price and audit fee are escrowed; the price counts as value in flight
     assert market.balance_of(requester.address) == DEPOSIT - PRICE - AUDIT_FEE
     assert market.free_stake(provider.address) == STAKE - COLLATERAL
-    assert market.in_flight(provider.address) == (PRICE, 1)
+    assert market.in_flight(provider.address) == (PRICE, 1, PRICE)
     stored = deal_hash(deal_tuple(terms))
     assert market.lane(provider.address, 0) == (int.from_bytes(stored, "big") & ~(2**64 - 1)) | 1
 

@@ -15,7 +15,7 @@ def test_reclaim_refunds_and_penalizes(market, requester, provider, make_terms):
     # requester that opens at the expiry or withholds the inputs forces the miss, and must not profit from it)
     zero = "0x" + "00" * 20
     assert (log.refund, log.penalty, slash.amount, slash.to) == (PRICE + AUDIT_FEE, penalty, penalty, zero)
-    assert market.in_flight(provider.address) == (0, 0)
+    assert market.in_flight(provider.address) == (0, 0, 0)
     assert market.balance_of(requester.address) == DEPOSIT
     assert market.burned() == penalty
     assert market.provider_info(provider.address)[4] == STAKE - penalty
