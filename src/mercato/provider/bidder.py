@@ -75,7 +75,7 @@ from mercato.provider.metrics import Metrics
 from mercato.provider.pricing import PricingStrategy, ResourceRates, container_price
 from mercato.provider.holds import Holds
 from mercato.provider.store import DealRecord, Store
-from mercato.verification.bond import BondParams, bond_ok, min_stake
+from mercato.verification.bond import BondParams, bond_ok, deals_on_value, min_stake, next_largest_price
 
 __all__ = ["Bidder", "LiveQuote", "Quote", "run_estimate_s"]
 
@@ -483,10 +483,13 @@ class Bidder:
         if params is None:
             return
         market = self.chain.market
-        info, (value, deals) = await asyncio.gather(self.chain.read(market.provider_info),
-                                                    self.chain.read(market.in_flight))  # type: ignore[attr-defined]
-        pending_value, pending = self.store.reserved_value()
-        n, v = deals + pending + 1, value + pending_value + quote.price
+        info, (value, _, largest) = await asyncio.gather(self.chain.read(market.provider_info),
+                                                         self.chain.read(market.in_flight))  # type: ignore[attr-defined]
+        pending_value, _, pending_largest = self.store.reserved_value()
+        # the rule counts deals on value (class 4): N_eff = max(1, V // m), m the largest price in flight
+        v = value + pending_value + quote.price
+        largest = next_largest_price(largest, value, max(pending_largest, quote.price))
+        n = deals_on_value(v, largest)
         if not bond_ok(info.stake, n, v, params):
             raise _Decline("bond", f"this provider's stake of {info.stake} cannot carry {n} deals worth {v} in "
                                    f"flight (the bond rule needs {min_stake(n, v, params)}): retry when its "

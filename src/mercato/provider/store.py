@@ -365,10 +365,11 @@ class Store:
                                     live).fetchall()
         return sum(TermsMsg.model_validate_json(r[0]).collateral for r in rows)
 
-    def reserved_value(self) -> tuple[int, int]:
-        """Total price and count of the deals not opened on-chain yet (not in the chain's value in flight)."""
+    def reserved_value(self) -> tuple[int, int, int]:
+        """Total price, count and largest price of the deals not opened on-chain yet (not in the chain's
+        value in flight)."""
         terms = self._unopened_terms()
-        return sum(t.price for t in terms), len(terms)
+        return sum(t.price for t in terms), len(terms), max((t.price for t in terms), default=0)
 
     # meta -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

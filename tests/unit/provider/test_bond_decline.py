@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 PARAMS = BondParams(300, 9_000, 15_000)
 
 
-def _with_bond_rule(h: Harness, in_flight: tuple[int, int]) -> None:
+def _with_bond_rule(h: Harness, in_flight: tuple[int, int, int]) -> None:
     market: Any = h.agent.chain.market
     plain = market.parameters
     market.parameters = lambda: plain() | {"collusion_bps": PARAMS.collusion_bps,
@@ -36,7 +36,7 @@ async def _answer(h: Harness, requester: FakeMarket) -> dict[str, Any]:
 
 async def test_a_deal_the_bond_cannot_carry_is_declined(make_agent, requester: FakeMarket) -> None:
     h: Harness = await make_agent()
-    heavy = (5_000 * 10**6, 10)  # 5,000 mUSD in 10 deals already in flight
+    heavy = (5_000 * 10**6, 10, 500 * 10**6)  # 5,000 mUSD in 10 deals of 500 already in flight
     _with_bond_rule(h, heavy)
     answer = await _answer(h, requester)
     assert answer["bid"] is None and answer["decline"]["code"] == "bond"
@@ -49,7 +49,7 @@ async def test_unopened_bids_count_against_the_bond(make_agent, requester: FakeM
     per_cu = max_value_in_flight(STAKE, 1, PARAMS) // 2  # the job's fuel cap is 2 CU
     h: Harness = await make_agent(lanes=4, pricing=PricingConfig(price_per_cu=per_cu, utilization_markup=Fraction(0),
                                                                  collateral_factor=Fraction(0)))
-    _with_bond_rule(h, (0, 0))  # nothing opened on-chain
+    _with_bond_rule(h, (0, 0, 0))  # nothing opened on-chain
     first = await _answer(h, requester)
     price = first["bid"]["terms"]["price"]
     assert bond_ok(STAKE, 1, price, PARAMS) and not bond_ok(STAKE, 2, 2 * price, PARAMS)
@@ -58,3 +58,14 @@ async def test_unopened_bids_count_against_the_bond(make_agent, requester: FakeM
     assert (await h.client.delete(f"/v1/bids/{first['bid']['deal_id']}")).status_code == 200
     third = await _answer(h, requester)  # the released bid no longer counts
     assert third["bid"] is not None
+
+
+async def test_free_deals_in_flight_do_not_lower_the_bond(make_agent, requester: FakeMarket) -> None:
+    """Attack class 4 as the bidder sees it: many zero-price deals in flight add no count, so a price the
+    stake could carry only as one of many deals is declined, as the contract would refuse it."""
+    per_cu = max_value_in_flight(STAKE, 1, PARAMS)  # twice what the stake carries alone (fuel cap 2 CU)
+    h: Harness = await make_agent(pricing=PricingConfig(price_per_cu=per_cu, utilization_markup=Fraction(0),
+                                                        collateral_factor=Fraction(0)))
+    _with_bond_rule(h, (0, 200, 0))  # 200 free deals open: by number they would cover almost anything
+    answer = await _answer(h, requester)
+    assert answer["bid"] is None and answer["decline"]["code"] == "bond"
