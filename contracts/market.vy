@@ -94,6 +94,10 @@ exports: (
     settlement.draw_blocks,
     # clients find the court that runs the audit game
     settlement.court,
+    # the court locks a drawn auditor's bond (the court only)
+    settlement.bond_seat,
+    # the court frees a seat's bond once it committed (the court only)
+    settlement.release_seat,
     # the court burns a missed seat's penalty (the court only)
     settlement.penalize,
     # the court applies a verdict (the court only)

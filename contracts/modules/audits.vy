@@ -33,6 +33,8 @@ uses: sortition
 
 
 interface Market:
+    def bond_seat(seat: address, fee: uint256) -> bool: nonpayable
+    def release_seat(seat: address, fee: uint256): nonpayable
     def penalize(deal_id: bytes32, seat: address, fee: uint256, whole: bool) -> uint256: nonpayable
     def close_audit(deal_id: bytes32, requester: address, provider: address, lane: uint256, nonce: uint256, price: uint256, collateral: uint256, fee: uint256, outcome: uint256, losers: DynArray[address, 7], provers: DynArray[address, 6], fee_to: address): nonpayable
 
@@ -288,6 +290,9 @@ def commit_audit(deal_id: bytes32, seal: bytes32):
     if self._audits[deal_id].seals[i] != empty(bytes32):
         errors._fail("audits: already committed")
     self._audits[deal_id].seals[i] = seal
+    fee: uint256 = self._audits[deal_id].fee
+    if fee != 0:
+        extcall market.release_seat(msg.sender, fee)
     log AuditCommitted(deal_id=deal_id, auditor=msg.sender, seal=seal)
     if self._all_committed(deal_id):
         self._audits[deal_id].phase = PHASE_REVEAL
@@ -484,8 +489,9 @@ def _draw_seat(deal_id: bytes32) -> address:
          interval cut out. So no stake share, however large, lets a provider
          be drawn for its own deal or make the draw fail, and no stake moved
          after the randomness is known changes the seat. Up to
-         64 candidates are tried only to skip the requester and those
-         already drawn for the deal.
+         64 candidates are tried only to skip the requester, those already
+         drawn for the deal and those whose free stake cannot lock the
+         fee-sized bond a seat owes until it commits (`bond_seat`).
     @param deal_id The audited deal.
     @return address The auditor, or the zero address when none was found
             (nobody else holds stake: the audit cannot be done independently).
@@ -501,6 +507,7 @@ def _draw_seat(deal_id: bytes32) -> address:
     beacon: bytes32 = sortition._beacon()
     counter: uint256 = self._audits[deal_id].draws
     requester: address = self._audits[deal_id].requester
+    fee: uint256 = self._audits[deal_id].fee
     found: address = empty(address)
     for _: uint256 in range(_MAX_TRIES):
         point: uint256 = convert(keccak256(abi_encode(randomness, counter, beacon)), uint256) % total
@@ -510,8 +517,10 @@ def _draw_seat(deal_id: bytes32) -> address:
         candidate: address = sortition._member_at(point)
         if candidate != requester and not self._drawn[deal_id][candidate]:
             self._drawn[deal_id][candidate] = True
-            found = candidate
-            break
+            # a seat owes a fee-sized bond until it commits: one that cannot lock it is passed over
+            if fee == 0 or extcall market.bond_seat(candidate, fee):
+                found = candidate
+                break
     self._audits[deal_id].draws = counter
     return found
 
@@ -587,8 +596,8 @@ def _miss_seat(deal_id: bytes32, j: uint256):
          burned (never to a party of the deal, who could cause the miss):
          a seat that committed and then did not reveal forfeits its whole
          stake, as a liar does (else silence after seeing the other claims
-         would be a free option); a seat that never committed pays
-         min(free stake, audit_fee).
+         would be a free option); a seat that never committed pays the
+         fee-sized bond locked when it was drawn.
     @param deal_id The audited deal.
     @param j The seat index.
     """

@@ -13,8 +13,11 @@
         alone; `finalize` pays CLEARED deals, and AUDITED deals whose audit
         the court reports PASSED, once the challenge window is over.
 
-        The court holds no money. It reaches money through two doors,
+        The court holds no money. It reaches money through four doors,
         each callable by the court only:
+            bond_seat     lock a drawn auditor's fee-sized bond (refused when
+                          its free stake is smaller: it is not seated)
+            release_seat  free the bond once the seat committed
             penalize      burn a seat's penalty (min(free stake, fee), or the
                           whole stake of a seat that committed and went silent)
             close_audit   apply a verdict: forfeit the losers' stake, split the
@@ -262,12 +265,42 @@ def finalize(deals: DynArray[book.Deal, _MAX_BATCH]):
 
 
 @external
+def bond_seat(seat: address, fee: uint256) -> bool:
+    """
+    @dev The court only, for each auditor it draws: locks `fee` of the
+         seat's free stake until it commits (`release_seat`) or misses
+         (`penalize` takes it); False when its free stake is smaller (the
+         court then draws someone else).
+    @param seat The drawn auditor.
+    @param fee The deal's audit fee.
+    @return bool Locked.
+    """
+    if msg.sender != court.address:
+        errors._fail("deals: not the court")
+    return staking._bond_seat(seat, fee)
+
+
+@external
+def release_seat(seat: address, fee: uint256):
+    """
+    @dev The court only: a seat committed; its bond is free again (its
+         silence from now on costs its whole stake instead).
+    @param seat The auditor.
+    @param fee The deal's audit fee.
+    """
+    if msg.sender != court.address:
+        errors._fail("deals: not the court")
+    staking._unlock(seat, fee)
+
+
+@external
 def penalize(deal_id: bytes32, seat: address, fee: uint256, whole: bool) -> uint256:
     """
     @dev The court only: a seat missed its phase. It pays its whole stake
-         (`whole`: it committed and went silent, as a liar would) or
-         min(free stake, fee) (it never committed); either way burned, never
-         paid to a party of the deal, who could cause the miss.
+         (`whole`: it committed and went silent, as a liar would) or the bond
+         locked when it was drawn (it never committed: the fee, unless it was
+         jailed since); either way burned, never paid to a party of the deal,
+         who could cause the miss.
     @param deal_id The audited deal (for the event).
     @param seat The seat that missed.
     @param fee The deal's audit fee.
@@ -281,6 +314,8 @@ def penalize(deal_id: bytes32, seat: address, fee: uint256, whole: bool) -> uint
         penalty = staking._forfeit_all(seat)
         staking.burned += penalty
     else:
+        # the bond comes back to free stake and is taken from there (nothing when jailed)
+        staking._unlock(seat, fee)
         penalty = min(staking._free(seat), fee)
         if penalty != 0:
             staking._slash(seat, penalty, empty(address))

@@ -501,6 +501,25 @@ def _unlock(provider: address, collateral: uint256):
 
 
 @internal
+def _bond_seat(seat: address, fee: uint256) -> bool:
+    """
+    @dev Locks `fee` of a drawn auditor's free stake until it commits (class
+         9: an auditor whose stake is all locked in its own deals used to owe
+         nothing when it stayed silent); False, and nothing locked, when its
+         free stake is smaller.
+    @param seat The drawn auditor.
+    @param fee The deal's audit fee.
+    @return bool Locked.
+    """
+    work: uint256 = self._work[seat]
+    if work & _U96 < fee:
+        return False
+    # free is the low field and fee <= free: no borrow
+    self._work[seat] = unsafe_sub(work, fee)
+    return True
+
+
+@internal
 def _miss(provider: address, collateral: uint256, price: uint256, jobs: uint256) -> bool:
     """
     @dev Records a missed deal: frees `collateral` (unless jailed), adds

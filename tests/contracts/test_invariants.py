@@ -49,6 +49,7 @@ class Audit:
         self.claims = {seat: None}  # revealed root per seat
         self.provider_claim = None
         self.drawn = {seat}
+        self.missed = set()  # seats that missed their commit phase (their bond was taken)
         self.upheld = False  # PASSED with a winning claim (not by default): an auditor re-ran it
 
 
@@ -102,9 +103,14 @@ class MarketMachine(RuleBasedStateMachine):
 
     # model helpers
     def locked(self, a):
+        """Collateral of its open deals, and the fee-sized bond of every audit seat it holds and has not
+        committed in (class 9: drawn auditors lock their bond until they commit)."""
         if self.jailed[a]:
             return 0
-        return sum(v["terms"]["collateral"] for (p, _), v in self.open.items() if p == a)
+        collateral = sum(v["terms"]["collateral"] for (p, _), v in self.open.items() if p == a)
+        bonds = sum(au.fee for au in self.audits.values() if au.phase in (COMMIT, REVEAL)
+                    for s in self.active(au) if s == a and au.roots.get(s) is None and s not in au.missed)
+        return collateral + bonds
 
     def flight(self, a):
         deals = [v["terms"]["price"] for (p, _), v in self.open.items() if p == a]
@@ -120,8 +126,10 @@ class MarketMachine(RuleBasedStateMachine):
         return amount
 
     def penalize(self, au, seat):
-        """A seat that never committed: min(free, fee), burned (never paid to a party of the deal)."""
-        penalty = min(self.stake[seat] - self.locked(seat), au.fee)
+        """A seat that never committed: the bond it locked when drawn (nothing if jailed since), burned
+        (never paid to a party of the deal)."""
+        penalty = 0 if self.jailed[seat] else au.fee
+        au.missed.add(seat)
         self.stake[seat] -= penalty
         self.burned += penalty
 

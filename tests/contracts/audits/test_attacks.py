@@ -8,7 +8,7 @@ Each test names the attack class of the review it covers:
   7  the caller picks the randomness
   8  committee liars hold a free option (in test_audit.py / test_dispute.py: a committed, silent
      seat forfeits its stake)
-  9  one free self-deal sets `completed` to 2**32 - 1
+  9  an auditor that locks all its stake dodges the penalty; one free self-deal sets `completed` to 2**32 - 1
 """
 
 import boa
@@ -214,7 +214,11 @@ def test_recut_nobody_but_the_court_reaches_money_and_nobody_but_the_market_open
             with boa.reverts("audits: not the market"):
                 market.open_audit(deal_id, attacker, provider.address, 0, 1, b"\0" * 32, PRICE, 0, AUDIT_FEE,
                                   b"\1" * 32, b"\2" * 32)
-    assert market.free_stake(seat) == STAKE
+            with boa.reverts("deals: not the court"):
+                market.bond_seat(seat, 10**30)
+            with boa.reverts("deals: not the court"):
+                market.release_seat(seat, AUDIT_FEE)
+    assert market.free_stake(seat) == STAKE - AUDIT_FEE  # its own bond, nothing more, nothing less
     assert audit_view(market, deal_id)["seats"][0] == seat
 
 
@@ -256,3 +260,36 @@ def test_class4_cheap_deals_add_value_not_count(token, market, requester, make_t
         open_and_commit(market, big, requester)
     value, count, largest = market.in_flight(padder.address)
     assert (value, count, largest) == (60, 60, 1)
+
+
+def _lock_all_free_stake(market, requester, make_terms, who: str, lane: int) -> None:
+    """`who` opens a deal of its own whose collateral is every free unit of its stake."""
+    open_and_commit(market, make_terms(provider=who, lane=lane, collateral=market.free_stake(who)), requester)
+    assert market.free_stake(who) == 0
+
+
+def test_class9_a_seat_that_locks_all_its_stake_still_pays_its_no_show(market, requester, auditors, make_terms):
+    """Before: a silent auditor paid min(free stake, audit_fee), so one that locked all its stake as collateral
+    of its own deals after being drawn paid nothing. A drawn seat now locks a fee-sized bond until it commits;
+    the dodge leaves the bond in place and the no-show costs the fee."""
+    deal, deal_id = start_audit(market, make_terms(), requester)
+    seat = audit_view(market, deal_id)["seats"][0]
+    assert market.free_stake(seat) == STAKE - AUDIT_FEE
+    _lock_all_free_stake(market, requester, make_terms, seat, lane=7)
+    past_deadline(market, deal_id)
+    market.advance(deal_id)
+    (missed,) = events(market, "AuditorMissed")
+    assert (missed.auditor, missed.penalty) == (seat, AUDIT_FEE)
+    assert market.burned() == AUDIT_FEE and market.provider_info(seat)[4] == STAKE - AUDIT_FEE
+
+
+def test_class9_an_auditor_with_no_free_stake_is_not_seated(market, requester, auditors, make_terms):
+    """An auditor that cannot lock the bond (all its stake locked beforehand) is passed over: it can neither
+    be seated for free nor block the draw."""
+    for lane, a in enumerate(auditors[:5]):
+        _lock_all_free_stake(market, requester, make_terms, a.address, lane=10 + lane)
+    deal, deal_id = start_audit(market, make_terms(), requester)
+    assert audit_view(market, deal_id)["seats"][0] == auditors[5].address
+    # committing frees the bond again
+    commit_as(market, auditors[5].address, deal_id)
+    assert market.free_stake(auditors[5].address) == STAKE
