@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -80,7 +81,7 @@ def deploy_market(home: Path, url: str, provider_keys: list[str]) -> Deployment:
     dep = deploy(w3, load_artifacts(home / "artifacts"), keys["deployer"], DevnetParams(), rpc_url=url)
     addresses = {name: str(Account.from_key(k).address) for name, k in keys.items()}
     addresses |= {f"bench{i}": str(Account.from_key(k).address) for i, k in enumerate(provider_keys)}
-    dep = Deployment(dep.chain_id, url, dep.token, dep.market, dep.block, dep.params, addresses, keys, dep.abi)
+    dep = dataclasses.replace(dep, rpc_url=url, accounts=addresses, keys=keys)  # keeps the court's address
     fund(w3, dep, keys["deployer"], addresses, FUND)
     path = home / "deployments" / f"{dep.chain_id}.json"
     dep.save(path)

@@ -402,8 +402,7 @@ class Bench:
 
     # figures ----------------------------------------------------------------------------
     def events(self, name: str, **filters: Any) -> list[dict[str, Any]]:
-        ev = getattr(self.any.contract.events, name)
-        logs = ev().get_logs(from_block=self.any.from_block, argument_filters=filters or None)
+        logs = self.any.event_logs(name, argument_filters=filters or None)  # the Market's or the court's
         return [dict(log["args"]) for log in logs]
 
     def report(self) -> dict[str, Any]:

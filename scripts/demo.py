@@ -204,7 +204,7 @@ def main() -> int:
     try:
         dep = status.deployment
         assert dep is not None
-        console.print(f"devnet {status.rpc_url} (chain {status.chain_id}) · Market {dep.market} · token {dep.token}")
+        console.print(f"devnet {status.rpc_url} (chain {status.chain_id}) · Market {dep.market} · court {dep.court} · token {dep.token}")
         explorer = ExplorerProcess(net, work)
         console.print(f"explorer (live dashboard of this market): [bold]{explorer.url}[/bold]")
         chain = MarketClient.from_deployment(net._web3(), dep, dep.keys["deployer"])

@@ -173,7 +173,7 @@ class Books:
     def read(cls, client: MarketClient) -> Books:
         found = {}
         for name in _EVENTS:
-            logs = getattr(client.contract.events, name)().get_logs(from_block=client.from_block)
+            logs = client.event_logs(name)  # the Market's or the court's
             found[name] = [dict(log["args"]) for log in logs]
         return cls(found)
 

@@ -1,14 +1,21 @@
-"""The deployment file every command reads, and deploying the Market (+ mock token).
+"""The deployment file every command reads, and deploying the Market (+ court, + mock token).
 
     >>> dep = deploy(w3, artifacts, deployer_key, DevnetParams(), rpc_url=url)   # doctest: +SKIP
     >>> dep.save(path); Deployment.load(path).market == dep.market               # doctest: +SKIP
     True
+    >>> dep.court == dep.court_address(w3)                                       # doctest: +SKIP
+    True
+
+Two contracts make the market: the Market (accounts, stake, deals, lottery, settlement) and
+the court (the audit game), which the Market's constructor creates from an EIP-5202 blueprint
+of it; the court's address is read back from ``Market.court()``. Every reader of the chain's
+logs reads both addresses (:meth:`Deployment.log_addresses`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ __all__ = [
     "DEV_ACCOUNT_NAMES",
     "DevnetParams",
     "Deployment",
+    "court_of",
     "dev_accounts",
     "deploy",
     "fund",
@@ -53,11 +61,14 @@ class DevnetParams:
     draw_blocks: int = 200
     audit_period: int = 20
     committee_size: int = 5
+    # blocks during which sortition weights stay fixed (SPEC §14.4): 1 on the devnet, so a new stake is
+    # drawable from the next block; deploy 256 where draws must not be re-rolled by waiting a block
+    epoch_blocks: int = 1
 
     def audit_tuple(self) -> tuple[int, ...]:
         """The constructor's ``AuditParams`` struct, in field order."""
         return (self.audit_floor_bps, self.collusion_bps, self.bond_lambda_bps, self.beacon_delay,
-                self.draw_blocks, self.audit_period, self.committee_size)
+                self.draw_blocks, self.audit_period, self.committee_size, self.epoch_blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,24 @@ class Deployment:
     params: DevnetParams
     accounts: dict[str, str] = field(default_factory=dict)  # name -> address
     keys: dict[str, str] = field(default_factory=dict)  # name -> private key (devnet only)
-    abi: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    abi: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "market", "court", "token"
+    court: str = ""  # created by the Market's constructor; "" in a file written before the court existed
+
+    def court_address(self, w3: Web3) -> str:
+        """The court's address: the recorded one, else read from the Market's ``court()``."""
+        if self.court:
+            return str(Web3.to_checksum_address(self.court))
+        return court_of(w3, self.market, self.abi.get("market", []))
+
+    def with_court(self, w3: Web3) -> Deployment:
+        """This deployment with its court's address filled in (read from the chain when missing)."""
+        return self if self.court else replace(self, court=self.court_address(w3))
+
+    def log_addresses(self, w3: Web3 | None = None) -> list[str]:
+        """The addresses whose logs make the market's history: the Market and its court (the
+        court's is read from the chain when missing and ``w3`` is given)."""
+        court = self.court or (self.court_address(w3) if w3 is not None else "")
+        return [str(Web3.to_checksum_address(a)) for a in (self.market, court) if a]
 
     def key_of(self, name_or_key: str, *, unlock: Unlocker | None = None, origin: Path | str | None = None) -> str:
         """A private key: a named dev account's, ``keystore:<name>`` decrypted by ``unlock``, or
@@ -108,6 +136,24 @@ def dev_accounts(mnemonic: str = ANVIL_MNEMONIC) -> dict[str, str]:
             for i, name in enumerate(DEV_ACCOUNT_NAMES)}
 
 
+def court_of(w3: Web3, market: str, market_abi: list[dict[str, Any]]) -> str:
+    """The address of the court the Market at ``market`` created (its ``court()`` view)."""
+    abi = market_abi if any(f.get("name") == "court" for f in market_abi) else [_COURT_VIEW]
+    contract = w3.eth.contract(address=Web3.to_checksum_address(market), abi=abi)
+    try:
+        address = str(contract.functions.court().call())
+    except Exception as exc:  # noqa: BLE001 - a Market from before the court has no court()
+        raise ChainError(f"the Market at {market} did not name its court ({type(exc).__name__}: {exc}): "
+                         "it predates the court contract; redeploy (`mercato devnet reset` on the devnet)") from exc
+    if int(address, 16) == 0:
+        raise ChainError(f"the Market at {market} has no court")
+    return str(Web3.to_checksum_address(address))
+
+
+_COURT_VIEW: dict[str, Any] = {"type": "function", "name": "court", "stateMutability": "view", "inputs": [],
+                               "outputs": [{"name": "", "type": "address"}]}
+
+
 def _deploy_one(sender: TxSender, artifact: Artifact, *args: Any) -> str:
     factory = sender.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = sender.send(factory.constructor(*args))
@@ -118,17 +164,29 @@ def _deploy_one(sender: TxSender, artifact: Artifact, *args: Any) -> str:
     return str(address)
 
 
+def _deploy_blueprint(sender: TxSender, artifact: Artifact) -> str:
+    """Deploy ``artifact``'s EIP-5202 blueprint: a plain creation transaction of its initcode."""
+    if not artifact.blueprint:
+        raise ChainError(f"{artifact.name} was not compiled as a blueprint")
+    return _deploy_one(sender, Artifact(artifact.name, [], artifact.bytecode, True))
+
+
 def deploy(w3: Web3, artifacts: dict[str, Artifact], deployer_key: str, params: DevnetParams, *,
            rpc_url: str, token: str | None = None) -> Deployment:
-    """Deploy the mock token (unless ``token`` is given) and the Market."""
+    """Deploy the mock token (unless ``token`` is given), the court's blueprint and the Market,
+    whose constructor creates the court from the blueprint; the court's address is read back."""
     sender = TxSender(w3, deployer_key)
     start = w3.eth.block_number
     token_address = token or _deploy_one(sender, artifacts["token"])
+    blueprint = _deploy_blueprint(sender, artifacts["court"])
     market = _deploy_one(sender, artifacts["market"], token_address, params.challenge_window,
                          params.unbond_delay, params.withdrawal_delay, params.miss_penalty_bps,
-                         params.audit_tuple())
+                         params.audit_tuple(), blueprint)
+    court = court_of(w3, market, artifacts["market"].abi)
     return Deployment(w3.eth.chain_id, rpc_url, token_address, market, start + 1, params,
-                      abi={"market": artifacts["market"].abi, "token": artifacts["token"].abi})
+                      abi={"market": artifacts["market"].abi, "court": artifacts["court"].abi,
+                           "token": artifacts["token"].abi},
+                      court=court)
 
 
 def fund(w3: Web3, deployment: Deployment, minter_key: str, accounts: dict[str, str], amount: int) -> None:

@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from web3 import Web3
@@ -157,14 +157,15 @@ class Devnet:
     def _ensure_deployed(self) -> Deployment:
         w3 = self._web3(attempts=3)
         existing = self._deployment_or_none()
-        if existing is not None and existing.chain_id == w3.eth.chain_id and w3.eth.get_code(existing.market):
+        # a deployment from before the court (no court recorded) is redeployed: today's clients need both
+        if (existing is not None and existing.chain_id == w3.eth.chain_id and existing.court
+                and w3.eth.get_code(existing.market) and w3.eth.get_code(existing.court)):
             return existing
         keys = dev_accounts()
         arts = load_artifacts(self.settings.artifacts_dir)
         dep = deploy(w3, arts, keys["deployer"], self.params, rpc_url=self.rpc_url)
         accounts = {name: _address(key) for name, key in keys.items()}
-        dep = Deployment(dep.chain_id, dep.rpc_url, dep.token, dep.market, dep.block, dep.params,
-                         accounts, keys, dep.abi)
+        dep = replace(dep, accounts=accounts, keys=keys)
         fund(w3, dep, keys["deployer"], accounts, self.fund_amount)
         dep.save(self.settings.deployment_path)
         return dep

@@ -1,4 +1,4 @@
-"""``MarketClient``: the deployed Market over web3, one method per external function.
+"""``MarketClient``: the deployed Market and its court over web3, one method per external function.
 
     >>> m = MarketClient.from_deployment(w3, deployment, key)          # doctest: +SKIP
     >>> m.deposit(100 * 10**6).gas_used                                 # doctest: +SKIP
@@ -6,6 +6,13 @@
     >>> opened = m.open_deal(terms, bid_signature)                      # doctest: +SKIP
     >>> opened.deal.deal_id == opened.tx.events_named("DealOpened")[0].args["deal_id"]  # doctest: +SKIP
     True
+
+The market is two contracts (docs/SPEC.md): the Market (accounts, stake, deals, the lottery and
+settlement) and the court it created (the audit game: ``commit_audit``, ``reveal``, ``advance``
+and the audit views). Each method calls the contract that has the function; a receipt's events
+are decoded from both addresses (a ``draw`` that starts an audit logs ``DealDrawn`` from the
+Market and ``AuditorDrawn`` from the court), :meth:`MarketClient.event_logs` queries an event of
+either by name, and ``log_addresses`` lists both for ``eth_getLogs``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3RPCError
-from web3.contract.contract import Contract, ContractFunction
+from web3.contract.contract import Contract, ContractEvent, ContractFunction
 from web3.types import TxReceipt
 
 from mercato.chain import eip712
@@ -38,7 +45,7 @@ from mercato.chain.deployment import Deployment
 from mercato.chain.ledger import TxLedger
 from mercato.chain.rpc import TxSender
 from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms
-from mercato.errors import TransactionFailed
+from mercato.errors import ChainError, TransactionFailed
 
 __all__ = ["MarketClient", "MAX_BATCH", "check_batch", "chunks"]
 
@@ -48,19 +55,25 @@ MAX_BATCH = 32  # DynArray bound of finalize/reclaim (_MAX_BATCH in deals.vy; a 
 class MarketClient:
     """``MarketApi`` over a real node; writes are signed by ``sender``'s key."""
 
-    def __init__(self, w3: Web3, market: Contract, token: Contract, sender: TxSender) -> None:
+    def __init__(self, w3: Web3, market: Contract, token: Contract, sender: TxSender, court: Contract) -> None:
         self.w3 = w3
         self.contract = market
+        self.court = court
         self.token = token
         self.sender = sender
         self.address: str = sender.address
         self.market: str = str(market.address)
+        self.court_address: str = str(court.address)
+        # the addresses whose logs make this market's history (eth_getLogs takes the list)
+        self.log_addresses: list[str] = [self.market, self.court_address]
         self.chain_id: int = sender._chain_id()
         self.from_block = 0  # where registry scans start (the deployment block when known)
         self._registry: list[str] = []
         self._registry_scanned = -1  # last block the registry scan has covered
-        self._events = {event_abi_to_log_topic(abi): abi["name"]  # type: ignore[arg-type]
-                        for abi in market.abi if abi["type"] == "event"}
+        # (emitting address, topic 0) -> (event name, the contract that declares it)
+        self._events: dict[tuple[str, bytes], tuple[str, Contract]] = {
+            (str(c.address), bytes(event_abi_to_log_topic(abi))): (str(abi["name"]), c)  # type: ignore[arg-type]
+            for c in (market, court) for abi in c.abi if abi["type"] == "event"}
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: Deployment, private_key: str | bytes, *,
@@ -68,11 +81,15 @@ class MarketClient:
                         confirmations: int | None = None, replace_after_s: float | None = None) -> MarketClient:
         """A client for ``deployment`` acting as ``private_key``; its transactions are recorded in
         ``ledger`` (see ``TxSender``: None is a file per chain and key under the settings home)."""
+        if "court" not in deployment.abi:
+            raise ChainError("the deployment file has no court ABI: it was written before the Market was split "
+                             "into Market and court; redeploy (`mercato devnet reset` on the devnet)")
         market = w3.eth.contract(address=to_checksum_address(deployment.market), abi=deployment.abi["market"])
+        court = w3.eth.contract(address=to_checksum_address(deployment.court_address(w3)), abi=deployment.abi["court"])
         token = w3.eth.contract(address=to_checksum_address(deployment.token), abi=deployment.abi["token"])
         sender = TxSender(w3, private_key, gas_margin=gas_margin, timeout=timeout, ledger=ledger,
                           confirmations=confirmations, replace_after_s=replace_after_s)
-        client = cls(w3, market, token, sender)
+        client = cls(w3, market, token, sender, court)
         client.from_block = deployment.block
         return client
 
@@ -84,7 +101,7 @@ class MarketClient:
                           ledger=ledger if ledger is not None else s.ledger_arg,
                           replace_after_s=s._replace_after_s, max_bumps=s.max_bumps, fee_cap=s.fee_cap,
                           confirmations=s._confirmations, poll_s=s.poll_s)
-        other = MarketClient(self.w3, self.contract, self.token, sender)
+        other = MarketClient(self.w3, self.contract, self.token, sender, self.court)
         other.from_block = self.from_block
         return other
 
@@ -92,6 +109,42 @@ class MarketClient:
     @property
     def _f(self) -> Any:
         return self.contract.functions
+
+    @property
+    def _c(self) -> Any:
+        return self.court.functions
+
+    def event_logs(self, name: str, *, from_block: int | None = None, to_block: int | str = "latest",
+                   argument_filters: dict[str, Any] | None = None) -> list[Any]:
+        """Every ``name`` event (web3's decoded logs, ``["args"]``…) from whichever of the Market
+        and the court declares it, in chain order; ``from_block`` defaults to ``self.from_block``.
+        E.g. ``client.event_logs("AuditorDrawn", argument_filters={"deal_id": deal_id})``."""
+        owners = [c for c in (self.contract, self.court)
+                  if any(a["type"] == "event" and a.get("name") == name for a in c.abi)]
+        if not owners:
+            raise ValueError(f"neither the Market nor the court has an event {name!r}")
+        start = self.from_block if from_block is None else from_block
+        logs: list[Any] = []
+        for c in owners:
+            event: ContractEvent = getattr(c.events, name)()
+            logs += event.get_logs(from_block=start, to_block=to_block,  # type: ignore[arg-type]
+                                   argument_filters=argument_filters or None)
+        return sorted(logs, key=lambda lg: (int(lg["blockNumber"]), int(lg["logIndex"])))
+
+    def event_topics(self, names: Sequence[str] | None = None) -> dict[bytes, str]:
+        """Topic 0 -> event name for ``names`` (every event of both contracts when None)."""
+        return {topic: name for (_, topic), (name, _) in self._events.items() if names is None or name in names}
+
+    def decode_log(self, log: Any) -> Event | None:
+        """A log of the Market or the court decoded; None for any other log."""
+        if not log["topics"]:
+            return None
+        found = self._events.get((to_checksum_address(log["address"]), bytes(log["topics"][0])))
+        if found is None:
+            return None
+        name, contract = found
+        data = getattr(contract.events, name)().process_log(log)
+        return Event(name, {k: _plain(v) for k, v in data["args"].items()}, int(log["logIndex"]))
 
     def _send(self, fn: ContractFunction, key: str | None = None) -> Tx:
         """Send and wait. With ``key`` (e.g. ``"commit:0x<deal id>"``) a retry while the first is
@@ -102,17 +155,11 @@ class MarketClient:
         return self._tx(receipt)
 
     def _tx(self, receipt: TxReceipt) -> Tx:
-        events = tuple(self._decode(log) for log in receipt["logs"]
-                       if log["address"] == self.market and log["topics"]
-                       and bytes(log["topics"][0]) in self._events)
+        decoded = (self.decode_log(log) for log in receipt["logs"])
+        events = tuple(ev for ev in decoded if ev is not None)
         block = self.w3.eth.get_block(receipt["blockNumber"])
         return Tx(bytes(receipt["transactionHash"]), int(receipt["gasUsed"]), int(receipt["blockNumber"]),
                   int(block["timestamp"]), events)
-
-    def _decode(self, log: Any) -> Event:
-        name = self._events[bytes(log["topics"][0])]
-        data = getattr(self.contract.events, name)().process_log(log)
-        return Event(name, {k: _plain(v) for k, v in data["args"].items()}, int(log["logIndex"]))
 
     def _view(self, fn: ContractFunction) -> Any:
         return self.sender.call(fn)
@@ -177,8 +224,9 @@ class MarketClient:
         logs since ``from_block``; later calls scan only the blocks added since the last one."""
         head = int(self.w3.eth.block_number)
         if head > self._registry_scanned:
-            topics = ["0x" + bytes(t).hex() for t, name in self._events.items()
-                      if name in ("ProviderRegistered", "ProviderUpdated")]
+            # registrations are the Market's (staking); the court logs none
+            topics = ["0x" + bytes(t).hex() for (address, t), (name, _) in self._events.items()
+                      if address == self.market and name in ("ProviderRegistered", "ProviderUpdated")]
             logs = self.w3.eth.get_logs({"address": self.contract.address, "topics": [list(topics)],  # type: ignore[typeddict-item]
                                          "fromBlock": max(self.from_block, self._registry_scanned + 1),
                                          "toBlock": head})
@@ -239,35 +287,38 @@ class MarketClient:
         tx = self._send(self._f.challenge(deal.to_tuple()))
         return DealTx(deal.with_status(AUDITED), tx)
 
+    # the court's functions
     def commit_audit(self, deal_id: bytes, seal: bytes) -> Tx:
         """A drawn auditor commits its blind seal."""
-        return self._send(self._f.commit_audit(bytes(deal_id), bytes(seal)), _key("audit-commit", deal_id))
+        return self._send(self._c.commit_audit(bytes(deal_id), bytes(seal)), _key("audit-commit", deal_id))
 
     def reveal(self, deal_id: bytes, result_root: bytes, fuel: int, salt: bytes) -> Tx:
         """The provider or a committed auditor opens its seal."""
-        return self._send(self._f.reveal(bytes(deal_id), bytes(result_root), fuel, bytes(salt)),
+        return self._send(self._c.reveal(bytes(deal_id), bytes(result_root), fuel, bytes(salt)),
                           _key("reveal", deal_id))
 
     def advance(self, deal_id: bytes) -> Tx:
         """Move an audit past a phase whose deadline is over (anyone)."""
-        return self._send(self._f.advance(bytes(deal_id)))
+        return self._send(self._c.advance(bytes(deal_id)))
 
     def audit(self, deal_id: bytes) -> AuditState:
         """The audit record of ``deal_id`` (phase 0 when none)."""
-        return AuditState.from_view(self._view(self._f.audit(bytes(deal_id))))
+        return AuditState.from_view(self._view(self._c.audit(bytes(deal_id))))
 
     def audit_record(self, provider: str | None = None) -> AuditRecord:
-        return AuditRecord(*(int(x) for x in self._view(self._f.audit_record(provider or self.address))))
+        return AuditRecord(*(int(x) for x in self._view(self._c.audit_record(provider or self.address))))
 
     def is_flagged(self, jobs_root: bytes) -> bool:
-        return bool(self._view(self._f.is_flagged(bytes(jobs_root))))
+        return bool(self._view(self._c.is_flagged(bytes(jobs_root))))
 
     def jailed(self, provider: str | None = None) -> bool:
         return bool(self._view(self._f.jailed(provider or self.address)))
 
-    def in_flight(self, provider: str | None = None) -> tuple[int, int]:
-        value, deals = self._view(self._f.in_flight(provider or self.address))
-        return int(value), int(deals)
+    def in_flight(self, provider: str | None = None) -> tuple[int, int, int]:
+        """(V, N, m): the value and number of the provider's open deals, and the largest price the bond
+        rule counts (rounded up as the contract stores it; 0 when V is 0). The rule uses max(1, V // m) deals."""
+        value, deals, largest = self._view(self._f.in_flight(provider or self.address))
+        return int(value), int(deals), int(largest)
 
     def burned(self) -> int:
         return int(self._view(self._f.burned()))
@@ -285,7 +336,12 @@ class MarketClient:
         names = ("challenge_window", "unbond_delay", "withdrawal_delay", "miss_penalty_bps",
                  "audit_floor_bps", "collusion_bps", "bond_lambda_bps", "beacon_delay", "draw_blocks",
                  "audit_period", "committee_size")
-        return {n: int(self._view(getattr(self._f, n)())) for n in names}
+        return {n: int(self._view(self._getter(n)())) for n in names}
+
+    def _getter(self, name: str) -> Any:
+        """The Market's function ``name``, else the court's (audit_period, committee_size)."""
+        declared = {a.get("name") for a in self.contract.abi if a["type"] == "function"}
+        return getattr(self._f if name in declared else self._c, name)
 
     # signing and chain facts --------------------------------------------------------------
     def sign_bid(self, terms: Terms) -> bytes:

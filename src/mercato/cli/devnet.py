@@ -94,6 +94,7 @@ def _show(net: Devnet, st: DevnetStatus) -> None:
     if dep is not None:
         info.add_row("token", dep.token)
         info.add_row("market", dep.market)
+        info.add_row("court", dep.court or "(ask the market)")
         info.add_row("deployment", str(net.settings.deployment_path))
     console.print(info)
     if dep is None or not st.running:

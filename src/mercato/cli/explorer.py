@@ -55,7 +55,8 @@ def _deployment(config: Path | None, rpc: str | None, market: str | None) -> tup
     except DeploymentNotFound:
         if not market:
             raise
-        abi = {"market": load_artifacts(settings.artifacts_dir)["market"].abi}  # same contract, another address
+        arts = load_artifacts(settings.artifacts_dir)  # same contracts, another address; its court is asked
+        abi = {"market": arts["market"].abi, "court": arts["court"].abi}
         dep = Deployment(settings.chain_id, rpc or settings.rpc_url, "", market, 0, DevnetParams(), abi=abi)
     if rpc is None and "MERCATO_RPC_URL" in os.environ:
         rpc = settings.rpc_url

@@ -1,11 +1,13 @@
-"""Follow the Market contract's events into SQLite: resumable, reorg-safe, idempotent.
+"""Follow the market's events (the Market contract's and its court's) into SQLite: resumable,
+reorg-safe, idempotent.
 
     >>> store = Store(path / "explorer.sqlite")                                # doctest: +SKIP
     >>> ix = Indexer.from_deployment(deployment, store, confirmations=0)      # doctest: +SKIP
     >>> ix.sync().to_block == w3.eth.block_number                             # doctest: +SKIP
     True
 
-Each :meth:`Indexer.sync` pass reads ``eth_getLogs`` in chunks from the block after the cursor
+Each :meth:`Indexer.sync` pass reads ``eth_getLogs`` of both addresses (the Market logs deals,
+stake and payments; the court logs the audit game) in chunks from the block after the cursor
 up to ``head - confirmations`` and writes, per chunk and in one SQLite transaction, the raw
 events (keyed by block and log index, so a re-read inserts nothing), the rows derived from
 them and the new cursor. It stores the hash of every block that logged an event and of each
@@ -36,6 +38,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
 
 from mercato.chain import Deployment, connect
+from mercato.chain.deployment import court_of
 from mercato.config import RetryPolicy
 from mercato.domain.jobs import cu_from_fuel
 from mercato.errors import MercatoError
@@ -69,23 +72,36 @@ class SyncReport:
 
 
 class Indexer:
-    """Follows one Market on one chain into one :class:`Store`."""
+    """Follows one Market and its court on one chain into one :class:`Store`.
+
+    ``abi`` is the Market's; ``court_abi`` the court's, whose address is ``court`` or, when None,
+    read from the Market's ``court()``. Without ``court_abi`` only the Market's events are read."""
 
     def __init__(self, w3: Web3, market: str, abi: list[dict[str, Any]], store: Store, *, start_block: int = 0,
                  confirmations: int = 0, chunk: int = 2000, fetch_receipts: bool = True,
-                 http_timeout: float = 2.0) -> None:
+                 http_timeout: float = 2.0, court: str | None = None,
+                 court_abi: list[dict[str, Any]] | None = None) -> None:
         if confirmations < 0 or chunk < 1:
             raise ValueError("confirmations must be >= 0 and chunk >= 1")
         self.w3 = w3
         self.market = to_checksum_address(market)
         self.contract = w3.eth.contract(address=self.market, abi=abi)
+        self.court: str | None = None
+        contracts = [self.contract]
+        if court_abi is not None:
+            self.court = to_checksum_address(court) if court else self._rpc(
+                lambda: court_of(w3, self.market, abi))
+            contracts.append(w3.eth.contract(address=self.court, abi=court_abi))
+        self.addresses = [str(c.address) for c in contracts]  # whose logs are read
+        # (emitting address, topic 0) -> (event name, the contract that declares it)
+        self._topics = {(str(c.address), bytes(event_abi_to_log_topic(e))): (str(e["name"]), c)  # type: ignore[arg-type]
+                        for c in contracts for e in c.abi if e["type"] == "event"}
         self.store = store
         self.start_block = start_block
         self.confirmations = confirmations
         self.chunk = chunk
         self.fetch_receipts = fetch_receipts
         self.http_timeout = http_timeout
-        self._topics = {event_abi_to_log_topic(e): e["name"] for e in abi if e["type"] == "event"}  # type: ignore[arg-type]
         self.chain_id = self._rpc(lambda: int(w3.eth.chain_id))
         store.bind(self.chain_id, self.market, start_block)
         self.start_block = int(store.meta("start_block") or start_block)  # an existing index keeps its own
@@ -95,13 +111,17 @@ class Indexer:
     @classmethod
     def from_deployment(cls, dep: Deployment, store: Store, *, rpc_url: str | None = None,
                         market: str | None = None, **options: Any) -> Indexer:
-        """An indexer for ``dep``'s Market (or ``market`` with the same ABI) from its deployment block."""
+        """An indexer for ``dep``'s Market and court (or for ``market`` with the same ABIs, and
+        the court it names) from its deployment block."""
         url = rpc_url or dep.rpc_url
         try:
             w3 = connect(url, RetryPolicy(attempts=3, base_delay=0.2), timeout=10.0)
         except MercatoError as exc:
             raise IndexerRpcError(f"cannot reach the RPC node at {url}: {exc}") from exc
         options.setdefault("start_block", dep.block if market is None else 0)
+        own = market is None or to_checksum_address(market) == to_checksum_address(dep.market)
+        options.setdefault("court", (dep.court or None) if own else None)  # None: ask the Market
+        options.setdefault("court_abi", dep.abi.get("court"))
         return cls(w3, market or dep.market, dep.abi["market"], store, **options)
 
     # RPC -------------------------------------------------------------------------------------
@@ -132,7 +152,7 @@ class Indexer:
 
     def _logs(self, start: int, end: int) -> list[Any]:
         return self._rpc(lambda: list(self.w3.eth.get_logs(
-            {"address": self.market, "fromBlock": start, "toBlock": end})))
+            {"address": self.addresses, "fromBlock": start, "toBlock": end})))  # type: ignore[typeddict-item]
 
     # syncing ---------------------------------------------------------------------------------
     def sync(self, *, max_chunks: int | None = None) -> SyncReport:
@@ -185,7 +205,7 @@ class Indexer:
             n = int(lg["blockNumber"])
             if "0x" + bytes(lg["blockHash"]).hex() != blocks[n][0]:
                 return None  # the log came from a block since replaced
-            if not lg["topics"] or bytes(lg["topics"][0]) not in self._topics:
+            if not lg["topics"] or (to_checksum_address(lg["address"]), bytes(lg["topics"][0])) not in self._topics:
                 continue
             events.append(self._decode(lg, blocks[n][1]))
         new = 0
@@ -206,8 +226,8 @@ class Indexer:
         return new
 
     def _decode(self, lg: Any, timestamp: int) -> dict[str, Any]:
-        name = self._topics[bytes(lg["topics"][0])]
-        data = getattr(self.contract.events, name)().process_log(lg)
+        name, contract = self._topics[(to_checksum_address(lg["address"]), bytes(lg["topics"][0]))]
+        data = getattr(contract.events, name)().process_log(lg)
         return {"name": name, "block": int(lg["blockNumber"]), "log_index": int(lg["logIndex"]),
                 "tx_hash": "0x" + bytes(lg["transactionHash"]).hex(), "at": timestamp,
                 "args": {k: _jsonable(v) for k, v in data["args"].items()}}

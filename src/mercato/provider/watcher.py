@@ -5,7 +5,8 @@
         ...
 
 ``MarketClient`` has no event query, so ``LogEventSource`` reads ``eth_getLogs`` over the
-market with web3 directly, in ranges of at most ``chunk`` blocks, and stamps each event
+market's two addresses (the Market's deal events and the court's ``AuditorDrawn``) with web3
+directly, in ranges of at most ``chunk`` blocks, and stamps each event
 with its block's timestamp (an ``open_and_commit``'s committed_at). The cursor (the last
 block handled) lives in the agent's store, so a restart replays nothing it has applied and
 misses nothing; a node that was down is caught up from the cursor, a chunk per poll. A head
@@ -25,8 +26,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from eth_utils import event_abi_to_log_topic
 
 from mercato.chain.market import MarketClient
 
@@ -64,10 +63,7 @@ class LogEventSource:
         self.start_block = start_block
         self.chunk = chunk
         self.lookback_blocks = lookback_blocks  # None: a first poll reads from start_block
-        self._topics: dict[bytes, str] = {}
-        for abi in client.contract.abi:
-            if abi.get("type") == "event" and abi.get("name") in WATCHED:
-                self._topics[bytes(event_abi_to_log_topic(abi))] = str(abi["name"])  # type: ignore[arg-type]
+        self._topics = client.event_topics(WATCHED)
         self._times: dict[int, int] = {}
 
     def poll(self, cursor: int | None) -> tuple[list[ChainEvent], int]:
@@ -88,15 +84,17 @@ class LogEventSource:
         if first > latest:
             return [], latest if cursor is None else cursor
         last = min(latest, first + self.chunk - 1)
-        logs = w3.eth.get_logs({"address": self.client.contract.address, "fromBlock": first, "toBlock": last,
+        logs = w3.eth.get_logs({"address": list(self.client.log_addresses),  # type: ignore[typeddict-item]
+                                "fromBlock": first, "toBlock": last,
                                 "topics": [["0x" + t.hex() for t in self._topics]]})
-        return [self._decode(log) for log in logs], last
+        ordered = sorted(logs, key=lambda lg: (int(lg["blockNumber"]), int(lg["logIndex"])))
+        return [ev for ev in (self._decode(log) for log in ordered) if ev is not None], last
 
-    def _decode(self, log: Any) -> ChainEvent:
-        name = self._topics[bytes(log["topics"][0])]
-        data = getattr(self.client.contract.events, name)().process_log(log)
+    def _decode(self, log: Any) -> ChainEvent | None:
+        event = self.client.decode_log(log)
+        if event is None:
+            return None
         block = int(log["blockNumber"])
         if block not in self._times:
             self._times[block] = int(self.client.w3.eth.get_block(block)["timestamp"])
-        args = {k: bytes(v) if isinstance(v, bytes) else v for k, v in data["args"].items()}
-        return ChainEvent(name, args, block, self._times[block])
+        return ChainEvent(event.name, dict(event.args), block, self._times[block])

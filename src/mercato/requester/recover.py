@@ -183,8 +183,7 @@ async def _events(m: Market, terms: Terms) -> dict[str, list[dict[str, Any]]] | 
     def read() -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {}
         for name in ("DealOpened", "DealFinalized", "DealReclaimed", "AuditResolved"):
-            logs = getattr(api.contract.events, name)().get_logs(
-                from_block=api.from_block, argument_filters={"deal_id": terms.deal_id})
+            logs = api.event_logs(name, argument_filters={"deal_id": terms.deal_id})  # AuditResolved: the court's
             found[name] = [dict(log["args"]) for log in logs]
         return found
 

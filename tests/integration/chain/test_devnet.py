@@ -106,4 +106,8 @@ def test_artifacts_are_cached(tmp_path: Path) -> None:
     second = load_artifacts(tmp_path)
     assert time.monotonic() - t0 < max(0.2, compile_s / 5)
     assert first["market"].bytecode == second["market"].bytecode
+    # the court is kept as the initcode of its EIP-5202 blueprint (the Market creates the court from it)
+    assert second["court"].blueprint and not second["market"].blueprint
+    assert bytes.fromhex("fe7100") in second["court"].bytecode[:16]
+    assert any(f.get("name") == "commit_audit" for f in second["court"].abi)
     assert len(list(tmp_path.glob("contracts-*.json"))) == 1

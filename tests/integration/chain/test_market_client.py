@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import chain_scenarios as S
 import pytest
 from chain_scenarios import Parties
 from web3 import Web3
 
 from mercato.chain import MAX_BATCH, Deployment, MarketApi, MarketClient
+from mercato.domain.deals import AUDITED
 
 
 def test_client_implements_the_protocol(clients: dict[str, MarketClient]) -> None:
@@ -78,3 +81,32 @@ def test_nonce_manager_survives_external_use(clients: dict[str, MarketClient], d
 def test_batch_limit(clients: dict[str, MarketClient]) -> None:
     with pytest.raises(ValueError, match=f"at most {MAX_BATCH}"):
         clients["requester1"].finalize([object()] * (MAX_BATCH + 1))  # type: ignore[list-item]
+
+
+def test_the_court_is_the_markets_and_both_log_into_one_receipt(parties: Parties, clients: dict[str, MarketClient],
+                                                                 deployment: Deployment, w3: Web3) -> None:
+    """The deployment records the court the Market created; a draw that starts an audit logs
+    DealDrawn from the Market and AuditorDrawn from the court, and the client decodes both."""
+    r, v = parties.requester, parties.provider
+    assert deployment.court and r.court_address == deployment.court == r.contract.functions.court().call()
+    assert replace(deployment, court="").court_address(w3) == deployment.court  # an older file asks the Market
+    auditor = clients["provider10"]  # someone besides the deal's provider to draw
+    if not auditor.provider_info().registered:
+        auditor.register("http://127.0.0.1:7010", b"\x01" * 32, b"\x02" * 32)
+        auditor.stake(100_000 * 10**6)
+    t = S.terms(parties, lane=60, audit_bps=10_000)  # the lottery audits it for sure
+    deal = v.open_and_commit(t, r.sign_acceptance(t), S.SEAL).deal
+    S.mine(parties, max(0, deal.committed_block + S.BEACON_DELAY - r.block_number()))
+    (drawn,) = v.draw([deal], [S.SEED])
+    assert drawn.deal.status == AUDITED
+    assert [e.name for e in drawn.tx.events if e.name in ("DealDrawn", "AuditorDrawn")] == ["DealDrawn", "AuditorDrawn"]
+    seat = drawn.tx.events_named("AuditorDrawn")[0].args
+    assert seat["deal_id"] == t.deal_id and seat["seat"] == 0
+    receipt = w3.eth.get_transaction_receipt(drawn.tx.tx_hash)
+    emitters = {ev.name: lg["address"] for lg in receipt["logs"] if (ev := r.decode_log(lg)) is not None}
+    assert emitters["DealDrawn"] == r.market and emitters["AuditorDrawn"] == r.court_address
+    # the court's views and log queries
+    assert r.audit(t.deal_id).seat_of(seat["auditor"]) == 0
+    assert [bytes(e["args"]["deal_id"]) for e in r.event_logs("AuditorDrawn", argument_filters={"deal_id": t.deal_id})] \
+        == [t.deal_id]
+    assert r.event_logs("DealDrawn", argument_filters={"deal_id": t.deal_id})[0]["address"] == r.market

@@ -80,7 +80,7 @@ def wait_for(predicate: Any, what: str, timeout: float = 120.0, w3: Any = None) 
 
 
 def logs(chain: MarketClient, name: str) -> list[Any]:
-    """Every ``name`` event of the Market since its deployment block."""
-    return list(getattr(chain.contract.events, name)().get_logs(from_block=chain.from_block))
+    """Every ``name`` event of the Market or its court since the deployment block."""
+    return list(chain.event_logs(name))
 
 

@@ -115,8 +115,8 @@ def test_every_table_matches_the_chain(history: dict[str, Any], chain: MarketCli
     assert report.to_block == report.head and report.events > 0
     store, views = ix.store, Views(ix.store)
 
-    # events: one row per Market log, nothing else
-    every = chain.w3.eth.get_logs({"address": chain.contract.address, "fromBlock": xdep.block,
+    # events: one row per log of the Market and its court, nothing else
+    every = chain.w3.eth.get_logs({"address": chain.log_addresses, "fromBlock": xdep.block,
                                    "toBlock": report.to_block})
     assert store.count("events") == len(every) == report.events
 
@@ -209,7 +209,7 @@ def test_restart_resumes_from_the_cursor_without_duplicates(history: dict[str, A
     assert report.from_block == stopped_at  # resumed from the cursor, not from the start
     tables = ("events", "providers", "deals", "results", "audits", "slashes", "stakes", "withdrawals", "deposits")
     counts = {t: again.store.count(t) for t in tables}
-    assert counts["events"] == len(chain.w3.eth.get_logs({"address": chain.contract.address,
+    assert counts["events"] == len(chain.w3.eth.get_logs({"address": chain.log_addresses,
                                                           "fromBlock": xdep.block, "toBlock": report.to_block}))
     # reading blocks already indexed again writes nothing twice
     with again.store.transaction() as db:
@@ -246,7 +246,7 @@ def test_a_reorganisation_is_undone(history: dict[str, Any], chain: MarketClient
     assert amounts[-1] == 13 and 11 not in amounts[before:]
     assert ix.store.count("deposits") == before + 1
     assert ix.store.count("events") == len(chain.w3.eth.get_logs(
-        {"address": chain.contract.address, "fromBlock": xdep.block, "toBlock": report.to_block}))
+        {"address": chain.log_addresses, "fromBlock": xdep.block, "toBlock": report.to_block}))
 
 
 def test_market_price_cli_prints_the_index(history: dict[str, Any], xnet: Devnet, tmp_path: Path) -> None:

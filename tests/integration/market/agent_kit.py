@@ -268,8 +268,7 @@ def deal_events(client: MarketClient, name: str, deal_id: bytes | str) -> list[d
     """The args of every ``name`` event logged for ``deal_id`` since the deployment."""
     if isinstance(deal_id, str):
         deal_id = bytes.fromhex(deal_id.removeprefix("0x"))
-    event = getattr(client.contract.events, name)
-    logs = event().get_logs(from_block=client.from_block, argument_filters={"deal_id": deal_id})
+    logs = client.event_logs(name, argument_filters={"deal_id": deal_id})  # the Market's or the court's
     return [dict(log["args"]) for log in logs]
 
 
@@ -281,14 +280,14 @@ def wait_deals_closed(client: MarketClient, providers: list[str], timeout: float
     finalized, reclaimed or resolved by an audit. A test that snapshots a balance calls this first,
     so that an earlier test's deal settling late (its audit fee coming back) does not move it."""
     def opened() -> set[bytes]:
-        logs = client.contract.events.DealOpened().get_logs(
-            from_block=client.from_block, argument_filters={"provider": [Web3.to_checksum_address(p) for p in providers]})
+        logs = client.event_logs(
+            "DealOpened", argument_filters={"provider": [Web3.to_checksum_address(p) for p in providers]})
         return {bytes(log["args"]["deal_id"]) for log in logs}
 
     def closed() -> set[bytes]:
         done: set[bytes] = set()
         for name in _CLOSING:
-            logs = getattr(client.contract.events, name)().get_logs(from_block=client.from_block)
+            logs = client.event_logs(name)  # AuditResolved: the court's
             done |= {bytes(log["args"]["deal_id"]) for log in logs}
         return done
 

@@ -127,7 +127,7 @@ def _settled_cost(chain: MarketClient, since: int, timeout: float = 180.0) -> tu
         reclaimed = {bytes(e["args"]["deal_id"]): dict(e["args"]) for e in
                      chain.contract.events.DealReclaimed().get_logs(from_block=since)}
         # an audit that failed (or voided) ends its deal without a finalization: refund, forfeits
-        ended = {bytes(e["args"]["deal_id"]) for e in chain.contract.events.AuditResolved().get_logs(from_block=since)
+        ended = {bytes(e["args"]["deal_id"]) for e in chain.event_logs("AuditResolved", from_block=since)
                  if int(e["args"]["outcome"]) != AUDIT_PASSED}
         if ids <= finalized | set(reclaimed) | ended:
             break

@@ -192,7 +192,7 @@ def _first_seat(chain: MarketClient, since: int, timeout: float = 120.0) -> tupl
     """The first ``AuditorDrawn`` logged since block ``since``: (deal_id, auditor)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        logs = chain.contract.events.AuditorDrawn().get_logs(from_block=since)
+        logs = chain.event_logs("AuditorDrawn", from_block=since)
         if logs:
             return bytes(logs[0]["args"]["deal_id"]), str(logs[0]["args"]["auditor"])
         time.sleep(0.05)
@@ -424,7 +424,7 @@ def test_silent_auditors_pay_a_burned_penalty_and_the_audit_passes_by_default(ho
     assert audit.phase == AUDIT_PASSED and audit.claim == b"\x00" * 32  # passed by default
     # nobody independent checked it: the SDK must not call it audited
     assert _known(chain, result.deal_id, winner).state == "unaudited"
-    assert len(missed) == chain.contract.functions.MAX_AUDIT_ROUNDS().call()
+    assert len(missed) == chain.court.functions.MAX_AUDIT_ROUNDS().call()
     assert len({m["auditor"] for m in missed}) == len(missed)  # never the same auditor twice
     assert all(m["penalty"] == fee for m in missed)  # min(free stake, fee), burned
     for m in missed:

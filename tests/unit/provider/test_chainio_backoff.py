@@ -131,13 +131,20 @@ class _Eth:
         return []
 
 
+def _client(eth: _Eth) -> SimpleNamespace:
+    """What the watcher uses of a MarketClient: the node, both log addresses, the topic table."""
+    return SimpleNamespace(w3=SimpleNamespace(eth=eth), log_addresses=["0xM", "0xC"],
+                           event_topics=lambda names: {}, decode_log=lambda log: None)
+
+
 def test_the_watcher_catches_up_from_its_cursor_and_rewinds_above_the_head() -> None:
     eth = _Eth(head=50)
-    client = SimpleNamespace(w3=SimpleNamespace(eth=eth), contract=SimpleNamespace(abi=[], address="0xM"))
+    client = _client(eth)
     source = LogEventSource(client, start_block=1, chunk=20)  # type: ignore[arg-type]
     assert source.poll(10)[1] == 30  # missed blocks 11..50 come a chunk at a time
     assert source.poll(30)[1] == 50
     assert [(q["fromBlock"], q["toBlock"]) for q in eth.asked] == [(11, 30), (31, 50)]
+    assert all(q["address"] == ["0xM", "0xC"] for q in eth.asked)  # the Market's and the court's logs
     eth.block_number = 40  # the node came back from an older state
     assert source.poll(50) == ([], 40)
     eth.block_number = 42
@@ -146,7 +153,7 @@ def test_the_watcher_catches_up_from_its_cursor_and_rewinds_above_the_head() -> 
 
 def test_a_fresh_watcher_starts_its_lookback_below_the_head_not_at_the_deployment() -> None:
     eth = _Eth(head=5_000)
-    client = SimpleNamespace(w3=SimpleNamespace(eth=eth), contract=SimpleNamespace(abi=[], address="0xM"))
+    client = _client(eth)
     assert LogEventSource(client, start_block=7, lookback_blocks=256).poll(None)[1] == 5_000  # type: ignore[arg-type]
     assert (eth.asked[-1]["fromBlock"], eth.asked[-1]["toBlock"]) == (4_745, 5_000)
     # a market younger than the lookback is read from its deployment; no lookback reads it all
