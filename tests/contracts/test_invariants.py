@@ -6,13 +6,19 @@ outcome from the off-chain roll, audit phases, no-show penalties, forfeits and t
 pool split); only the sortition (who is drawn) is read from the contract, and checked
 (never the provider, the requester or a seat drawn before).
 
-Eight providers (two of which also buy, from others and from themselves), two requesters;
-zero-price deals (bond padding), self-deals, stake moved in and out at any step (before
-draws included, down to zero and back below the member minimum). Besides conservation and
-each account's books it checks the trust rules of issue 15: penalties burned, a jailed
-provider paid only for upheld deals, reputation only for deals worth a unit a job with
-someone else, sortition weight only from the member minimum (and from the next epoch). Up to
-40 x 50 = 2,000 steps a run.
+Eight providers in two camps. Four are honest: their deals carry the right result, they
+commit them in time, and when drawn they commit the right result and reveal it before any
+deadline (the model does their duties before time moves). The other four are one adversary:
+a sybil group that also buys (the first two: a colluding requester and provider, self-deals
+included) and, as providers and auditors, seals wrong results, lies, stays silent or stalls
+at will. Two plain requesters; zero-price deals (bond padding), stake moved in and out at any
+step (before draws included, down to zero and back below the member minimum). Besides
+conservation and each account's books it checks the trust rules of issue 15: honest parties
+never lose stake unless the adversary holds a strict majority of a dispute's revealed
+executions (the committee-majority condition of SPEC §14.11), penalties burned, a jailed
+provider paid only for upheld deals, reputation only for deals worth a unit a job with someone
+else, the bond on value, sortition weight only from the member minimum (and from the next
+epoch). Up to 40 x 50 = 2,000 steps a run.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from mercato.verification.bond import deals_on_value, next_largest_price
 REQUESTERS = [c.make_party(0x100 + i) for i in range(2)]
 PROVIDERS = [c.make_party(0x200 + i) for i in range(8)]
 EVERYONE = [p.address for p in REQUESTERS + PROVIDERS]
+# the honest camp; PROVIDERS[:2] and PROVIDERS[6:] are one adversary (a sybil group with its own buyers)
+HONEST = frozenset(p.address for p in PROVIDERS[2:6])
 MINT = 10**9
 INITIAL_STAKE = 5 * 10**7
 INITIAL_DEPOSIT = 10**7
@@ -68,6 +76,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.earned = {a: 0 for a in EVERYONE}
         self.jailed = {a: False for a in EVERYONE}
         self.completed = {a: 0 for a in EVERYONE}
+        self.captured = 0  # honest stakes lost to an adversarial majority (allowed, counted)
         # the largest price opened since the value in flight was last zero (rounded as the contract codes it)
         self.largest = {a: 0 for a in EVERYONE}  # reputation: jobs of paid deals worth a unit a job, not self-deals
         self.burned = 0
@@ -98,6 +107,9 @@ class MarketMachine(RuleBasedStateMachine):
             for au in self.audits.values():
                 STATS[("phase", au.phase, "dispute", au.dispute)] += 1
             STATS["jailed"] += sum(self.jailed.values())
+            STATS["honest jailed"] += sum(self.jailed[a] for a in HONEST)
+            STATS["honest stakes lost to a captured majority"] += self.captured
+            STATS["honest seats"] += sum(1 for au in self.audits.values() for s in au.seats if s in HONEST)
         if hasattr(self, "_anchor"):
             self._anchor.__exit__(None, None, None)
 
@@ -119,8 +131,12 @@ class MarketMachine(RuleBasedStateMachine):
     def key_of(self, deal_id):
         return next(k for k, v in self.open.items() if c.deal_id_of(v["terms"]) == deal_id)
 
-    def forfeit(self, a):
-        """Jailing: stake, unbonding and unclaimed earnings, all of it."""
+    def forfeit(self, a, captured=False):
+        """Jailing: stake, unbonding and unclaimed earnings, all of it. An honest party only ever loses it
+        to a dispute the adversary won with a strict majority of the revealed executions."""
+        assert a not in HONEST or captured, f"honest {a} forfeits its stake"
+        if a in HONEST:
+            self.captured += 1
         amount = self.stake[a] + self.unbonding[a][0] + self.earned[a]
         self.stake[a], self.unbonding[a], self.jailed[a], self.earned[a] = 0, (0, 0), True, 0
         return amount
@@ -128,6 +144,7 @@ class MarketMachine(RuleBasedStateMachine):
     def penalize(self, au, seat):
         """A seat that never committed: the bond it locked when drawn (nothing if jailed since), burned
         (never paid to a party of the deal)."""
+        assert seat not in HONEST, f"honest seat {seat} missed its commit"
         penalty = 0 if self.jailed[seat] else au.fee
         au.missed.add(seat)
         self.stake[seat] -= penalty
@@ -135,6 +152,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     def silence(self, seat):
         """A seat that committed and did not reveal: its whole stake, burned, as a liar's."""
+        assert seat not in HONEST, f"honest seat {seat} did not reveal"
         self.burned += self.forfeit(seat)
 
     def view(self, au):
@@ -167,6 +185,10 @@ class MarketMachine(RuleBasedStateMachine):
     def resolve(self, au, outcome, winner):
         key = self.key_of(au.deal_id)
         entry = self.open[key]
+        # the committee-majority condition: did the adversary hold a strict majority of what was revealed?
+        revealed = [(au.provider, au.provider_claim)] + [(s, au.claims.get(s)) for s in au.seats]
+        revealed = [(who, claim) for who, claim in revealed if claim is not None]
+        captured = 2 * sum(1 for who, claim in revealed if claim == winner and who not in HONEST) > len(revealed)
         pool, provers = 0, []
         for seat in au.seats:
             claim = au.claims.get(seat)
@@ -175,9 +197,9 @@ class MarketMachine(RuleBasedStateMachine):
             if claim == winner:
                 provers.append(seat)
             else:
-                pool += self.forfeit(seat)
+                pool += self.forfeit(seat, captured)
         if outcome == FAILED:
-            pool += self.forfeit(au.provider)
+            pool += self.forfeit(au.provider, captured)
         first = au.seats[0]
         if winner is not None and au.claims.get(first) == winner:
             self.available[first] += au.fee
@@ -373,7 +395,7 @@ class MarketMachine(RuleBasedStateMachine):
             with boa.reverts("deals: bond too small"):
                 c.open_deal(self.market, terms, p)
             return
-        root = c.ROOT if honest else c.WRONG_ROOT
+        root = c.ROOT if honest or p.address in HONEST else c.WRONG_ROOT
         if optimistic:
             deal = c.open_committed(self.market, terms, r, root)
         else:
@@ -383,6 +405,24 @@ class MarketMachine(RuleBasedStateMachine):
         self.open[key] = {"terms": terms, "deal": deal, "root": root, "fee_escrowed": True}
         self.available[r.address] -= price + fee
         self.largest[p.address] = largest
+
+    @rule(r=st.sampled_from(REQUESTERS + PROVIDERS[:2]), p=st.sampled_from(PROVIDERS), lane=st.integers(0, 2),
+          price=st.integers(1, 10**5), fee=st.integers(1, 10**4), honest=st.booleans())
+    def open_audited(self, r, p, lane, price, fee, honest):
+        """A deal audited at once (opened and committed with audit_bps 10000, then drawn), so that audits and
+        disputes between the two camps happen often enough to test."""
+        key = (p.address, lane)
+        if key in self.open:
+            return
+        type(self).open(self, r, p, lane, price, 0, 1, fee, 10_000, honest, True)
+        v = self.open.get(key)
+        if v is None:
+            return
+        self.honest_duties()
+        c.mine_to_beacon(v["deal"])
+        self.market.draw([v["deal"]], [c.SEED])
+        v["deal"] = c.with_status(v["deal"], c.AUDITED)
+        self.start(key, c.deal_id_of(v["terms"]))
 
     @precondition(lambda self: any(v["deal"][2] == 0 for v in self.open.values()))
     @rule(data=st.data())
@@ -398,6 +438,7 @@ class MarketMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(v["deal"][2] and v["deal"][4] == c.UNDRAWN for v in self.open.values()))
     @rule(data=st.data())
     def draw(self, data):
+        self.honest_duties()  # mining to the beacon moves time a few seconds
         todo = [k for k, v in self.open.items() if v["deal"][2] and v["deal"][4] == c.UNDRAWN]
         if not todo:
             return
@@ -446,19 +487,19 @@ class MarketMachine(RuleBasedStateMachine):
                 return
             self.audit_step(data.draw(st.sampled_from(live)), honest, stall)
 
-    def audit_step(self, au, honest, stall):
+    def due(self, au):
+        """Who owes the audit's current phase a step."""
         if au.phase == COMMIT:
-            todo = [s for s in self.active(au) if au.roots[s] is None]
-        else:
-            todo = [s for s in self.active(au) if au.roots[s] is not None and au.claims[s] is None]
-            if not au.dispute and au.provider_claim is None:
-                todo.append(au.provider)
-        if stall == 0 or c.now() > au.deadline or not todo:
-            self.advance(au)
-            return
-        who = todo[stall % len(todo)]
+            return [s for s in self.active(au) if au.roots[s] is None]
+        todo = [s for s in self.active(au) if au.roots[s] is not None and au.claims[s] is None]
+        if not au.dispute and au.provider_claim is None:
+            todo.append(au.provider)
+        return todo
+
+    def act(self, au, who, root):
+        """`who` takes its step: commits `root` (commit phase) or reveals what it committed (the provider:
+        its deal's result)."""
         if au.phase == COMMIT:
-            root = c.ROOT if honest else c.WRONG_ROOT
             c.commit_as(self.market, who, au.deal_id, root)
             au.roots[who] = root
             if all(au.roots[s] is not None for s in self.active(au)):
@@ -475,7 +516,37 @@ class MarketMachine(RuleBasedStateMachine):
         if not due and (au.dispute or au.provider_claim is not None):
             self.conclude(au)
 
+    def honest_duties(self):
+        """The honest camp acts before time moves: commits its deals and takes every audit step it owes."""
+        for key, v in list(self.open.items()):
+            if key[0] in HONEST and v["deal"][2] == 0 and c.now() <= v["terms"]["deadline"]:
+                seal = c.seal_for(self.market, key[0], c.deal_id_of(v["terms"]), v["root"])
+                v["deal"] = c.commit(self.market, v["terms"], seal)
+        acted = True
+        while acted:
+            acted = False
+            for au in list(self.audits.values()):
+                if au.phase not in (COMMIT, REVEAL) or c.now() > au.deadline:
+                    continue
+                honest = [who for who in self.due(au) if who in HONEST]
+                if honest:
+                    self.act(au, honest[0], c.ROOT)
+                    acted = True
+
+    def audit_step(self, au, honest, stall):
+        self.honest_duties()
+        if au.phase not in (COMMIT, REVEAL):
+            return
+        todo = [who for who in self.due(au) if who not in HONEST]
+        if stall == 0 or c.now() > au.deadline or not todo:
+            self.advance(au)
+            return
+        self.act(au, todo[stall % len(todo)], c.ROOT if honest else c.WRONG_ROOT)
+
     def advance(self, au):
+        self.honest_duties()
+        if au.phase not in (COMMIT, REVEAL):
+            return
         if c.now() <= au.deadline:
             boa.env.time_travel(seconds=au.deadline - c.now() + 1)
         self.market.advance(au.deal_id)
@@ -532,6 +603,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.market.reclaim([self.open[k]["deal"] for k in late])
         for k in late:
             t = self.open[k]["terms"]
+            assert t["provider"] not in HONEST, "an honest provider missed its deadline"
             penalty = 0 if self.jailed[t["provider"]] else t["collateral"] * c.MISS_PENALTY_BPS // 10_000
             self.leave(k)
             self.stake[t["provider"]] -= penalty
@@ -540,6 +612,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.integers(1, 120))
     def time_travel(self, seconds):
+        self.honest_duties()
         boa.env.time_travel(seconds=seconds)
 
     def sortition_weight(self, a) -> int:
