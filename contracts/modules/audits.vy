@@ -141,6 +141,12 @@ _MAX_PERIOD: constant(uint256) = 365 * 86400
 _BPS: constant(uint256) = 10_000
 _U32: constant(uint256) = 2**32 - 1
 
+# the claim of a seat that could not obtain the job: keccak256(abi_encode(bytes32(0), 0)), revealed as
+# result_root = 0, fuel = 0. It differs from any provider claim, so it opens a dispute whose committee
+# fetches the job itself: if a majority cannot either, the provider (who ran the job and must serve it)
+# fails; an outvoted "unavailable" seat loses nothing
+_UNAVAILABLE: constant(bytes32) = 0xad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5
+
 # audit_record fields (bit offsets)
 _PASSED: constant(uint256) = 0
 _FAILED: constant(uint256) = 32
@@ -320,7 +326,8 @@ def reveal(deal_id: bytes32, result_root: bytes32, fuel: uint256, salt: bytes32)
     if msg.sender == self._audits[deal_id].provider:
         if self._audits[deal_id].provider_claim != empty(bytes32):
             errors._fail("audits: already revealed")
-        if seal != self._audits[deal_id].seal:
+        # the provider ran the job: "unavailable" is no answer from it (it would pass a job it withheld)
+        if seal != self._audits[deal_id].seal or claim == _UNAVAILABLE:
             errors._fail("audits: bad reveal")
         self._audits[deal_id].provider_claim = claim
     else:
@@ -775,9 +782,11 @@ def _resolve(deal_id: bytes32, outcome: uint256, winner: bytes32):
         if claim == winner:
             provers.append(seat)
             self._count(seat, _DONE)
-        else:
+        elif claim != _UNAVAILABLE:
             losers.append(seat)
             self._count(seat, _LOST)
+        # a seat that reported the job unavailable and was outvoted lied about no result: it loses
+        # nothing (a provider may withhold the job from one seat and serve the others)
     fee_to: address = empty(address)
     if seats != 0 and winner != empty(bytes32) and self._audits[deal_id].claims[0] == winner:
         fee_to = self._audits[deal_id].seats[0]

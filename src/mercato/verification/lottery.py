@@ -26,6 +26,8 @@ from eth_utils import keccak, to_checksum_address
 __all__ = [
     "BPS",
     "SEED_BYTES",
+    "UNAVAILABLE_CLAIM",
+    "UNAVAILABLE_ROOT",
     "claim_of",
     "is_audited",
     "lottery_value",
@@ -88,3 +90,10 @@ def seal_of(executor: str, deal_id: bytes, result_root: bytes, fuel: int, salt: 
 def claim_of(result_root: bytes, fuel: int) -> bytes:
     """``claim_of(root, fuel)``: what two reveals must share to agree (result *and* fuel)."""
     return keccak(encode(["bytes32", "uint256"], [_word("result_root", result_root), fuel]))
+
+
+# A seat that cannot obtain the job reveals (UNAVAILABLE_ROOT, 0): its claim differs from any provider's,
+# so it opens a dispute whose committee looks for the job itself (docs/SPEC.md §14.4). The provider may not
+# answer it; an outvoted "unavailable" seat loses nothing.
+UNAVAILABLE_ROOT = bytes(32)
+UNAVAILABLE_CLAIM = claim_of(UNAVAILABLE_ROOT, 0)

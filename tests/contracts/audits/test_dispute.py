@@ -2,6 +2,8 @@
 
 import boa
 
+from mercato.verification.lottery import UNAVAILABLE_CLAIM, UNAVAILABLE_ROOT
+
 from contracts_kit import (
     AUDIT_FEE, CHALLENGE_WINDOW, COMMIT, COMMITTEE_SIZE, DEPOSIT, FAILED, FUEL, PASSED, PRICE, REVEAL, ROOT, SEED_HASH,
     STAKE, VOID, WRONG_ROOT, add_provider, commit_as, deploy_market, events, fund, make_party, past_deadline,
@@ -9,11 +11,11 @@ from contracts_kit import (
 )
 
 
-def _to_dispute(market, requester, provider, make_terms, provider_root, auditor_root):
+def _to_dispute(market, requester, provider, make_terms, provider_root, auditor_root, auditor_fuel=FUEL):
     deal, deal_id = start_audit(market, make_terms(), requester, root=provider_root)
     first = market.audit(deal_id).seats[0]
-    commit_as(market, first, deal_id, auditor_root)
-    reveal_as(market, first, deal_id, auditor_root)
+    commit_as(market, first, deal_id, auditor_root, auditor_fuel)
+    reveal_as(market, first, deal_id, auditor_root, auditor_fuel)
     reveal_as(market, provider.address, deal_id, provider_root)
     drawn = events(market, "AuditorDrawn")
     view = market.audit(deal_id)
@@ -152,3 +154,55 @@ def test_split_vote_voids(token):
     assert events(market, "AuditResolved")[0].outcome == VOID
     assert market.is_flagged(b"\x44" * 32)
     assert market.balance_of(r.address) == 10**9
+
+
+# a seat that cannot obtain the job reveals result_root = 0, fuel = 0 (SPEC §14.4, "job unavailable")
+UNAVAILABLE = UNAVAILABLE_ROOT
+
+
+def test_a_job_withheld_from_everyone_fails_its_provider_and_costs_no_auditor(market, requester, provider, auditors,
+                                                                             make_terms):
+    """The provider (alone, or with its requester) keeps the job from its auditors. Before, each drawn seat
+    could only stay silent and pay its penalty; three rounds later the deal passed by default. Now a seat
+    reports the job unavailable, which opens a dispute whose committee looks for the job itself: none finds
+    it, and whoever withheld the job pays, the provider that ran it; every auditor keeps its stake."""
+    deal, deal_id, first, committee = _to_dispute(market, requester, provider, make_terms, ROOT, UNAVAILABLE, 0)
+    for seat in committee:
+        commit_as(market, seat, deal_id, UNAVAILABLE, 0)
+    for seat in committee:
+        reveal_as(market, seat, deal_id, UNAVAILABLE, 0)
+    (resolved,) = events(market, "AuditResolved")
+    assert (resolved.outcome, resolved.claim) == (FAILED, claim_of(UNAVAILABLE, 0)) == (FAILED, UNAVAILABLE_CLAIM)
+    assert market.jailed(provider.address)
+    for seat in [first, *committee]:
+        assert not market.jailed(seat) and market.provider_info(seat)[4] == STAKE
+    share = STAKE // 2 // 6  # the reporters are the provers
+    assert market.balance_of(first) == share + AUDIT_FEE
+    assert market.balance_of(requester.address) == DEPOSIT - AUDIT_FEE + STAKE // 4
+
+
+def test_a_job_withheld_from_one_seat_costs_that_seat_nothing(market, requester, provider, auditors, make_terms):
+    """A provider may serve the committee and withhold the job from the first auditor alone, to make it look
+    like a liar. The committee runs the job and the provider's claim wins, but the seat that reported the
+    job unavailable lied about no result: it keeps its stake (and earns no fee)."""
+    deal, deal_id, first, committee = _to_dispute(market, requester, provider, make_terms, ROOT, UNAVAILABLE, 0)
+    for seat in committee:
+        commit_as(market, seat, deal_id)
+    for seat in committee:
+        reveal_as(market, seat, deal_id)
+    (resolved,) = events(market, "AuditResolved")
+    assert (resolved.outcome, resolved.claim) == (PASSED, claim_of(ROOT, FUEL))
+    assert events(market, "StakeForfeited") == []
+    assert not market.jailed(first) and market.provider_info(first)[4] == STAKE
+    assert market.balance_of(first) == 0  # the fee went back to the requester
+    assert market.audit_record(first)[2] == 0  # no dispute lost
+
+
+def test_the_provider_cannot_answer_unavailable(market, requester, provider, auditors, make_terms):
+    """The provider ran the job, so "unavailable" is no answer from it: a provider that sealed (0, 0) could
+    otherwise withhold the job from everyone and win on the majority of its auditors' reports."""
+    deal, deal_id = start_audit(market, make_terms(), requester, root=UNAVAILABLE, fuel=0)
+    first = market.audit(deal_id).seats[0]
+    commit_as(market, first, deal_id, UNAVAILABLE, 0)
+    with boa.reverts("audits: bad reveal"):
+        reveal_as(market, provider.address, deal_id, UNAVAILABLE, 0)
