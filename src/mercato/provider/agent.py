@@ -171,6 +171,7 @@ class ProviderAgent:
         params = dict(await _until_chain(lambda: self.chain.read(read_params), "parameters")) if read_params else {}
         if params:
             self.bidder.know_parameters(params)
+        self.auditor.audit_period = int(params.get("audit_period", 0))
         window = self._challenge_window if self._challenge_window is not None else params.get("challenge_window", 0)
         self.settler = Settler(self.cfg, self.store, self.chain, self.executor, self.metrics, int(window),
                                beacon_delay=int(params.get("beacon_delay", 2)),

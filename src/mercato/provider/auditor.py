@@ -19,7 +19,9 @@ never for its own deals. Once drawn, this agent:
    claims the root those bytes give, with fuel 0, so an honest provider's audit passes whatever
    a re-run would print and one that cannot serve bytes opening its seal loses;
 3. commits ``seal_of(self, deal_id, result_root, fuel, salt)`` blind — it never sees the
-   provider's result;
+   provider's result. When the job cannot be obtained (not pushed, not served) and the commit
+   deadline is within max(3 s, audit_period / 4), it commits the *job unavailable* claim
+   instead, ``result_root = 0, fuel = 0`` (docs/SPEC.md §14.4), rather than miss the commit;
 4. reveals once the audit reaches its reveal phase, and moves an audit whose phase deadline
    passed (``advance``) so that nobody's money waits on a silent party.
 
@@ -52,12 +54,15 @@ from mercato.provider.executor import Executor, fresh_workspace, in_daemon_threa
 from mercato.provider.guard import RequestSigner
 from mercato.runtimes import BlobStore, run_spec
 from mercato.runtimes.blobs import content_hash
-from mercato.verification.lottery import seal_of
+from mercato.verification.lottery import UNAVAILABLE_ROOT, seal_of
 from mercato.verification.result_root import result_root
 
 __all__ = ["Auditor", "AuditTask", "checked_spec"]
 
 log = logging.getLogger("mercato.provider.auditor")
+
+# a job still unobtainable this close to the commit deadline is reported unavailable (at least)
+UNAVAILABLE_MARGIN_S = 3
 
 
 @dataclass(slots=True)
@@ -106,6 +111,7 @@ class Auditor:
         self._transport = transport
         self._timeout = http_timeout
         self._running: dict[str, asyncio.Task[None]] = {}
+        self.audit_period = 0  # the court's commit/reveal phase length (s); the agent sets it at start
 
     # persistence ----------------------------------------------------------------------------
     def _path(self, deal_id: str) -> Path:
@@ -213,14 +219,16 @@ class Auditor:
                     task.seal = "0x" + (await self._providers_seal(task.deal_id, audit.provider)).hex()
                     task.salt, task.result_root, task.fuel = "0x" + bytes(32).hex(), "00" * 32, 0
                 else:
-                    spec = await self._job(task, audit.provider)
-                    if spec.runtime == CONTAINER_RUNTIME:
+                    spec = await self._job_or_unavailable(task, audit)
+                    if spec is None:  # job unavailable (SPEC §14.4): report (0, 0) rather than miss the commit
+                        root, fuel = UNAVAILABLE_ROOT.hex(), 0
+                    elif spec.runtime == CONTAINER_RUNTIME:
                         root, fuel = await self._attest(task.deal_id, audit.provider, spec)
                     else:
                         receipt = await in_daemon_thread(self._sandbox, task.deal_id, spec)
                         root, fuel = receipt.result_root, receipt.fuel_used
-                    if self.cfg.behaviour == "colluding_auditor":  # TEST ONLY: back a wrong_result provider
-                        root = Executor.wrong_root(root)
+                    if spec is not None and self.cfg.behaviour == "colluding_auditor":  # TEST ONLY
+                        root = Executor.wrong_root(root)  # back a wrong_result provider
                     salt = _hex(task.salt) if task.salt else secrets.token_bytes(32)
                     seal = seal_of(self.chain.address, _hex(task.deal_id), bytes.fromhex(root), fuel, salt)
                     task.result_root, task.fuel = root, fuel
@@ -241,6 +249,28 @@ class Auditor:
             log.warning("audit commit refused", extra={"deal_id": task.deal_id, "error": str(exc)})
         except (MercatoError, httpx.HTTPError, ValueError) as exc:
             log.warning("audit could not run yet", extra={"deal_id": task.deal_id, "error": str(exc)})
+
+    def unavailable_margin(self) -> int:
+        """Seconds before the commit deadline at which a job still unobtainable is reported
+        unavailable: max(3 s, a quarter of ``audit_period``)."""
+        return max(UNAVAILABLE_MARGIN_S, self.audit_period // 4)
+
+    async def _job_or_unavailable(self, task: AuditTask, audit: AuditState) -> JobSpec | None:
+        """The job, or None when it cannot be obtained (not pushed, and the provider does not
+        serve it) and the commit phase ends within ``unavailable_margin()``: the seat then reports
+        the job unavailable (docs/SPEC.md §14.4) instead of missing its commit and losing its bond.
+        Only a failure to obtain the job counts; earlier, the error propagates and the loop retries."""
+        try:
+            return await self._job(task, audit.provider)
+        except ChainError:
+            raise  # our chain connection, not the job: retry
+        except (MercatoError, httpx.HTTPError, ValueError) as exc:
+            now = await self.chain.now()
+            if not audit.deadline or audit.deadline - now > self.unavailable_margin():
+                raise
+            log.warning("job unavailable: reporting it", extra={"deal_id": task.deal_id, "error": str(exc),
+                                                                 "seconds_left": audit.deadline - now})
+            return None
 
     async def _our_seal_stands(self, task: AuditTask) -> bool:
         """Whether the chain holds ``task.seal`` in our seat (after a refused commit)."""
