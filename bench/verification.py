@@ -40,8 +40,33 @@ FAILED / cheating deals committed × 100. Cheater net profit: see the ``cheater_
 Trust figures (issue 15): ``honest_stake_lost`` (slashes and forfeits of providers that never
 cheated), ``wrong_results_called_verified`` (cheating deals whose audit passed: the SDK would say
 "audited") and ``wrong_results_sealed_unflagged`` (cheating deals paid unaudited whose provider is
-not jailed at the end). The adversaries of the issue's done-when (a grinding sybil, a colluding
-requester, a withheld job) are not in this bench yet.
+not jailed at the end).
+
+Adversaries (issue 15's done-when; on by default, ``--no-adversaries`` drops them and deploys with
+``epoch_blocks = 1`` as before). The market is deployed with ``epoch_blocks = 256`` (the production
+setting: sortition weights fixed per epoch) and the bench mines past an epoch boundary after setup.
+The cheaters, a sybil and a colluding requester are one adversary:
+
+- a **grinding sybil** (anvil account 14): one more registered provider, staked to
+  ``--sybil-share`` of the weight the cheater's deals are drawn over (at least sortition's member
+  minimum). It gets no deals. Before every ``draw`` call it stakes or unbonds 1..50 base units at
+  random, hoping to be seated on the cheater's audited deals (a stake move counts from the next
+  epoch, whose beacon is unknown, so no computed move could do better). Seated on a cheater's deal
+  it commits the cheater's made-up claim without running anything; seated elsewhere it audits
+  honestly. ``sybil_seated_on_own_provider`` counts first-auditor draws on the cheater's audited
+  deals that seated it, next to the expected count (draws x its weight share).
+- a **colluding requester** (anvil account 15): every second deal the round-robin gives a cheater
+  is its deal instead of a regular requester's. It draws its seeds (withholding them would get the
+  deal audited by default), never pushes jobs and never challenges.
+- a **withheld job**: the cheater does not serve the colluding requester's jobs to auditors and the
+  requester does not push them, so the bench's honest auditors (seat 0 and the committee) do not
+  have the job: each commits and reveals the *job unavailable* claim (result_root 0, fuel 0,
+  SPEC §14.4) instead of re-executing; when they are the majority the provider fails.
+
+``honest_stake_lost`` counts every slash, forfeit and no-show penalty of a provider that never
+cheated (the sybil excluded); ``cheater_net_profit`` adds the sybil's and the colluding requester's
+change in holdings to the cheating providers' (see ``ADVERSARY_FORMULA``);
+``wrong_results_called_verified`` counts cheating deals whose audit PASSED with a non-zero claim.
 
 Prints JSON lines: ``kind="setup"``, ``kind="progress"`` every ~50 jobs, one line per figure, and
 a final summary object as the last line (``verification_overhead_pct``, ``cheats_caught_pct``,
@@ -55,6 +80,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import secrets
 import socket
 import statistics
@@ -66,8 +92,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+
 from mercato.chain import Devnet, DevnetParams, MarketClient, connect, increase_time
 from mercato.chain.api import AUDIT_COMMIT, AUDIT_FAILED, AUDIT_PASSED, AUDIT_REVEAL, AUDIT_VOID, AuditState
+from mercato.chain.deployment import ANVIL_MNEMONIC, fund
+from mercato.chain.devnet import FUND_AMOUNT
 from mercato.chain.market import MAX_BATCH, chunks
 from mercato.config import RetryPolicy, Settings
 from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms, job_leaf
@@ -75,7 +105,8 @@ from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits, Receipt
 from mercato.matching import min_collateral_for
 from mercato.runtimes import BlobStore, Runtime, Workspace, runtime_for
 from mercato.verification.bond import BondParams, min_stake
-from mercato.verification.lottery import is_audited, lottery_value, new_seed, seal_of, seed_hash
+from mercato.verification.lottery import (UNAVAILABLE_ROOT, is_audited, lottery_value, new_seed, seal_of,
+                                          seed_hash)
 from mercato.verification.params import catch_probability, cheater_profit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,12 +116,21 @@ PRICE_PER_CU = 100_000  # 0.1 mUSD per CU
 LIMITS = Limits(fuel=FUEL_PER_CU)  # a 1-CU cap: montecarlo with 20,000 samples uses ~1.34e6 fuel
 TARGET_OVERHEAD_PCT = 5.0
 PHASES = {AUDIT_PASSED: "passed", AUDIT_FAILED: "failed", AUDIT_VOID: "void"}
+ZERO32 = bytes(32)
+EPOCH_BLOCKS = 256  # the production setting (SPEC §14.4): stake moves count from the next epoch
+# anvil's accounts 14 and 15 (DEV_ACCOUNT_COUNT = 16 have ether; the bench mints them tokens)
+SYBIL_INDEX, COLLUDER_INDEX = 14, 15
+SYBIL_MIN_STAKE = 10**7 + 10**5  # sortition's member minimum (10**7) and room for its 1..50-unit moves
 CHEAT_FORMULA = ("net_profit = payments_received (prices of its finalized deals, all of them skipped work, "
                  "so their work cost is 0) + audit_income (audit fees and bounties credited to it as an "
                  "auditor) - audit_work_cost (each of its honest audit re-executions valued at the job "
                  "price) - stake_forfeited - no_show_penalties. An honest provider charging its cost "
                  "(price = cost of the work) earns 0 on the same deals, so this is also the profit of "
                  "cheating relative to working honestly.")
+ADVERSARY_FORMULA = (" With --adversaries, cheater_net_profit also adds the sybil's net (the change in everything "
+                     "it holds: tokens, escrow, stake, unbonding, earnings; minus its honest audit re-executions "
+                     "valued at the job price) and the colluding requester's (the change in its tokens and escrow): "
+                     "they are one adversary, so the prices the requester paid the cheater cancel out.")
 
 
 def emit(**fields: object) -> None:
@@ -119,6 +159,8 @@ class Job:
     audited: bool = False
     outcome: str = ""  # cleared | passed | failed | void
     dispute: bool = False
+    claim: bytes = b""  # the winning claim once its audit resolved (zero: passed unaudited)
+    withheld: bool = False  # the colluding requester's deal: nobody gives its job to the auditors
     gas: dict[str, int] = field(default_factory=dict)  # open, draw, audit, finalize (shares for batches)
 
     @property
@@ -138,6 +180,8 @@ class Actor:
     name: str
     client: MarketClient
     cheater: bool = False
+    sybil: bool = False  # the cheater's extra staked provider: gets no deals, backs the cheater as auditor
+    colluder: bool = False  # the requester working with the cheater: never pushes jobs, never challenges
     nonces: dict[int, int] = field(default_factory=dict)  # lane -> last nonce
     audit_runs: int = 0  # audits it re-executed (first auditor or committee seat)
 
@@ -187,7 +231,19 @@ class Bench:
         names = [n for n in clients if n.startswith("provider")]
         cheaters = set(names[:args.cheaters])
         self.providers = [Actor(n, clients[n], cheater=n in cheaters) for n in names]
-        self.by_address = {a.address.lower(): a for a in self.providers}
+        # the adversaries of issue 15 (one adversary with the cheaters): its sybil and its requester
+        self.sybil = Actor("sybil", clients["sybil"], sybil=True) if "sybil" in clients else None
+        self.colluder = Actor("colluder", clients["colluder"], colluder=True) if "colluder" in clients else None
+        self.by_address = {a.address.lower(): a for a in self.providers + ([self.sybil] if self.sybil else [])}
+        self.cheater_turns = 0  # deals the round-robin gave a cheater (every second one is the colluder's)
+        self.assets_start: dict[str, int] = {}
+        self.sybil_stake = 0
+        self.sybil_moves = {"stake": 0, "unbond": 0, "units": 0}
+        self.seat0_draws: set[tuple[bytes, int]] = set()  # (deal, round) first-auditor draws
+        self.seat0_sybil: set[tuple[bytes, int]] = set()
+        self.unavailable_reports = 0
+        self.sybil_jailed = False
+        self.sybil_backed = 0  # seats in which the sybil committed the cheater's claim
         self.any = self.requesters[0].client
         self.params = self.any.parameters()
         self.price = PRICE_PER_CU * math.ceil(LIMITS.fuel / FUEL_PER_CU)
@@ -208,20 +264,71 @@ class Bench:
         by_rule = min_stake(n_max, n_max * self.price, bond)
         by_collateral = n_max * self.collateral
         self.stake = max(by_rule, by_collateral)
+        for a in (self.sybil, self.colluder):
+            if a is not None:
+                self.assets_start[a.name] = self.assets(a)
         for p in self.providers:
             p.client.register(f"http://127.0.0.1:9/{p.name}", b"\x01" * 32, b"\x02" * 32)
             p.client.stake(self.stake)
             if p.cheater:
                 self.cheater_stake[p.address] = self.stake
+        if self.sybil is not None:  # share f of the weight other than the cheater's: s / (s + honest stakes)
+            others = self.stake * honest
+            f = self.args.sybil_share
+            self.sybil_stake = max(SYBIL_MIN_STAKE, round(f / (1 - f) * others))
+            self.sybil.client.register("http://127.0.0.1:9/sybil", b"\x01" * 32, b"\x02" * 32)
+            self.sybil.client.stake(self.sybil_stake)
         per_requester = math.ceil(self.args.jobs / len(self.requesters)) + self.args.wave
-        for r in self.requesters:
+        for r in self.all_requesters():
             r.client.deposit(per_requester * (self.price + self.price))
+        if self.args.adversaries:  # mine past an epoch boundary: the stakes above count from the new epoch
+            head = self.any.block_number()
+            boundary = (head // EPOCH_BLOCKS + 1) * EPOCH_BLOCKS
+            self.w3.provider.make_request("anvil_mine", [hex(boundary - head + 1)])
         emit(kind="setup", jobs=self.args.jobs, providers=len(self.providers), cheaters=self.args.cheaters,
              requesters=len(self.requesters), wave=self.args.wave, price=self.price, collateral=self.collateral,
              audit_bps=self.params["audit_floor_bps"], audit_fee=self.price, stake_per_provider=self.stake,
              stake_bond_rule=by_rule, stake_for_collateral=by_collateral, open_deals_per_provider_max=n_max,
              workload=WORKLOAD.name, samples=SAMPLES, params=self.params,
-             cheaters_addresses=[p.address for p in self.providers if p.cheater])
+             cheaters_addresses=[p.address for p in self.providers if p.cheater],
+             adversaries=self.args.adversaries, epoch_blocks=EPOCH_BLOCKS if self.args.adversaries else 1,
+             sybil=self.sybil.address if self.sybil else None, sybil_stake=self.sybil_stake,
+             sybil_expected_share=round(self.sybil_share(), 4) if self.sybil else None,
+             colluding_requester=self.colluder.address if self.colluder else None)
+
+    def all_requesters(self) -> list[Actor]:
+        return self.requesters + ([self.colluder] if self.colluder else [])
+
+    def assets(self, a: Actor) -> int:
+        """Everything ``a`` holds: tokens, escrow, and as a provider stake, unbonding and earnings."""
+        total = a.client.token_balance(a.address) + a.client.balance_of(a.address)
+        info = a.client.provider_info(a.address)
+        return total + (info.stake + info.unbonding + info.earnings if info.registered else 0)
+
+    def sybil_share(self) -> float:
+        """The sybil's share of the sortition weight a cheater's deal is drawn over (its own cut out)."""
+        honest = len(self.providers) - self.args.cheaters
+        return self.sybil_stake / (self.sybil_stake + self.stake * (honest + self.args.cheaters - 1))
+
+    def grind(self) -> None:
+        """The sybil moves its stake by 1..50 base units before a draw, hoping to land on the cheater's
+        audited deals. With weights fixed per epoch (epoch_blocks = 256) the move counts from the next
+        epoch, whose beacon is unknown now, so no move can be chosen to steer a draw: random ones are as
+        good as any a grinder could compute."""
+        if self.sybil is None or self.sybil_jailed:
+            return
+        if self.sybil.client.jailed(self.sybil.address):  # it backed a cheat in a dispute and lost: it is done
+            self.sybil_jailed = True
+            return
+        units = secrets.randbelow(50) + 1
+        if secrets.randbelow(2):
+            self.sybil.client.stake(units)
+            self.sybil_moves["stake"] += 1
+        else:
+            self.sybil.client.unbond(units)
+            self.sybil_moves["unbond"] += 1
+        self.sybil_moves["units"] += units
+        self.tx_count += 1
 
     # one wave ---------------------------------------------------------------------------
     def eligible(self) -> list[Actor]:
@@ -235,9 +342,13 @@ class Bench:
             provider = eligible[self.rr % len(eligible)]
             self.rr += 1
             requester = self.requesters[(i - first) * len(self.requesters) // count]
+            if provider.cheater and self.colluder is not None:
+                self.cheater_turns += 1
+                if self.cheater_turns % 2 == 0:  # every second deal of a cheater is the colluding requester's
+                    requester = self.colluder
             lane = lanes.get(provider.name, 0)
             lanes[provider.name] = lane + 1
-            job = Job(i, self.sandbox.spec(i), requester, provider, new_seed())
+            job = Job(i, self.sandbox.spec(i), requester, provider, new_seed(), withheld=requester.colluder)
             self.open(job, lane)
             wave.append(job)
             self.jobs.append(job)
@@ -280,11 +391,12 @@ class Bench:
             if b not in beacons:
                 beacons[b] = bytes(self.w3.eth.get_block(b)["hash"])
             job.audited = is_audited(lottery_value(job.seed, beacons[b], job.deal_id), job.deal.terms.audit_bps)
-        for r in self.requesters:
+        for r in self.all_requesters():
             mine = [j for j in wave if j.requester is r]
             for group in ([j for j in mine if not j.audited], [j for j in mine if j.audited]):
                 for batch in chunks(group, MAX_BATCH):
                     batch = list(batch)
+                    self.grind()
                     drawn = r.client.draw([j.deal for j in batch], [j.seed for j in batch])  # type: ignore[misc]
                     self.tx_count += 1
                     gas = drawn[0].tx.gas_used
@@ -310,7 +422,7 @@ class Bench:
                 job.gas.setdefault("audit", 0)
                 a = self.any.audit(deal_id)
                 if a.resolved:
-                    job.outcome, job.dispute = PHASES[a.phase], a.dispute
+                    job.outcome, job.dispute, job.claim = PHASES[a.phase], a.dispute, a.claim
                     del pending[deal_id]
                     continue
                 if a.deadline and self.any.now() > a.deadline:  # a silent party: move on
@@ -336,9 +448,21 @@ class Bench:
             if key in done:
                 continue
             done.add(key)
-            receipt = self.sandbox.run(job.spec, "verification")  # a blind re-execution
-            auditor.audit_runs += 1
-            root, fuel, salt = bytes.fromhex(receipt.result_root), receipt.fuel_used, secrets.token_bytes(32)
+            if seat == 0:
+                self.seat0_draws.add((job.deal_id, a.round))
+                if auditor.sybil:
+                    self.seat0_sybil.add((job.deal_id, a.round))
+            salt = secrets.token_bytes(32)
+            if auditor.sybil and job.cheated:  # the cheater's own: it backs the made-up claim, runs nothing
+                root, fuel = job.result_root, job.fuel
+                self.sybil_backed += 1
+            elif job.withheld:  # nobody gives it the job: report it unavailable (SPEC §14.4), run nothing
+                root, fuel = UNAVAILABLE_ROOT, 0
+                self.unavailable_reports += 1
+            else:
+                receipt = self.sandbox.run(job.spec, "verification")  # a blind re-execution
+                auditor.audit_runs += 1
+                root, fuel = bytes.fromhex(receipt.result_root), receipt.fuel_used
             material[(job.deal_id, auditor.address)] = (root, fuel, salt)
             tx = auditor.client.commit_audit(job.deal_id, seal_of(auditor.address, job.deal_id, root, fuel, salt))
             job.gas["audit"] += tx.gas_used
@@ -440,22 +564,36 @@ class Bench:
                   "without paying it unless an auditor upheld them (refunded)")
 
         # what users were told, and what honest parties lost (issue 15's figures)
-        honest = [p for p in self.providers if not p.cheater]
-        honest_lost = sum(int(e["amount"]) for p in honest for e in self.events("ProviderSlashed", provider=p.address))
-        honest_lost += sum(int(e["amount"]) for p in honest for e in self.events("StakeForfeited", provider=p.address))
-        # the SDK says "audited" only for PASSED with a winning claim: a cheat that passed an audit is a wrong
-        # result a user was told was verified; one that cleared is "sealed", flagged once its provider is jailed
-        called_verified = sum(j.outcome == "passed" for j in cheats)
+        honest = [p for p in self.providers if not p.cheater]  # the sybil is not among self.providers
+        lost_by: dict[str, int] = {}
+        for p in honest:
+            lost = sum(int(e["amount"]) for e in self.events("ProviderSlashed", provider=p.address))
+            lost += sum(int(e["amount"]) for e in self.events("StakeForfeited", provider=p.address))
+            lost += sum(int(e["penalty"]) for e in self.events("AuditorMissed", auditor=p.address))
+            if lost:
+                lost_by[p.name] = lost
+        honest_lost = sum(lost_by.values())
+        # the SDK says "audited" only for PASSED with a winning (non-zero) claim: a cheat that passed an audit so
+        # is a wrong result a user was told was verified; one that cleared is "sealed", flagged once its provider
+        # is jailed; PASSED with a zero claim is "unaudited" (nobody could be seated)
+        called_verified = sum(j.outcome == "passed" and j.claim not in (b"", ZERO32) for j in cheats)
         unflagged = sum(j.outcome == "cleared" and not jailed[j.provider.address] for j in cheats)
-        emit(kind="trust", honest_stake_lost=honest_lost, wrong_results_called_verified=called_verified,
+        emit(kind="trust", honest_stake_lost=honest_lost, honest_stake_lost_by=lost_by,
+             wrong_results_called_verified=called_verified,
+             wrong_results_passed_unaudited=sum(j.outcome == "passed" and j.claim in (b"", ZERO32) for j in cheats),
              wrong_results_sealed_unflagged=unflagged,
-             note="honest_stake_lost: slashes and forfeits of providers that never cheated; "
-                  "wrong_results_called_verified: cheating deals whose audit PASSED (reported 'audited'); "
-                  "wrong_results_sealed_unflagged: cheating deals paid unaudited whose provider is not jailed "
-                  "at the end (reported 'sealed' with no flag)")
+             note="honest_stake_lost: slashes, forfeits and no-show penalties of providers that never cheated "
+                  "(as providers or auditors); wrong_results_called_verified: cheating deals whose audit PASSED "
+                  "with a non-zero winning claim (reported 'audited'); wrong_results_sealed_unflagged: cheating "
+                  "deals paid unaudited whose provider is not jailed at the end (reported 'sealed' with no flag)")
 
+        adv = self.adversaries(cheaters)
+        if adv:
+            emit(kind="adversaries", **adv)
         econ = self.cheater_economics(cheaters)
-        emit(kind="cheater_economics", formula=CHEAT_FORMULA, **econ)
+        econ["cheater_provider_net_profit"] = econ["cheater_net_profit"]
+        econ["cheater_net_profit"] += sum(adv.get(k, {}).get("net", 0) for k in ("sybil", "colluding_requester"))
+        emit(kind="cheater_economics", formula=CHEAT_FORMULA + ADVERSARY_FORMULA, **econ)
 
         gas = self.gas_figures()
         emit(kind="gas", **gas)
@@ -470,6 +608,18 @@ class Bench:
             "honest_stake_lost": honest_lost,
             "wrong_results_called_verified": called_verified,
             "wrong_results_sealed_unflagged": unflagged,
+            "cheater_provider_net_profit": econ["cheater_provider_net_profit"],
+            "sybil_net": adv.get("sybil", {}).get("net"),
+            "colluding_requester_net": adv.get("colluding_requester", {}).get("net"),
+            "sybil_seated_on_own_provider": adv.get("sybil_seated_on_own_provider"),
+            "sybil_seated_on_own_provider_expected": adv.get("sybil_seated_on_own_provider_expected"),
+            "cheater_seat0_draws": adv.get("cheater_seat0_draws"),
+            "sybil_seat0_all": adv.get("sybil_seat0_all"),
+            "sybil_seat0_all_expected": adv.get("sybil_seat0_all_expected"),
+            "withheld_deals": adv.get("withheld_deals"),
+            "withheld_deals_audited": adv.get("withheld_deals_audited"),
+            "withheld_deals_failed": adv.get("withheld_deals_failed"),
+            "unavailable_reports": adv.get("unavailable_reports"),
             "meets_targets": (overhead <= TARGET_OVERHEAD_PCT and econ["cheater_net_profit"] < 0
                               and honest_lost == 0 and called_verified == 0),
             "jobs": len(self.jobs),
@@ -488,6 +638,51 @@ class Bench:
             "wall_s": round(wall, 1),
         }
         return summary
+
+    def adversaries(self, cheaters: Sequence[Actor]) -> dict[str, Any]:
+        """What the sybil and the colluding requester did and what they made."""
+        if not self.args.adversaries:
+            return {}
+        out: dict[str, Any] = {}
+        cheater_deals = {j.deal_id for j in self.jobs if j.cheated and j.audited}
+        on_cheater = {k for k in self.seat0_draws if k[0] in cheater_deals}
+        share = self.sybil_share()
+        # over all first-auditor draws the sybil's share varies with the deal's provider; this uses the
+        # cheater-cut share for the cheater's deals and the honest-cut share (one honest stake out) otherwise
+        honest_cut = self.sybil_stake / (self.sybil_stake + self.stake * (len(self.providers) - 1))
+        expected_all = len(on_cheater) * share + (len(self.seat0_draws) - len(on_cheater)) * honest_cut
+        if self.sybil is not None:
+            s = self.sybil
+            info = s.client.provider_info(s.address)
+            gain = self.assets(s) - self.assets_start[s.name]
+            out["sybil"] = {"address": s.address, "stake_start": self.sybil_stake, "stake_end": info.stake,
+                            "unbonding": info.unbonding, "jailed": s.client.jailed(s.address),
+                            "audit_runs": s.audit_runs, "backed_cheater_seats": self.sybil_backed,
+                            "moves": self.sybil_moves, "assets_change": gain,
+                            "audit_work_cost": s.audit_runs * self.price,
+                            "net": gain - s.audit_runs * self.price}
+        if self.colluder is not None:
+            c = self.colluder
+            gain = self.assets(c) - self.assets_start[c.name]
+            out["colluding_requester"] = {"address": c.address, "deals": sum(j.requester is c for j in self.jobs),
+                                          "assets_change": gain, "net": gain}
+        withheld = [j for j in self.jobs if j.withheld]
+        out.update(
+            sybil_seated_on_own_provider=len(on_cheater & self.seat0_sybil),
+            sybil_seated_on_own_provider_expected=round(len(on_cheater) * share, 3),
+            sybil_share_of_cheater_draws=round(share, 4), cheater_seat0_draws=len(on_cheater),
+            sybil_seat0_all=len(self.seat0_sybil), sybil_seat0_all_expected=round(expected_all, 3),
+            seat0_draws_all=len(self.seat0_draws),
+            withheld_deals=len(withheld), withheld_deals_audited=sum(j.audited for j in withheld),
+            withheld_deals_failed=sum(j.outcome == "failed" for j in withheld),
+            unavailable_reports=self.unavailable_reports,
+            note="sybil_seated_on_own_provider: first-auditor draws (deal, round) on the cheater's audited deals "
+                 "that seated the sybil; expected = those draws x the sybil's weight share (the cheater's own cut "
+                 "out). The sybil grinds (random 1..50-unit stake moves before every draw call); with "
+                 "epoch_blocks = 256 they cannot steer a draw, so the rate should match the share. "
+                 "withheld: the colluding requester's deals (all with a cheater); their auditors report the job "
+                 "unavailable (root 0, fuel 0) unless the seat is the sybil")
+        return out
 
     def cheater_economics(self, cheaters: Sequence[Actor]) -> dict[str, Any]:
         payments = income = work = forfeited = penalties = 0
@@ -575,14 +770,25 @@ def main() -> int:
     ap.add_argument("--audit-period", type=int, default=20, help="seconds per audit phase (the devnet default)")
     ap.add_argument("--collateral-factor", type=float, default=None,
                     help="collateral = price x factor (default: the SDK's min_collateral_for(price), 19 x)")
+    ap.add_argument("--adversaries", action=argparse.BooleanOptionalAction, default=True,
+                    help="add issue 15's adversaries: a grinding sybil, a colluding requester and withheld jobs "
+                         f"(and deploy with epoch_blocks = {EPOCH_BLOCKS})")
+    ap.add_argument("--sybil-share", type=float, default=0.05,
+                    help="the sybil's share of the sortition weight over the cheater's deals (default 0.05; "
+                         "never below the member minimum stake, the setup line prints the share it got)")
     args = ap.parse_args()
+    if not 0 < args.sybil_share < 0.5:
+        raise SystemExit("--sybil-share must be in (0, 0.5)")
     if not 0 <= args.cheaters < 10:
         raise SystemExit("--cheaters must be 0..9")
     if args.wave < 1 or args.wave > 150:
         raise SystemExit("--wave must be 1..150 (the draw window is 200 blocks and every open mines one)")
     with tempfile.TemporaryDirectory(prefix="mercato-verify-") as tmp:
         home = Path(tmp)
-        net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url=""), DevnetParams(audit_period=args.audit_period))
+        # transaction ledgers under this run's home, not ./.mercato: two runs (or a test run) never share one
+        os.environ["MERCATO_HOME"] = str(home)
+        params = DevnetParams(audit_period=args.audit_period, epoch_blocks=EPOCH_BLOCKS if args.adversaries else 1)
+        net = Devnet(Settings(home=home, devnet_port=free_port(), rpc_url=""), params)
         try:
             dep = net.start().deployment
             assert dep is not None
@@ -590,6 +796,12 @@ def main() -> int:
             base = MarketClient.from_deployment(w3, dep, dep.keys["requester1"])
             names = [f"requester{i}" for i in (1, 2, 3)] + [f"provider{i}" for i in range(1, 11)]
             clients = {n: base if n == "requester1" else base.as_account(dep.keys[n]) for n in names}
+            if args.adversaries:  # two more accounts of anvil's mnemonic (they have ether), given tokens here
+                Account.enable_unaudited_hdwallet_features()
+                extra = {n: Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+                         for n, i in (("sybil", SYBIL_INDEX), ("colluder", COLLUDER_INDEX))}
+                fund(w3, dep, dep.keys["deployer"], {n: a.address for n, a in extra.items()}, FUND_AMOUNT)
+                clients |= {n: base.as_account(a.key.to_0x_hex()) for n, a in extra.items()}
             bench = Bench(args, w3, clients, Sandbox(home))
             bench.setup()
             bench.run()
