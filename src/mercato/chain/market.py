@@ -47,6 +47,11 @@ from mercato.chain.rpc import TxSender
 from mercato.domain.deals import AUDITED, CLEARED, Deal, Terms
 from mercato.errors import ChainError, TransactionFailed
 
+# a stake change is reported to the court's sortition tree: a provider joining takes a member index
+# whose 17 tree nodes may be written from zero (20,000 gas each, not 2,900) if another provider joined
+# between the estimate and the block (seen: concurrent agents' first stakes out of gas)
+SORTITION_HEADROOM = 17 * 20_000
+
 __all__ = ["MarketClient", "MAX_BATCH", "check_batch", "chunks"]
 
 MAX_BATCH = 32  # DynArray bound of finalize/reclaim (_MAX_BATCH in deals.vy; a unit test keeps them equal)
@@ -146,11 +151,11 @@ class MarketClient:
         data = getattr(contract.events, name)().process_log(log)
         return Event(name, {k: _plain(v) for k, v in data["args"].items()}, int(log["logIndex"]))
 
-    def _send(self, fn: ContractFunction, key: str | None = None) -> Tx:
+    def _send(self, fn: ContractFunction, key: str | None = None, headroom: int = 0) -> Tx:
         """Send and wait. With ``key`` (e.g. ``"commit:0x<deal id>"``) a retry while the first is
         still in flight (a timeout, a crash, another process of this key) waits for that one instead
         of sending a second; once it is mined a new call goes to the contract, which judges it."""
-        receipt = self.sender.send(fn, key=key, reuse_mined=False)
+        receipt = self.sender.send(fn, key=key, reuse_mined=False, headroom=headroom)
         assert not isinstance(receipt, bytes)
         return self._tx(receipt)
 
@@ -193,12 +198,12 @@ class MarketClient:
 
     # provider registry and stake ------------------------------------------------------------
     def register(self, endpoint: str, resources: bytes, enc_key: bytes) -> Tx:
-        return self._send(self._f.register(endpoint, bytes(resources), bytes(enc_key)))
+        return self._send(self._f.register(endpoint, bytes(resources), bytes(enc_key)), headroom=SORTITION_HEADROOM)
 
     def stake(self, amount: int) -> Tx:
         """Approve (when needed) and stake ``amount``."""
         self._approve(amount)
-        return self._send(self._f.stake(amount))
+        return self._send(self._f.stake(amount), headroom=SORTITION_HEADROOM)
 
     def unbond(self, amount: int) -> Tx:
         return self._send(self._f.unbond(amount))

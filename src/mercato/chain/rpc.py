@@ -162,8 +162,9 @@ class TxSender:
         except (ContractLogicError, Web3RPCError) as exc:
             raise_for_error(exc)
 
-    def build(self, fn: ContractFunction, gas: int | None = None) -> dict[str, Any]:
-        """The unsigned transaction (gas estimated with margin; reverts raise typed errors)."""
+    def build(self, fn: ContractFunction, gas: int | None = None, headroom: int = 0) -> dict[str, Any]:
+        """The unsigned transaction (gas estimated with margin, plus ``headroom`` for a call whose cost
+        can grow between the estimate and the block; reverts raise typed errors)."""
         tx: dict[str, Any] = {"from": self.account.address, "chainId": self._chain_id()}
         try:
             # against the pending block: its timestamp is the next block's, so time-gated calls
@@ -172,7 +173,7 @@ class TxSender:
             estimate = gas or fn.estimate_gas(tx, block_identifier="pending")
         except (ContractLogicError, Web3RPCError) as exc:
             raise_for_error(exc)
-        tx["gas"] = gas or int(estimate * self.gas_margin) + self.gas_extra
+        tx["gas"] = gas or int(estimate * self.gas_margin) + self.gas_extra + headroom
         base = self._base_fee()
         tx["maxPriorityFeePerGas"] = 1_000_000  # 0.001 gwei: anvil and L2s need no more
         tx["maxFeePerGas"] = 2 * base + tx["maxPriorityFeePerGas"]
@@ -180,7 +181,7 @@ class TxSender:
 
     # sending --------------------------------------------------------------------------------
     def send(self, fn: ContractFunction, *, gas: int | None = None, wait: bool = True,
-             key: str | None = None, reuse_mined: bool = True) -> TxReceipt | bytes:
+             key: str | None = None, reuse_mined: bool = True, headroom: int = 0) -> TxReceipt | bytes:
         """Estimate, sign, record, send; waits for the receipt unless ``wait`` is False (returns
         the hash). With ``key``, a transaction already sent under that key (by this process or
         another sharing the ledger) is not sent again: its receipt is waited for and returned.
@@ -194,7 +195,7 @@ class TxSender:
                 log.info("transaction already sent under this key", extra={"key": key, "tx": _hx(held.hash),
                                                                             "state": held.state})
                 return self._await(held, fn, None) if wait else held.hash
-        tx = self.build(fn, gas)
+        tx = self.build(fn, gas, headroom)
         rec = self._submit(tx, key, states)
         return self._await(rec, fn, tx) if wait else rec.hash
 
