@@ -417,6 +417,11 @@ class Bidder:
             raise _Decline("collateral", f"this provider has {max(free, 0)} free stake, less than the "
                                          f"{quote.collateral} collateral asked: lower min_collateral or "
                                          "ask another provider")
+        reserve = self.cfg.audit_reserve
+        if free - quote.collateral < reserve:
+            raise _Decline("collateral", f"this provider keeps {reserve} of its {free} free stake for audit duty "
+                                         f"(audit_reserve) and the {quote.collateral} collateral asked would cut "
+                                         "into it: lower min_collateral or ask another provider")
         await self._check_bond(quote)
         await self._check_exposure(quote)
 

@@ -159,6 +159,10 @@ class ProviderConfig:
     max_collateral_ratio: int | float = 100
     collateral_ratio_floor: int = 100_000_000  # 100 mUSD
     max_miss_exposure: int = 1_000_000_000  # 1,000 mUSD
+    # free stake never locked as collateral, so this agent can always be seated as an auditor: a drawn seat
+    # locks a bond of the deal's audit fee until it commits, and one that cannot is passed over (docs/SPEC.md
+    # §14.4), which would leave audit seats to whoever keeps stake idle (a sybil's share of seats would grow)
+    audit_reserve: int = 10_000_000  # 10 mUSD
     # true: a batch priced by a live bulk quote of this agent's (mercato map's batches, which ask an expiry at
     # their deadline so that the provider can run them and then open_and_commit) is exempt from the two
     # timing rules: the requester could open such a bid at its expiry and reclaim the penalty (bounded by
@@ -223,7 +227,8 @@ class ProviderConfig:
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < float("inf"):
             raise ConfigError(f"cu_per_s must be a positive number (compute units this machine runs a second, "
                               f"for the run-time estimate), got {speed!r}")
-        for name in ("max_expiry_s", "max_collateral", "collateral_ratio_floor", "max_miss_exposure"):
+        for name in ("max_expiry_s", "max_collateral", "collateral_ratio_floor", "max_miss_exposure",
+                     "audit_reserve"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_expiry_s" else 0):
                 raise ConfigError(f"{name} must be a whole number >= {1 if name == 'max_expiry_s' else 0}, "

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provider_kit import DEPOSIT, INPUT, WORKLOAD, Harness, accept_msg, make_rfq, make_spec, terms_of, until
+from provider_kit import DEPOSIT, INPUT, STAKE, WORKLOAD, Harness, accept_msg, make_rfq, make_spec, terms_of, until
 
 from mercato.chain import FakeLedger, FakeMarket
 from mercato.domain.jobs import FUEL_PER_CU, JobSpec, Limits
@@ -217,3 +217,16 @@ async def test_inputs_never_sent_for_an_unopened_deal_cost_nothing(
     assert "never opened on-chain" in (h.agent.store.get(deal).error or "")
     assert h.agent.metrics.inputs_withheld._value.get() == 0
     assert h.agent.store.busy_lanes(2) == 0 and h.provider.reputation().missed == 0
+
+
+# free stake for audit duty -------------------------------------------------------------------------------
+async def test_collateral_that_would_eat_the_audit_reserve_is_declined(make_agent, requester: FakeMarket) -> None:
+    """A drawn auditor seat locks a bond of the audit fee, and a provider that cannot is passed over (SPEC
+    §14.4): a provider whose stake is all locked as collateral leaves its audit seats to whoever keeps stake
+    idle. The bidder keeps audit_reserve of free stake out of any collateral."""
+    free, reserve = STAKE, 10 * 10**6
+    h: Harness = await make_agent(audit_reserve=reserve, max_collateral=10**13, collateral_ratio_floor=10**13,
+                                  max_miss_exposure=10**13)
+    reason = await _declined(h, requester, "collateral", min_collateral=free - reserve + 1)
+    assert "audit_reserve" in reason
+    assert (await _answer(h, requester, min_collateral=free - reserve)).bid is not None
