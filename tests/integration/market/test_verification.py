@@ -205,10 +205,10 @@ def _job(**market: Any) -> JobRequest:
     return JobRequest.from_files(WASM, args=["50000", "7"], limits=Limits(fuel=CU * FUEL_PER_CU), **opts)
 
 
-def _run(dep: Deployment, job: JobRequest, *, withhold_seed: bool = False) -> Any:
+def _run(dep: Deployment, job: JobRequest, *, withhold_seed: bool = False, key: str | None = None) -> Any:
     async def go() -> Any:
         # a wide bid window: the test's cheaters must be heard even on a loaded 2-core machine
-        async with Market.connect(deployment=dep, key=dep.keys["requester1"], bid_window=BID_WINDOW) as market:
+        async with Market.connect(deployment=dep, key=key or dep.keys["requester1"], bid_window=BID_WINDOW) as market:
             if withhold_seed:  # a requester that never reveals its seed (nor draws with it)
                 async def keep_it(*_a: Any, **_k: Any) -> None:
                     return None
@@ -459,12 +459,16 @@ def test_job_hidden_from_auditors_is_pushed_by_the_requester(spawn, honest, chai
     key, hider = _fresh_account(vdep, 2 * STAKE)
     hider_agent = spawn(key, behaviour="hidden_wrong_result", price=1, name="hider")
     stake = chain.provider_info(hider).stake
-    escrow0, burned0 = chain.balance_of(), chain.burned()
+    # a requester of its own: requester1's deals of earlier tests may still settle (an audit by default
+    # returning its fee) while this one runs, and would move the balance this test accounts for
+    rkey, requester = _fresh_account(vdep, 1_000 * 10**6)
+    chain.as_account(rkey).deposit(500 * 10**6)
+    escrow0, burned0 = chain.balance_of(requester), chain.burned()
     others0 = {a: chain.balance_of(a) for a in chain.providers() if a != hider}
     assert httpx_status(hider_agent, "/v1/audits/0x" + "00" * 32 + "/job") == 503  # it serves no audit
 
     with pytest.raises(ResultMismatch) as err:
-        _run(vdep, _job())
+        _run(vdep, _job(), key=rkey)
     deal_id = bytes.fromhex(err.value.deal_id.removeprefix("0x"))
     audit = _wait_audit(chain, deal_id)
 
@@ -476,7 +480,7 @@ def test_job_hidden_from_auditors_is_pushed_by_the_requester(spawn, honest, chai
     per_prover, to_requester, burned = split_forfeit(stake, len(provers))
     fee = _job().fee
     assert chain.burned() - burned0 == burned
-    assert chain.balance_of() == escrow0 - fee + to_requester
+    assert chain.balance_of(requester) == escrow0 - fee + to_requester
     for addr, before in others0.items():
         assert chain.balance_of(addr) - before == (per_prover if addr in provers else 0) + \
             (fee if addr == audit.seats[0] else 0)
