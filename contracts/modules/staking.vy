@@ -367,7 +367,11 @@ def in_flight(provider: address) -> (uint256, uint256, uint256):
     """
     bond: uint256 = self._bond[provider]
     flight: uint256 = (bond >> 96) & _U96
-    return flight, bond >> 224, self._decode((bond >> 192) & _U32 * convert(flight != 0, uint256))
+    # the code left from before the value in flight was last zero is stale
+    code: uint256 = 0
+    if flight != 0:
+        code = (bond >> 192) & _U32
+    return flight, bond >> 224, self._decode(code)
 
 
 @external

@@ -15,7 +15,7 @@ logs reads both addresses (:meth:`Deployment.log_addresses`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,6 @@ class Deployment:
         if self.court:
             return str(Web3.to_checksum_address(self.court))
         return court_of(w3, self.market, self.abi.get("market", []))
-
-    def with_court(self, w3: Web3) -> Deployment:
-        """This deployment with its court's address filled in (read from the chain when missing)."""
-        return self if self.court else replace(self, court=self.court_address(w3))
 
     def log_addresses(self, w3: Web3 | None = None) -> list[str]:
         """The addresses whose logs make the market's history: the Market and its court (the
